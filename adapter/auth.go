@@ -1,0 +1,76 @@
+package adapter
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+)
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>"
+// header; the scheme is case-insensitive (RFC 9110 §11.1).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != "" && !strings.ContainsAny(token, " \t")
+}
+
+// tokenDigests holds hashes of a channel's accepted tokens, so that the
+// comparison takes the same time whatever the length of the offered token.
+type tokenDigests struct {
+	current  [sha256.Size]byte
+	previous [sha256.Size]byte
+	hasPrev  bool
+}
+
+func newTokenDigests(current, previous Secret) tokenDigests {
+	d := tokenDigests{current: sha256.Sum256([]byte(current.Reveal()))}
+	if previous != "" {
+		d.previous, d.hasPrev = sha256.Sum256([]byte(previous.Reveal())), true
+	}
+	return d
+}
+
+// unknownChannel is compared against when the channel does not exist, so an
+// unknown channel costs the same time as a wrong token.
+var unknownChannel = newTokenDigests(Secret("\x00unknown channel"), Secret("\x00unknown channel"))
+
+// accepts compares in constant time against both tokens.
+func (d tokenDigests) accepts(token string) bool {
+	offered := sha256.Sum256([]byte(token))
+	cur := subtle.ConstantTimeCompare(offered[:], d.current[:])
+	prev := subtle.ConstantTimeCompare(offered[:], d.previous[:])
+	if !d.hasPrev {
+		prev = 0
+	}
+	return cur|prev == 1
+}
+
+// authorize reports whether r carries a valid bearer token for ch (which
+// may be nil for an unknown channel).
+func authorize(r *http.Request, ch *channel) bool {
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	digests := unknownChannel
+	if ch != nil {
+		digests = ch.tokens
+	}
+	accepted := digests.accepts(token)
+	return ok && ch != nil && accepted
+}
+
+// writeUnauthorized answers 401 the same way for a missing token, a wrong
+// token and an unknown channel, so none can be told apart.
+func writeUnauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="bonychat-adapter"`)
+	providers.WriteError(w, http.StatusUnauthorized, "missing or invalid bearer token for this channel")
+}
+
+func hasBearer(r *http.Request) bool {
+	_, ok := bearerToken(r.Header.Get("Authorization"))
+	return ok
+}

@@ -1,0 +1,283 @@
+package adapter
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+// Config is the whole YAML configuration. Its shape is part of the contract.
+type Config struct {
+	Listen    string          `yaml:"listen"`
+	PublicURL string          `yaml:"public_url"`
+	BasePath  string          `yaml:"base_path"`
+	Log       LogConfig       `yaml:"log"`
+	HTTP      HTTPConfig      `yaml:"http"`
+	Platform  PlatformConfig  `yaml:"platform"`
+	Demo      DemoConfig      `yaml:"demo"`
+	Channels  []ChannelConfig `yaml:"channels"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | text
+}
+
+// HTTPConfig bounds the HTTP server.
+type HTTPConfig struct {
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+}
+
+// PlatformConfig is how the server reaches BonyChat's webhook.
+type PlatformConfig struct {
+	WebhookURL string        `yaml:"webhook_url"`
+	Timeout    time.Duration `yaml:"timeout"`   // per attempt
+	Retries    int           `yaml:"retries"`   // in-request retries of one post
+	RetryMin   time.Duration `yaml:"retry_min"` // first backoff
+	RetryMax   time.Duration `yaml:"retry_max"` // longest backoff, also caps Retry-After
+}
+
+// DemoConfig turns on the demo helpers; all off by default.
+type DemoConfig struct {
+	// Platform serves a BonyChat stand-in at /_demo/platform that logs and
+	// keeps what it receives.
+	Platform bool `yaml:"platform"`
+}
+
+// ChannelConfig is one BonyChat Custom Channel.
+type ChannelConfig struct {
+	ID            string        `yaml:"id"`
+	Token         Secret        `yaml:"token"`
+	PreviousToken Secret        `yaml:"previous_token"`
+	IDType        schema.IDType `yaml:"id_type"`
+	WebhookURL    string        `yaml:"webhook_url"`
+	Provider      string        `yaml:"provider"`
+}
+
+// Webhook returns the channel's webhook URL: its own, else the platform's.
+func (c ChannelConfig) Webhook(p PlatformConfig) string {
+	if c.WebhookURL != "" {
+		return c.WebhookURL
+	}
+	return p.WebhookURL
+}
+
+// Secret is a configuration value that must never be printed or logged.
+type Secret string
+
+// String hides the value from fmt.
+func (Secret) String() string { return "[redacted]" }
+
+// GoString hides the value from %#v.
+func (Secret) GoString() string { return "[redacted]" }
+
+// MarshalText hides the value from encoders (JSON, YAML, slog).
+func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Reveal returns the value, for the few places that must use it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Providers this build knows. The provider issues add twilio and mailgun.
+var knownProviders = []string{"console"}
+
+// Defaults are applied before the file, so the file overrides them.
+func defaultConfig() Config {
+	return Config{
+		Listen:    "127.0.0.1:8080",
+		PublicURL: "http://127.0.0.1:8080",
+		Log:       LogConfig{Level: "info", Format: "json"},
+		HTTP: HTTPConfig{MaxBodyBytes: 1 << 20, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 15 * time.Second},
+		Platform: PlatformConfig{Timeout: 10 * time.Second, Retries: 3, RetryMin: 500 * time.Millisecond, RetryMax: 5 * time.Second},
+	}
+}
+
+// LoadConfig reads, expands and validates a configuration file. Every
+// problem found is listed in the error, one per line, with its key path.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(raw, os.LookupEnv)
+}
+
+// ConfigError lists every problem of a configuration.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// ParseConfig parses YAML, expanding ${VAR} from lookup in every value.
+func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, &ConfigError{Problems: []string{"yaml: " + err.Error()}}
+	}
+	var problems []string
+	expandNode(&root, "", lookup, &problems)
+	cfg := defaultConfig()
+	if len(root.Content) > 0 {
+		problems = append(problems, unknownKeys(root.Content[0], reflect.TypeOf(cfg), "")...)
+		if err := decodeNode(&root, &cfg); err != nil {
+			problems = append(problems, yamlProblems(err)...)
+		}
+	}
+	problems = append(problems, cfg.validate()...)
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
+	}
+	return &cfg, nil
+}
+
+func decodeNode(root *yaml.Node, cfg *Config) error { return root.Decode(cfg) }
+
+// unknownKeys lists every key the configuration structs do not have, with
+// its full path, so a typo is reported rather than silently ignored.
+func unknownKeys(n *yaml.Node, t reflect.Type, path string) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		var out []string
+		for i, c := range n.Content {
+			out = append(out, unknownKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		return unknownStructKeys(n, t, path)
+	}
+	return nil
+}
+
+func unknownStructKeys(n *yaml.Node, t reflect.Type, path string) []string {
+	fields := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		fields[name] = f.Type
+	}
+	var out []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := n.Content[i].Value
+		ft, ok := fields[key]
+		if !ok {
+			out = append(out, joinKey(path, key)+": unknown key")
+			continue
+		}
+		out = append(out, unknownKeys(n.Content[i+1], ft, joinKey(path, key))...)
+	}
+	return out
+}
+
+func yamlProblems(err error) []string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return slices.Clone(te.Errors)
+	}
+	return []string{"yaml: " + err.Error()}
+}
+
+var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandNode replaces ${VAR} in scalar values (not keys, not comments); "$$"
+// is a literal "$". An unset variable is a problem, never an empty string.
+func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), problems *[]string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			expandNode(c, path, lookup, problems)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			expandNode(n.Content[i+1], joinKey(path, n.Content[i].Value), lookup, problems)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			expandNode(c, fmt.Sprintf("%s[%d]", path, i), lookup, problems)
+		}
+	case yaml.ScalarNode:
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			if ref == "$$" {
+				return "$"
+			}
+			name := ref[2 : len(ref)-1]
+			v, ok := lookup(name)
+			if !ok {
+				*problems = append(*problems, fmt.Sprintf("%s: environment variable %s is not set", path, name))
+			}
+			return v
+		})
+	}
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (c *Config) validate() []string {
+	var p problemList
+	p.check(c.Listen != "", "listen", "required")
+	p.check(c.PublicURL == "" || schema.IsHTTPURL(c.PublicURL), "public_url", "must be an absolute http(s) URL")
+	p.check(c.BasePath == "" || (strings.HasPrefix(c.BasePath, "/") && !strings.HasSuffix(c.BasePath, "/")),
+		"base_path", `must be empty or start with "/" and not end with "/"`)
+	p.check(slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level), "log.level", "must be one of debug, info, warn, error")
+	p.check(slices.Contains([]string{"json", "text"}, c.Log.Format), "log.format", "must be json or text")
+	p.check(c.HTTP.MaxBodyBytes > 0, "http.max_body_bytes", "must be greater than 0")
+	p.check(c.Platform.WebhookURL == "" || schema.IsHTTPURL(c.Platform.WebhookURL), "platform.webhook_url", "must be an absolute http(s) URL")
+	p.check(c.Platform.Retries >= 0, "platform.retries", "must be 0 or more")
+	p.check(c.Platform.RetryMin > 0 && c.Platform.RetryMax >= c.Platform.RetryMin, "platform.retry_min",
+		"must be greater than 0 and not above platform.retry_max")
+	p.check(len(c.Channels) > 0, "channels", "at least one channel is required")
+	seen := map[string]bool{}
+	for i, ch := range c.Channels {
+		p.channel(fmt.Sprintf("channels[%d]", i), ch, c.Platform, seen)
+	}
+	return p.list
+}
+
+type problemList struct{ list []string }
+
+func (p *problemList) check(ok bool, key, msg string) {
+	if !ok {
+		p.list = append(p.list, key+": "+msg)
+	}
+}
+
+func (p *problemList) channel(key string, ch ChannelConfig, platform PlatformConfig, seen map[string]bool) {
+	p.check(ch.ID != "", key+".id", "required")
+	p.check(ch.ID == "" || validChannelID(ch.ID), key+".id", "must be 1 to 100 characters of A-Z a-z 0-9 _ -")
+	p.check(ch.ID == "" || !seen[ch.ID], key+".id", fmt.Sprintf("duplicate channel id %q", ch.ID))
+	seen[ch.ID] = true
+	p.check(ch.Token != "", key+".token", "required")
+	p.check(ch.Token == "" || len(ch.Token) >= 16, key+".token", "must be at least 16 characters")
+	p.check(ch.PreviousToken == "" || len(ch.PreviousToken) >= 16, key+".previous_token", "must be at least 16 characters")
+	p.check(ch.IDType == schema.IDTypePhone || ch.IDType == schema.IDTypeCustom, key+".id_type", "must be phone or custom")
+	p.check(ch.WebhookURL == "" || schema.IsHTTPURL(ch.WebhookURL), key+".webhook_url", "must be an absolute http(s) URL")
+	p.check(ch.Webhook(platform) != "", key+".webhook_url", "required when platform.webhook_url is empty")
+	p.check(slices.Contains(knownProviders, ch.Provider), key+".provider", "must be one of "+strings.Join(knownProviders, ", "))
+}
+
+var channelIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
+
+// validChannelID keeps channel IDs safe to use as a path segment.
+func validChannelID(id string) bool { return channelIDPattern.MatchString(id) }

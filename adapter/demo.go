@@ -1,0 +1,80 @@
+package adapter
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+// demoKeep is how many deliveries the demo stand-in remembers.
+const demoKeep = 100
+
+// demoPlatform stands in for BonyChat's webhook in demos: it checks the
+// bearer token and the payload as BonyChat would, logs what it receives and
+// keeps the latest deliveries for GET /_demo/platform.
+type demoPlatform struct {
+	s        *Server
+	mu       sync.Mutex
+	received []demoDelivery
+}
+
+type demoDelivery struct {
+	ReceivedAt time.Time             `json:"receivedAt"`
+	Payload    schema.WebhookPayload `json:"payload"`
+}
+
+func newDemoPlatform(s *Server) *demoPlatform { return &demoPlatform{s: s} }
+
+func (d *demoPlatform) receive(c *gin.Context) {
+	w, r := c.Writer, c.Request
+	if !hasBearer(r) {
+		writeUnauthorized(w)
+		return
+	}
+	body, ok := providers.ReadJSONBody(w, r)
+	if !ok {
+		return
+	}
+	ch := d.s.channelByID(schema.PeekChannelID(body))
+	if !authorize(r, ch) {
+		writeUnauthorized(w)
+		return
+	}
+	var p schema.WebhookPayload
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		providers.WriteError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return
+	}
+	if err := schema.ValidatePayload(&p, ch.cfg.IDType); err != nil {
+		providers.WriteInvalid(w, err)
+		return
+	}
+	d.keep(p)
+	d.s.log.Info("demo platform received", "channel", p.ChannelID, "contact", p.ContactID, "payload", json.RawMessage(body))
+	providers.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (d *demoPlatform) keep(p schema.WebhookPayload) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.received = append(d.received, demoDelivery{ReceivedAt: time.Now().UTC(), Payload: p})
+	if len(d.received) > demoKeep {
+		d.received = d.received[len(d.received)-demoKeep:]
+	}
+}
+
+func (d *demoPlatform) list(c *gin.Context) {
+	d.mu.Lock()
+	out := append([]demoDelivery{}, d.received...)
+	d.mu.Unlock()
+	providers.WriteJSON(c.Writer, http.StatusOK, map[string][]demoDelivery{"received": out})
+}

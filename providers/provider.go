@@ -1,0 +1,70 @@
+// Package providers defines what a messaging provider must do for the adapter
+// (the Provider contract), the send-error taxonomy that drives retries, and
+// helpers shared by the providers. Providers never import the adapter: it
+// hands them what they need through the small interfaces declared here.
+package providers
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+// Recipient says who an outbound message is for.
+type Recipient struct {
+	ChannelID string
+	ContactID string
+}
+
+// Sent is what a provider accepted: its own IDs for the message (several
+// when it was split into parts).
+type Sent struct {
+	ProviderIDs []string
+}
+
+// Provider delivers outbound messages for one channel. One value serves one
+// channel, with that channel's account and settings.
+type Provider interface {
+	// Kind names the provider in configuration and routes ("console", "twilio").
+	Kind() string
+	// Send delivers one message. A failure is a *SendError whose Kind says
+	// whether and how to retry.
+	Send(ctx context.Context, to Recipient, m schema.Message, mID string) (Sent, error)
+}
+
+// Route is one webhook endpoint a provider serves for its channel, mounted
+// by the adapter at /{kind}/{channelId}/{action}.
+type Route struct {
+	Method string
+	Action string
+	// BearerAuth asks the adapter to check the channel's token before the
+	// handler runs; providers with signed webhooks verify them themselves.
+	BearerAuth bool
+	Handler    http.HandlerFunc
+}
+
+// WebhookProvider is a provider that receives webhooks.
+type WebhookProvider interface {
+	Routes() []Route
+}
+
+// Inbound is what a verified provider webhook produced for one contact.
+type Inbound struct {
+	ContactID string
+	Contact   *schema.Contact
+	Events    []schema.Event
+}
+
+// Ingester takes inbound events. It returns nil only when the events are
+// safe (delivered or stored): a provider acknowledges its webhook after that
+// and answers an error status otherwise, so the provider redelivers.
+type Ingester interface {
+	Ingest(ctx context.Context, in Inbound) ([]string, error)
+}
+
+// IngestFunc adapts a function to Ingester.
+type IngestFunc func(ctx context.Context, in Inbound) ([]string, error)
+
+// Ingest calls f.
+func (f IngestFunc) Ingest(ctx context.Context, in Inbound) ([]string, error) { return f(ctx, in) }

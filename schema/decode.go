@@ -1,0 +1,131 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// knownKeys lists the keys each object of a /message body may carry;
+// anything else is refused with its full path.
+var knownKeys = map[string]map[string]bool{
+	"":                   {"channelId": true, "contactId": true, "message": true},
+	"message":            {"type": true, "text": true, "attachment": true, "latitude": true, "longitude": true, "address": true, "title": true, "replies": true},
+	"message.attachment": {"type": true, "url": true, "mimeType": true, "fileName": true, "description": true},
+}
+
+// ErrMalformedJSON marks a body that is not a single JSON object.
+var ErrMalformedJSON = errors.New("malformed JSON")
+
+// DecodeMessageRequest decodes a /message body strictly: one JSON object,
+// no unknown fields at any level, the right JSON type for every field. A
+// *ValidationError names the offending fields; ErrMalformedJSON wraps syntax
+// errors.
+func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
+	var raw any
+	if err := decodeOne(body, &raw); err != nil {
+		return nil, err
+	}
+	obj, ok := raw.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: the body must be a JSON object", ErrMalformedJSON)
+	}
+	if fields := unknownFields("", obj); len(fields) > 0 {
+		return nil, invalid(fields...)
+	}
+	var req MessageRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, typeError(err)
+	}
+	return &req, nil
+}
+
+// PeekChannelID reads only channelId from a body, for authentication before
+// the body is processed any further. It returns "" when there is none.
+func PeekChannelID(body []byte) string {
+	var head struct {
+		ChannelID any `json:"channelId"`
+	}
+	if json.Unmarshal(body, &head) != nil {
+		return ""
+	}
+	s, _ := head.ChannelID.(string)
+	return s
+}
+
+func decodeOne(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: the body is empty", ErrMalformedJSON)
+		}
+		return fmt.Errorf("%w: %v", ErrMalformedJSON, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: data after the JSON object", ErrMalformedJSON)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: data after the JSON object", ErrMalformedJSON)
+	}
+	return nil
+}
+
+func unknownFields(path string, obj map[string]any) []FieldError {
+	allowed := knownKeys[path]
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []FieldError
+	for _, k := range keys {
+		child := join(path, k)
+		if !allowed[k] {
+			out = append(out, FieldError{Field: child, Rule: "unknown_field", Message: "is not a field of this object"})
+			continue
+		}
+		if nested, ok := obj[k].(map[string]any); ok && knownKeys[child] != nil {
+			out = append(out, unknownFields(child, nested)...)
+		}
+	}
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func typeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			return fmt.Errorf("%w: the body must be a JSON object", ErrMalformedJSON)
+		}
+		return invalid(FieldError{Field: field, Rule: "type", Message: "must be a JSON " + jsonKind(te.Type.Kind().String())})
+	}
+	return fmt.Errorf("%w: %v", ErrMalformedJSON, err)
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "float64", "int", "int64":
+		return "number"
+	case "slice":
+		return "array"
+	case "struct", "map", "ptr":
+		return "object"
+	case "bool":
+		return "boolean"
+	}
+	return goKind
+}
