@@ -69,6 +69,15 @@ type ChannelConfig struct {
 	Provider      string        `yaml:"provider"`
 }
 
+// secrets lists every secret of the configuration, for log redaction.
+func (c *Config) secrets() []string {
+	var out []string
+	for _, ch := range c.Channels {
+		out = append(out, ch.Token.Reveal(), ch.PreviousToken.Reveal())
+	}
+	return out
+}
+
 // Webhook returns the channel's webhook URL: its own, else the platform's.
 func (c ChannelConfig) Webhook(p PlatformConfig) string {
 	if c.WebhookURL != "" {

@@ -42,7 +42,12 @@ func (d *demoPlatform) receive(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ch := d.s.channelByID(schema.PeekChannelID(body))
+	channelID, err := schema.PeekChannelID(body)
+	if err != nil {
+		providers.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ch := d.s.channelByID(channelID)
 	if !authorize(r, ch) {
 		writeUnauthorized(w)
 		return

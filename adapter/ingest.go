@@ -16,9 +16,6 @@ import (
 func (s *Server) ingester(ch *channel) providers.Ingester {
 	return providers.IngestFunc(func(ctx context.Context, in providers.Inbound) ([]string, error) {
 		p := FitPayload(schema.WebhookPayload{ChannelID: ch.cfg.ID, ContactID: in.ContactID, Events: in.Events, Contact: in.Contact})
-		if err := schema.ValidatePayload(&p, ch.cfg.IDType); err != nil {
-			return nil, &providers.IngestError{Status: http.StatusBadRequest, Message: err.Error(), Err: err}
-		}
 		if err := s.platform.Post(ctx, ch.target, p); err != nil {
 			s.log.Error("BonyChat webhook post failed", "channel", ch.cfg.ID, "contact", in.ContactID, "error", err.Error())
 			return nil, platformIngestError(err)
@@ -28,6 +25,10 @@ func (s *Server) ingester(ch *channel) providers.Ingester {
 }
 
 func platformIngestError(err error) error {
+	var verr *schema.ValidationError
+	if errors.As(err, &verr) {
+		return &providers.IngestError{Status: http.StatusBadRequest, Message: err.Error(), Err: err}
+	}
 	var pe *PlatformError
 	if errors.As(err, &pe) && pe.Permanent {
 		return &providers.IngestError{Status: http.StatusBadGateway, Message: "BonyChat refused the events", Err: err}

@@ -23,7 +23,12 @@ func (s *Server) handleMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ch := s.channelByID(schema.PeekChannelID(body))
+	channelID, err := schema.PeekChannelID(body)
+	if err != nil {
+		providers.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ch := s.channelByID(channelID)
 	if !authorize(r, ch) {
 		writeUnauthorized(w)
 		return

@@ -96,11 +96,13 @@ func cappedBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.
 // Post makes the payload fit the protocol, validates it, and posts it in
 // batches of at most 20 events, in order.
 func (c *PlatformClient) Post(ctx context.Context, t PlatformTarget, p schema.WebhookPayload) error {
-	p = FitPayload(p)
-	if err := schema.ValidatePayload(&p, t.IDType); err != nil {
-		return fmt.Errorf("payload for channel %s would be refused: %w", t.ChannelID, err)
+	batches := Batches(FitPayload(p))
+	for i := range batches { // all or nothing: never post half a payload
+		if err := schema.ValidatePayload(&batches[i], t.IDType); err != nil {
+			return fmt.Errorf("payload for channel %s would be refused: %w", t.ChannelID, err)
+		}
 	}
-	for _, batch := range Batches(p) {
+	for _, batch := range batches {
 		if err := c.post(ctx, t, batch); err != nil {
 			return err
 		}

@@ -52,6 +52,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	opts.Logger = Redacting(opts.Logger, cfg.secrets())
 	if opts.NewProvider == nil {
 		opts.NewProvider = builtinProvider
 	}

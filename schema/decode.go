@@ -44,16 +44,17 @@ func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 }
 
 // PeekChannelID reads only channelId from a body, for authentication before
-// the body is processed any further. It returns "" when there is none.
-func PeekChannelID(body []byte) string {
-	var head struct {
-		ChannelID any `json:"channelId"`
+// the body is processed any further. It returns "" when there is none, and
+// an error wrapping ErrMalformedJSON when the body is not one JSON value:
+// then no channel can be named, and saying so reveals nothing.
+func PeekChannelID(body []byte) (string, error) {
+	var head any
+	if err := decodeOne(body, &head); err != nil {
+		return "", err
 	}
-	if json.Unmarshal(body, &head) != nil {
-		return ""
-	}
-	s, _ := head.ChannelID.(string)
-	return s
+	obj, _ := head.(map[string]any)
+	s, _ := obj["channelId"].(string)
+	return s, nil
 }
 
 func decodeOne(body []byte, v any) error {

@@ -1,0 +1,219 @@
+package adapter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+func TestMain(m *testing.M) {
+	testkit.LockDefaultTransport()
+	os.Exit(m.Run())
+}
+
+const (
+	demoToken     = "test-token-demo-000000000001"
+	demoPrevToken = "test-token-demo-previous-0001"
+	customToken   = "test-token-custom-0000000001"
+	phoneContact  = "+60177872890"
+)
+
+// fakePlatform stands in for BonyChat's webhook: it records every payload,
+// checks each against openapi.yaml, and answers what the test scripts.
+type fakePlatform struct {
+	t       testing.TB
+	srv     *httptest.Server
+	mu      sync.Mutex
+	got     []receivedPost
+	answers []int // status per post, in order; 200 once exhausted
+	header  http.Header
+}
+
+type receivedPost struct {
+	Auth    string
+	Payload schema.WebhookPayload
+}
+
+func newFakePlatform(t testing.TB) *fakePlatform {
+	f := &fakePlatform{t: t}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakePlatform) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	validateSchema(f.t, "WebhookPayload", body)
+	var p schema.WebhookPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		f.t.Errorf("platform got non-JSON: %v", err)
+	}
+	f.mu.Lock()
+	f.got = append(f.got, receivedPost{Auth: r.Header.Get("Authorization"), Payload: p})
+	status := http.StatusOK
+	if len(f.answers) > 0 {
+		status, f.answers = f.answers[0], f.answers[1:]
+	}
+	for k, v := range f.header {
+		w.Header()[k] = v
+	}
+	f.mu.Unlock()
+	w.WriteHeader(status)
+}
+
+func (f *fakePlatform) script(statuses ...int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answers = statuses
+}
+
+func (f *fakePlatform) posts() []receivedPost {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]receivedPost{}, f.got...)
+}
+
+// fakeProvider records sends and answers with sendErr (nil: accepted).
+type fakeProvider struct {
+	mu      sync.Mutex
+	sent    []schema.Message
+	sendErr error
+	block   chan struct{}
+	panics  bool
+}
+
+func (p *fakeProvider) Kind() string { return "console" }
+
+func (p *fakeProvider) Send(ctx context.Context, _ providers.Recipient, m schema.Message, mID string) (providers.Sent, error) {
+	if p.panics {
+		panic("provider exploded with secret " + demoToken)
+	}
+	if p.block != nil {
+		<-p.block
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sendErr != nil {
+		return providers.Sent{}, p.sendErr
+	}
+	p.sent = append(p.sent, m)
+	return providers.Sent{ProviderIDs: []string{"fake-" + mID}}, nil
+}
+
+func (p *fakeProvider) sentCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sent)
+}
+
+type harness struct {
+	t        *testing.T
+	srv      *Server
+	cfg      *Config
+	platform *fakePlatform
+	logs     *testkit.LogBuffer
+	fake     *fakeProvider // when set, every channel sends through it
+}
+
+func testConfig(platformURL string) *Config {
+	cfg := defaultConfig()
+	cfg.Log = LogConfig{Level: "debug", Format: "json"}
+	cfg.Platform.WebhookURL = platformURL
+	cfg.Platform.RetryMin = 5 * time.Millisecond
+	cfg.Platform.RetryMax = 20 * time.Millisecond
+	cfg.Platform.Timeout = 2 * time.Second
+	cfg.Channels = []ChannelConfig{
+		{ID: "demo", Token: demoToken, PreviousToken: demoPrevToken, IDType: schema.IDTypePhone, Provider: "console"},
+		{ID: "custom01", Token: customToken, IDType: schema.IDTypeCustom, Provider: "console"},
+	}
+	return &cfg
+}
+
+// newHarness builds a server on a fake platform; mutate adjusts the config.
+func newHarness(t *testing.T, mutate func(*Config)) *harness {
+	return newHarnessWith(t, mutate, nil)
+}
+
+func newHarnessWith(t *testing.T, mutate func(*Config), fake *fakeProvider) *harness {
+	t.Helper()
+	h := &harness{t: t, platform: newFakePlatform(t), fake: fake}
+	h.cfg = testConfig(h.platform.srv.URL)
+	if mutate != nil {
+		mutate(h.cfg)
+	}
+	if problems := h.cfg.validate(); len(problems) > 0 {
+		t.Fatalf("test config invalid: %v", problems)
+	}
+	var log *slog.Logger
+	log, h.logs = testkit.NewLogger()
+	opts := Options{Version: "test", Logger: log, Transport: testkit.NewLocalOnlyTransport()}
+	if fake != nil {
+		opts.NewProvider = func(ChannelConfig, providers.Ingester, *slog.Logger) (providers.Provider, error) { return fake, nil }
+	}
+	srv, err := New(h.cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = srv
+	return h
+}
+
+// do runs one request through the handler and checks it against the contract.
+func (h *harness) do(method, path, token, contentType string, body []byte) *httptest.ResponseRecorder {
+	h.t.Helper()
+	req := httptest.NewRequest(method, specHost+path, bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return h.doRequest(req, body)
+}
+
+func (h *harness) doRequest(req *http.Request, body []byte) *httptest.ResponseRecorder {
+	h.t.Helper()
+	header := req.Header.Clone()
+	rec := httptest.NewRecorder()
+	h.srv.Handler().ServeHTTP(rec, req)
+	checkExchange(h.t, h.cfg.BasePath, req.Method, req.URL.Path, header, body, rec)
+	return rec
+}
+
+func (h *harness) postJSON(path, token string, v any) *httptest.ResponseRecorder {
+	h.t.Helper()
+	body, err := json.Marshal(v)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return h.do(http.MethodPost, path, token, "application/json", body)
+}
+
+// errorBody decodes the JSON error shape.
+func errorBody(t testing.TB, rec *httptest.ResponseRecorder) providers.ErrorBody {
+	t.Helper()
+	var e providers.ErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+		t.Fatalf("error body is not JSON: %v: %s", err, rec.Body.String())
+	}
+	if e.Error.Message == "" {
+		t.Fatalf("error body has no message: %s", rec.Body.String())
+	}
+	return e
+}
+
+func textRequest(channel, contact, text string) map[string]any {
+	return map[string]any{"channelId": channel, "contactId": contact, "message": map[string]any{"type": "text", "text": text}}
+}

@@ -1,0 +1,161 @@
+package adapter
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+func TestConsoleInboundReachesThePlatform(t *testing.T) {
+	lat, lng := 3.139, 101.6869
+	cases := []struct {
+		name  string
+		body  map[string]any
+		check func(t *testing.T, p schema.WebhookPayload)
+	}{
+		{"text with contact profile",
+			map[string]any{"from": phoneContact, "id": "SM0001", "text": "hello", "contact": map[string]any{"firstName": "Jane", "countryCode": "MY"}},
+			func(t *testing.T, p schema.WebhookPayload) {
+				e := p.Events[0]
+				if e.Type != "message" || e.MID != "SM0001" || *e.Message.Text != "hello" || e.Timestamp <= 0 {
+					t.Errorf("unexpected event %+v", e)
+				}
+				if p.Contact == nil || p.Contact.FirstName != "Jane" || p.Contact.CountryCode != "MY" {
+					t.Errorf("contact profile lost: %+v", p.Contact)
+				}
+			}},
+		{"echo becomes message_echo",
+			map[string]any{"from": phoneContact, "text": "sent from elsewhere", "echo": true},
+			func(t *testing.T, p schema.WebhookPayload) {
+				if p.Events[0].Type != "message_echo" {
+					t.Errorf("want message_echo, got %s", p.Events[0].Type)
+				}
+			}},
+		{"attachment with a long file name keeps its extension",
+			map[string]any{"from": phoneContact, "attachment": map[string]any{"type": "file", "url": "https://example.com/f.pdf", "fileName": strings.Repeat("n", 300) + ".pdf"}},
+			func(t *testing.T, p schema.WebhookPayload) {
+				a := p.Events[0].Message.Attachment
+				if !strings.HasSuffix(a.FileName, ".pdf") || len(a.FileName) > 256 {
+					t.Errorf("file name not fitted: %d chars", len(a.FileName))
+				}
+			}},
+		{"location",
+			map[string]any{"from": phoneContact, "location": map[string]any{"latitude": lat, "longitude": lng, "address": "KLCC"}},
+			func(t *testing.T, p schema.WebhookPayload) {
+				m := p.Events[0].Message
+				if m.Type != "location" || *m.Latitude != lat || *m.Longitude != lng || *m.Address != "KLCC" {
+					t.Errorf("unexpected location %+v", m)
+				}
+			}},
+		{"long text is split into several events, nothing lost",
+			map[string]any{"from": phoneContact, "id": "SMlong", "text": strings.Repeat("word ", 3000)},
+			func(t *testing.T, p schema.WebhookPayload) {
+				if len(p.Events) != 3 || p.Events[0].MID != "SMlong-1" || p.Events[2].MID != "SMlong-3" {
+					t.Fatalf("want 3 events SMlong-1..3, got %d", len(p.Events))
+				}
+				var joined strings.Builder
+				for _, e := range p.Events {
+					joined.WriteString(*e.Message.Text)
+				}
+				if joined.String() != strings.Repeat("word ", 3000) {
+					t.Error("split text does not join back to the original")
+				}
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			rec := h.postJSON("/console/demo/inbound", demoToken, tc.body)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("want 200, got %d: %s", rec.Code, rec.Body)
+			}
+			posts := h.platform.posts()
+			if len(posts) != 1 {
+				t.Fatalf("want one webhook post, got %d", len(posts))
+			}
+			if posts[0].Auth != "Bearer "+demoToken {
+				t.Errorf("webhook must carry the channel token as bearer")
+			}
+			p := posts[0].Payload
+			if p.ChannelID != "demo" || p.ContactID != phoneContact {
+				t.Errorf("wrong envelope %s/%s", p.ChannelID, p.ContactID)
+			}
+			var answer struct{ MIDs []string }
+			_ = json.Unmarshal(rec.Body.Bytes(), &answer)
+			if len(answer.MIDs) != len(p.Events) {
+				t.Errorf("the answer should list each posted event's mId")
+			}
+			tc.check(t, p)
+		})
+	}
+}
+
+func TestConsoleInboundRefusals(t *testing.T) {
+	cases := []struct {
+		name, path, token string
+		body              map[string]any
+		want              int
+	}{
+		{"no token", "/console/demo/inbound", "", map[string]any{"from": phoneContact, "text": "hi"}, 401},
+		{"wrong token", "/console/demo/inbound", customToken, map[string]any{"from": phoneContact, "text": "hi"}, 401},
+		{"unknown channel", "/console/nope/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"}, 401},
+		{"from is not E.164 on a phone channel", "/console/demo/inbound", demoToken, map[string]any{"from": "jane", "text": "hi"}, 400},
+		{"two kinds of content", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi", "location": map[string]any{"latitude": 1, "longitude": 2}}, 400},
+		{"no content", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact}, 400},
+		{"unknown field", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi", "x": 1}, 400},
+		{"latitude out of range", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "location": map[string]any{"latitude": 91, "longitude": 2}}, 400},
+		{"custom channel takes custom IDs", "/console/custom01/inbound", customToken, map[string]any{"from": "jane_doe@example", "text": "hi"}, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			rec := h.postJSON(tc.path, tc.token, tc.body)
+			if rec.Code != tc.want {
+				t.Fatalf("want %d, got %d: %s", tc.want, rec.Code, rec.Body)
+			}
+			if tc.want != 200 && len(h.platform.posts()) != 0 {
+				t.Error("a refused request must post nothing")
+			}
+		})
+	}
+}
+
+func TestConsoleInboundIsNotAcknowledgedUnlessBonyChatTookIt(t *testing.T) {
+	cases := []struct {
+		name      string
+		answers   []int
+		want      int
+		wantPosts int
+	}{
+		{"BonyChat 503 then 200: retried, acknowledged", []int{503, 200}, 200, 2},
+		{"BonyChat 429 then 200: retried", []int{429, 200}, 200, 2},
+		{"BonyChat 408 then 200: retried", []int{408, 200}, 200, 2},
+		{"BonyChat 400: permanent, not retried", []int{400}, 502, 1},
+		{"BonyChat 401: permanent, not retried", []int{401}, 502, 1},
+		{"BonyChat always 500: retries exhausted", []int{500, 500, 500, 500, 500}, 502, 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.platform.script(tc.answers...)
+			rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
+			if rec.Code != tc.want {
+				t.Fatalf("want %d, got %d: %s", tc.want, rec.Code, rec.Body)
+			}
+			if got := len(h.platform.posts()); got != tc.wantPosts {
+				t.Errorf("want %d webhook attempts, got %d", tc.wantPosts, got)
+			}
+		})
+	}
+}
+
+func TestConsoleInboundPlatformUnreachableIs502(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Platform.WebhookURL = "http://127.0.0.1:1/webhook" })
+	rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("want 502, got %d", rec.Code)
+	}
+}

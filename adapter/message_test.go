@@ -1,0 +1,266 @@
+package adapter
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+)
+
+func TestMessageAcceptedTextReturnsMID(t *testing.T) {
+	fake := &fakeProvider{}
+	h := newHarnessWith(t, nil, fake)
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "Hi from BonyChat"))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	var got struct{ MID string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got.MID == "" || len(got.MID) > 50 {
+		t.Fatalf("want an mId of 1..50 characters, got %q (%v)", got.MID, err)
+	}
+	if fake.sentCount() != 1 || *fake.sent[0].Text != "Hi from BonyChat" {
+		t.Fatalf("provider should have received the text once, got %+v", fake.sent)
+	}
+}
+
+func TestMessageIDsAreUniqueAndSortedByTime(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	var ids []string
+	for range 50 {
+		rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "x"))
+		var got map[string]string
+		_ = json.Unmarshal(rec.Body.Bytes(), &got)
+		ids = append(ids, got["mId"])
+		time.Sleep(time.Millisecond) // ULIDs order by millisecond
+	}
+	if !slices.IsSorted(ids) {
+		t.Errorf("mIds should sort by creation time: %v", ids)
+	}
+	if len(slices.Compact(slices.Clone(ids))) != len(ids) {
+		t.Errorf("mIds should be unique: %v", ids)
+	}
+}
+
+func TestMessageAuth(t *testing.T) {
+	body := textRequest("demo", phoneContact, "hi")
+	cases := []struct {
+		name   string
+		header string
+		body   map[string]any
+		want   int
+	}{
+		{"current token", "Bearer " + demoToken, body, 200},
+		{"previous token during rotation", "Bearer " + demoPrevToken, body, 200},
+		{"scheme is case-insensitive", "bearer " + demoToken, body, 200},
+		{"upper-case scheme", "BEARER " + demoToken, body, 200},
+		{"missing header", "", body, 401},
+		{"wrong token", "Bearer wrong-token-000000000000", body, 401},
+		{"token of another channel", "Bearer " + customToken, body, 401},
+		{"unknown channel", "Bearer " + demoToken, textRequest("nope", phoneContact, "hi"), 401},
+		{"basic scheme", "Basic " + demoToken, body, 401},
+		{"bearer without token", "Bearer ", body, 401},
+		{"token without scheme", demoToken, body, 401},
+		{"token with a suffix", "Bearer " + demoToken + "x", body, 401},
+		{"token prefix", "Bearer " + demoToken[:len(demoToken)-1], body, 401},
+	}
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	var unauthorizedBodies []string
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, _ := json.Marshal(tc.body)
+			req := newJSONRequest("/message", raw)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			rec := h.doRequest(req, raw)
+			if rec.Code != tc.want {
+				t.Fatalf("want %d, got %d: %s", tc.want, rec.Code, rec.Body)
+			}
+			if tc.want == 401 {
+				if !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("401 must carry WWW-Authenticate: Bearer, got %q", rec.Header().Get("WWW-Authenticate"))
+				}
+				unauthorizedBodies = append(unauthorizedBodies, rec.Body.String())
+			}
+		})
+	}
+	if len(slices.Compact(unauthorizedBodies)) != 1 {
+		t.Errorf("every 401 must look the same (unknown channel = wrong token), got %q", slices.Compact(unauthorizedBodies))
+	}
+}
+
+func TestMessageAuthRunsBeforeTheBodyIsProcessed(t *testing.T) {
+	fake := &fakeProvider{}
+	h := newHarnessWith(t, nil, fake)
+	cases := []struct{ name, token, body string }{
+		{"no token, malformed JSON", "", `{"channelId":`},
+		{"wrong token, invalid message", "wrong-token-000000000000", `{"channelId":"demo","contactId":"x","message":{"type":"sticker"}}`},
+		{"no token, unknown fields", "", `{"channelId":"demo","evil":1}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := h.do(http.MethodPost, "/message", tc.token, "application/json", []byte(tc.body))
+			if rec.Code != http.StatusUnauthorized {
+				t.Fatalf("want 401 before any body error, got %d: %s", rec.Code, rec.Body)
+			}
+		})
+	}
+	if fake.sentCount() != 0 {
+		t.Fatal("nothing may reach the provider without authentication")
+	}
+}
+
+func TestMessageTransportErrors(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	valid, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
+	huge := []byte(`{"channelId":"demo","contactId":"+60177872890","message":{"type":"text","text":"` + strings.Repeat("a", 1<<20) + `"}}`)
+	cases := []struct {
+		name, contentType string
+		body              []byte
+		want              int
+	}{
+		{"JSON with charset", "application/json; charset=utf-8", valid, 200},
+		{"text/plain", "text/plain", valid, 415},
+		{"form", "application/x-www-form-urlencoded", valid, 415},
+		{"no content type", "", valid, 415},
+		{"body over 1 MiB", "application/json", huge, 413},
+		{"malformed JSON", "application/json", []byte(`{"channelId":"demo","contactId":`), 400},
+		{"empty body", "application/json", nil, 400},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := h.do(http.MethodPost, "/message", demoToken, tc.contentType, tc.body)
+			if rec.Code != tc.want {
+				t.Fatalf("want %d, got %d: %s", tc.want, rec.Code, rec.Body)
+			}
+			if tc.want != 200 {
+				errorBody(t, rec)
+			}
+		})
+	}
+}
+
+func TestMessageMalformedJSONWithValidTokenIs400(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	// channelId is readable, the rest is broken: auth passes, decoding fails.
+	rec := h.do(http.MethodPost, "/message", demoToken, "application/json", []byte(`{"channelId":"demo","message":{]}`))
+	if rec.Code != http.StatusUnauthorized && rec.Code != http.StatusBadRequest {
+		t.Fatalf("got %d", rec.Code)
+	}
+	rec = h.do(http.MethodPost, "/message", demoToken, "application/json", []byte(`{"channelId":"demo","contactId":"+60177872890","message":{"type":"text","text":"a"}} trailing`))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("trailing data: want 400, got %d", rec.Code)
+	}
+}
+
+func TestMessageValidationNamesEveryField(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	body := map[string]any{"channelId": "demo", "contactId": "60177872890", "message": map[string]any{
+		"type": "quick_reply", "title": strings.Repeat("é", 257), "replies": []string{"ok", ""}, "text": "stray"}}
+	rec := h.postJSON("/message", demoToken, body)
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("want 400, got %d", rec.Code)
+	}
+	got := map[string]string{}
+	for _, d := range errorBody(t, rec).Error.Details {
+		got[d.Field] = d.Rule
+	}
+	want := map[string]string{"contactId": "e164", "message.title": "max", "message.replies[1]": "min", "message.text": "not_allowed"}
+	for field, rule := range want {
+		if got[field] != rule {
+			t.Errorf("want %s: %s in details, got %v", field, rule, got)
+		}
+	}
+}
+
+func TestMessageBasePathPrefixesTheRoute(t *testing.T) {
+	h := newHarnessWith(t, func(c *Config) { c.BasePath = "/bony" }, &fakeProvider{})
+	if rec := h.postJSON("/bony/message", demoToken, textRequest("demo", phoneContact, "hi")); rec.Code != 200 {
+		t.Fatalf("/bony/message: want 200, got %d", rec.Code)
+	}
+	if rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi")); rec.Code != 404 {
+		t.Fatalf("/message outside base_path: want 404, got %d", rec.Code)
+	}
+}
+
+func TestUnknownRoutesAndMethods(t *testing.T) {
+	h := newHarness(t, nil)
+	cases := []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodGet, "/nope", 404},
+		{http.MethodPost, "/message/", 404},
+		{http.MethodGet, "/message", 405},
+		{http.MethodDelete, "/healthz", 405},
+		{http.MethodPost, "/_demo/platform", 404}, // demo off by default
+	}
+	for _, tc := range cases {
+		rec := h.do(tc.method, tc.path, demoToken, "application/json", []byte(`{}`))
+		if rec.Code != tc.want {
+			t.Errorf("%s %s: want %d, got %d", tc.method, tc.path, tc.want, rec.Code)
+		}
+		errorBody(t, rec)
+	}
+}
+
+func TestMessageSendErrorsBecomeReadableAnswers(t *testing.T) {
+	cases := []struct {
+		name       string
+		err        error
+		want       int
+		wantInMsg  string
+		retryAfter string
+	}{
+		{"permanent", &providers.SendError{Kind: providers.Permanent, Reason: "+6012 is not a valid mobile number"}, 400, "+6012 is not a valid mobile number", ""},
+		{"config names the channel", &providers.SendError{Kind: providers.Config, Reason: "credentials refused", Err: errors.New("auth " + demoToken)}, 502, "channel demo", ""},
+		{"throttled", &providers.SendError{Kind: providers.Throttled, Reason: "rate limited", RetryAfter: 1500 * time.Millisecond}, 503, "rate limited", "2"},
+		{"unreachable", &providers.SendError{Kind: providers.Unreachable, Reason: "connection refused"}, 503, "connection refused", ""},
+		{"ambiguous", &providers.SendError{Kind: providers.Ambiguous, Reason: "timeout after the request was sent"}, 502, "may or may not have been sent", ""},
+		{"untyped error is ambiguous", errors.New("boom"), 502, "outcome unknown", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarnessWith(t, nil, &fakeProvider{sendErr: tc.err})
+			rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+			if rec.Code != tc.want {
+				t.Fatalf("want %d, got %d: %s", tc.want, rec.Code, rec.Body)
+			}
+			msg := errorBody(t, rec).Error.Message
+			if !strings.Contains(msg, tc.wantInMsg) {
+				t.Errorf("message %q should contain %q", msg, tc.wantInMsg)
+			}
+			if strings.Contains(rec.Body.String(), demoToken) || strings.Contains(h.logs.String(), demoToken) {
+				t.Error("a secret reached the answer or the log")
+			}
+			if got := rec.Header().Get("Retry-After"); got != tc.retryAfter {
+				t.Errorf("Retry-After: want %q, got %q", tc.retryAfter, got)
+			}
+		})
+	}
+}
+
+func TestPanicBecomes500WithoutInternals(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{panics: true})
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("want 500, got %d", rec.Code)
+	}
+	if msg := errorBody(t, rec).Error.Message; msg != "internal error" {
+		t.Errorf("500 must not leak internals, got %q", msg)
+	}
+	if !strings.Contains(h.logs.String(), "panic while handling request") {
+		t.Error("the panic should be logged")
+	}
+}
+
+func newJSONRequest(path string, body []byte) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, specHost+path, strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}

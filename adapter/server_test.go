@@ -1,0 +1,181 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
+)
+
+func TestHealthAndReadiness(t *testing.T) {
+	h := newHarness(t, nil)
+	if rec := h.do(http.MethodGet, "/healthz", "", "", nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"ok"`) {
+		t.Fatalf("healthz: %d %s", rec.Code, rec.Body)
+	}
+	if rec := h.do(http.MethodGet, "/readyz", "", "", nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"ready"`) {
+		t.Fatalf("readyz: %d %s", rec.Code, rec.Body)
+	}
+	h.srv.draining.Store(true)
+	if rec := h.do(http.MethodGet, "/readyz", "", "", nil); rec.Code != 503 || !strings.Contains(rec.Body.String(), `"not_ready"`) {
+		t.Fatalf("readyz while draining: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestDemoPlatformChecksWhatItReceives(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Demo.Platform = true })
+	valid := map[string]any{"channelId": "demo", "contactId": phoneContact,
+		"events": []map[string]any{{"type": "message", "mId": "m1", "timestamp": 1732262400000, "message": map[string]any{"type": "text", "text": "hi"}}}}
+	if rec := h.postJSON("/_demo/platform", demoToken, valid); rec.Code != 200 {
+		t.Fatalf("valid payload: %d %s", rec.Code, rec.Body)
+	}
+	if rec := h.postJSON("/_demo/platform", customToken, valid); rec.Code != 401 {
+		t.Fatalf("another channel's token: want 401, got %d", rec.Code)
+	}
+	invalid := map[string]any{"channelId": "demo", "contactId": phoneContact, "events": []map[string]any{{"type": "message_status", "mId": "m1", "timestamp": 1}}}
+	rec := h.postJSON("/_demo/platform", demoToken, invalid)
+	if rec.Code != 400 || len(errorBody(t, rec).Error.Details) == 0 {
+		t.Fatalf("invalid payload: want 400 with details, got %d %s", rec.Code, rec.Body)
+	}
+	rec = h.do(http.MethodGet, "/_demo/platform", "", "", nil)
+	var list struct{ Received []demoDelivery }
+	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || len(list.Received) != 1 {
+		t.Fatalf("want the one accepted delivery listed, got %s", rec.Body)
+	}
+}
+
+// startServer serves h's server on a loopback port until the test ends.
+func startServer(t *testing.T, srv *Server) (string, context.CancelFunc, <-chan error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(cancel)
+	return "http://" + ln.Addr().String(), cancel, done
+}
+
+func TestDemoRoundTripThroughTheRealListener(t *testing.T) {
+	// The make-run scenario: the console channel's webhook is this server's own stand-in.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	h := newHarness(t, func(c *Config) { c.Demo.Platform = true; c.Platform.WebhookURL = base + "/_demo/platform" })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = h.srv.Serve(ctx, ln) }()
+	client := &http.Client{Transport: testkit.NewLocalOnlyTransport(), Timeout: 5 * time.Second}
+	req, _ := http.NewRequest(http.MethodPost, base+"/console/demo/inbound", strings.NewReader(`{"from":"+60177872890","text":"hello"}`))
+	req.Header.Set("Authorization", "Bearer "+demoToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("inbound: %d", resp.StatusCode)
+	}
+	if !strings.Contains(h.logs.String(), "demo platform received") {
+		t.Fatal("the stand-in should have logged the delivery")
+	}
+}
+
+func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
+	fake := &fakeProvider{block: make(chan struct{})}
+	h := newHarnessWith(t, nil, fake)
+	base, cancel, done := startServer(t, h.srv)
+	client := &http.Client{Transport: testkit.NewLocalOnlyTransport(), Timeout: 10 * time.Second}
+	result := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, base+"/message", strings.NewReader(`{"channelId":"demo","contactId":"+60177872890","message":{"type":"text","text":"hi"}}`))
+		req.Header.Set("Authorization", "Bearer "+demoToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			result <- -1
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		result <- resp.StatusCode
+	}()
+	waitFor(t, func() bool { return strings.Contains(h.logs.String(), `"serving"`) })
+	time.Sleep(50 * time.Millisecond) // let the request reach the provider
+	cancel()
+	waitFor(t, func() bool { return h.srv.draining.Load() })
+	close(fake.block)
+	if got := <-result; got != 200 {
+		t.Fatalf("the in-flight request should finish with 200, got %d", got)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve should return nil after a clean shutdown, got %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after shutdown")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestLogsNeverCarrySecrets(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Demo.Platform = true })
+	h.platform.script(500, 401)
+	wrong := "wrong-secret-token-offered-1234"
+	h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	h.postJSON("/message", wrong, textRequest("demo", phoneContact, "hi"))
+	h.postJSON("/message", demoPrevToken, textRequest("demo", phoneContact, "hi"))
+	h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
+	h.postJSON("/console/custom01/inbound", customToken, map[string]any{"from": "jane", "text": "hi"})
+	h.srv.log.Error("a provider quoted a secret", "error", fmt.Errorf("auth failed for %s", demoToken), "cfg", h.cfg.Channels[0])
+	logs := h.logs.String()
+	if !strings.Contains(logs, `"msg":"request"`) {
+		t.Fatal("expected request log lines")
+	}
+	for _, secret := range []string{demoToken, demoPrevToken, customToken, wrong} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("secret %q reached the log", secret[:8]+"…")
+		}
+	}
+}
+
+func TestRequestLogLineHasIDRouteStatusLatency(t *testing.T) {
+	h := newHarness(t, nil)
+	rec := h.do(http.MethodGet, "/healthz", "", "", nil)
+	id := rec.Header().Get("X-Request-ID")
+	if id == "" {
+		t.Fatal("every answer should carry X-Request-ID")
+	}
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"request"`) {
+			for _, want := range []string{`"request_id":"` + id + `"`, `"route":"/healthz"`, `"status":200`, `"latency_ms":`} {
+				if !strings.Contains(line, want) {
+					t.Errorf("request log line lacks %s: %s", want, line)
+				}
+			}
+			return
+		}
+	}
+	t.Fatal("no request log line")
+}
