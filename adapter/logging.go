@@ -45,7 +45,9 @@ func Redacting(log *slog.Logger, secrets []string) *slog.Logger {
 	return slog.New(&redactingHandler{next: log.Handler(), secrets: keep})
 }
 
-func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
 
 func (h *redactingHandler) Handle(ctx context.Context, r slog.Record) error {
 	out := slog.NewRecord(r.Time, r.Level, h.redact(r.Message), r.PC)
