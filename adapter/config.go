@@ -3,6 +3,8 @@ package adapter
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -23,6 +25,10 @@ type Config struct {
 	Log       LogConfig       `yaml:"log"`
 	HTTP      HTTPConfig      `yaml:"http"`
 	Platform  PlatformConfig  `yaml:"platform"`
+	Store     string          `yaml:"store"`
+	Outbound  OutboundConfig  `yaml:"outbound"`
+	Inbound   InboundConfig   `yaml:"inbound"`
+	Media     MediaConfig     `yaml:"media"`
 	Demo      DemoConfig      `yaml:"demo"`
 	Channels  []ChannelConfig `yaml:"channels"`
 }
@@ -46,10 +52,35 @@ type HTTPConfig struct {
 // PlatformConfig is how the server reaches BonyChat's webhook.
 type PlatformConfig struct {
 	WebhookURL string        `yaml:"webhook_url"`
-	Timeout    time.Duration `yaml:"timeout"`   // per attempt
-	Retries    int           `yaml:"retries"`   // in-request retries of one post
-	RetryMin   time.Duration `yaml:"retry_min"` // first backoff
-	RetryMax   time.Duration `yaml:"retry_max"` // longest backoff, also caps Retry-After
+	Timeout    time.Duration `yaml:"timeout"`    // per attempt
+	Retries    int           `yaml:"retries"`    // quick in-request retries of one post, before the durable retry
+	RateLimit  float64       `yaml:"rate_limit"` // requests per second per channel
+	RetryMin   time.Duration `yaml:"retry_min"`  // first durable backoff
+	RetryMax   time.Duration `yaml:"retry_max"`  // longest backoff; also caps Retry-After
+	MaxAge     time.Duration `yaml:"max_age"`    // then the job is dead
+}
+
+// OutboundConfig drives delivery of BonyChat's messages to providers.
+type OutboundConfig struct {
+	Wait        time.Duration `yaml:"wait"`         // how long /message waits for the first attempt
+	MaxAge      time.Duration `yaml:"max_age"`      // then the message is reported failed
+	RetryMin    time.Duration `yaml:"retry_min"`    // first backoff
+	RetryMax    time.Duration `yaml:"retry_max"`    // longest backoff; also caps Retry-After
+	Workers     int           `yaml:"workers"`      // contacts served at once
+	SendTimeout time.Duration `yaml:"send_timeout"` // one provider attempt
+}
+
+// InboundConfig is how provider webhooks are taken in.
+type InboundConfig struct {
+	DedupeWindow time.Duration `yaml:"dedupe_window"` // a provider message ID is remembered this long
+}
+
+// MediaConfig is the media store served at /media.
+type MediaConfig struct {
+	Dir                  string        `yaml:"dir"`
+	Retention            time.Duration `yaml:"retention"`
+	MaxBytes             int64         `yaml:"max_bytes"`
+	AllowPrivateNetworks bool          `yaml:"allow_private_networks"`
 }
 
 // DemoConfig turns on the demo helpers; all off by default.
@@ -98,6 +129,10 @@ func (Secret) GoString() string { return "[redacted]" }
 // MarshalText hides the value from encoders (JSON, YAML, slog).
 func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
 
+// Format hides the value from every fmt verb, even a wrong one such as %d,
+// for which fmt would otherwise print the raw string.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "[redacted]") }
+
 // Reveal returns the value, for the few places that must use it.
 func (s Secret) Reveal() string { return string(s) }
 
@@ -112,7 +147,13 @@ func defaultConfig() Config {
 		Log:       LogConfig{Level: "info", Format: "json"},
 		HTTP: HTTPConfig{MaxBodyBytes: 1 << 20, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 15 * time.Second},
-		Platform: PlatformConfig{Timeout: 10 * time.Second, Retries: 3, RetryMin: 500 * time.Millisecond, RetryMax: 5 * time.Second},
+		Platform: PlatformConfig{Timeout: 10 * time.Second, Retries: 2, RateLimit: 20, RetryMin: time.Second,
+			RetryMax: 5 * time.Minute, MaxAge: 72 * time.Hour},
+		Store: "sqlite:data/adapter.db",
+		Outbound: OutboundConfig{Wait: 5 * time.Second, MaxAge: 24 * time.Hour, RetryMin: time.Second,
+			RetryMax: 5 * time.Minute, Workers: 32, SendTimeout: 60 * time.Second},
+		Inbound: InboundConfig{DedupeWindow: 7 * 24 * time.Hour},
+		Media:   MediaConfig{Dir: "data/media", Retention: 90 * 24 * time.Hour, MaxBytes: 20 << 20},
 	}
 }
 
@@ -222,7 +263,7 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), p
 			expandNode(c, fmt.Sprintf("%s[%d]", path, i), lookup, problems)
 		}
 	case yaml.ScalarNode:
-		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+		expanded := envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 			if ref == "$$" {
 				return "$"
 			}
@@ -233,6 +274,10 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), p
 			}
 			return v
 		})
+		if expanded != n.Value && n.Style == 0 {
+			n.Tag = "" // an unquoted value is typed by what it expands to: ${PORT} may be a number
+		}
+		n.Value = expanded
 	}
 }
 
@@ -246,16 +291,33 @@ func joinKey(path, key string) string {
 func (c *Config) validate() []string {
 	var p problemList
 	p.check(c.Listen != "", "listen", "required")
+	p.check(c.Listen == "" || validListen(c.Listen), "listen", "must be host:port, e.g. 127.0.0.1:8080")
 	p.check(c.PublicURL == "" || schema.IsHTTPURL(c.PublicURL), "public_url", "must be an absolute http(s) URL")
 	p.check(c.BasePath == "" || (strings.HasPrefix(c.BasePath, "/") && !strings.HasSuffix(c.BasePath, "/")),
 		"base_path", `must be empty or start with "/" and not end with "/"`)
 	p.check(slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level), "log.level", "must be one of debug, info, warn, error")
 	p.check(slices.Contains([]string{"json", "text"}, c.Log.Format), "log.format", "must be json or text")
 	p.check(c.HTTP.MaxBodyBytes > 0, "http.max_body_bytes", "must be greater than 0")
+	for key, d := range map[string]time.Duration{"read_header_timeout": c.HTTP.ReadHeaderTimeout, "read_timeout": c.HTTP.ReadTimeout,
+		"write_timeout": c.HTTP.WriteTimeout, "idle_timeout": c.HTTP.IdleTimeout, "shutdown_timeout": c.HTTP.ShutdownTimeout} {
+		p.check(d >= 0, "http."+key, "must not be negative")
+	}
 	p.check(c.Platform.WebhookURL == "" || schema.IsHTTPURL(c.Platform.WebhookURL), "platform.webhook_url", "must be an absolute http(s) URL")
 	p.check(c.Platform.Retries >= 0, "platform.retries", "must be 0 or more")
-	p.check(c.Platform.RetryMin > 0 && c.Platform.RetryMax >= c.Platform.RetryMin, "platform.retry_min",
-		"must be greater than 0 and not above platform.retry_max")
+	p.backoff("platform", c.Platform.RetryMin, c.Platform.RetryMax)
+	p.check(c.Platform.RateLimit > 0, "platform.rate_limit", "must be greater than 0")
+	p.check(c.Platform.MaxAge > 0, "platform.max_age", "must be greater than 0")
+	p.check(c.Platform.Timeout > 0, "platform.timeout", "must be greater than 0")
+	p.check(strings.HasPrefix(c.Store, "sqlite:") || c.Store == "memory:", "store", `must be "sqlite:PATH" or "memory:"`)
+	p.backoff("outbound", c.Outbound.RetryMin, c.Outbound.RetryMax)
+	p.check(c.Outbound.Wait > 0, "outbound.wait", "must be greater than 0")
+	p.check(c.Outbound.MaxAge > 0, "outbound.max_age", "must be greater than 0")
+	p.check(c.Outbound.Workers > 0, "outbound.workers", "must be greater than 0")
+	p.check(c.Outbound.SendTimeout > 0, "outbound.send_timeout", "must be greater than 0")
+	p.check(c.Inbound.DedupeWindow > 0, "inbound.dedupe_window", "must be greater than 0")
+	p.check(c.Media.Dir != "", "media.dir", "required")
+	p.check(c.Media.Retention > 0, "media.retention", "must be greater than 0")
+	p.check(c.Media.MaxBytes > 0, "media.max_bytes", "must be greater than 0")
 	p.check(len(c.Channels) > 0, "channels", "at least one channel is required")
 	seen := map[string]bool{}
 	for i, ch := range c.Channels {
@@ -265,6 +327,11 @@ func (c *Config) validate() []string {
 }
 
 type problemList struct{ list []string }
+
+func (p *problemList) backoff(section string, lo, hi time.Duration) {
+	p.check(lo > 0, section+".retry_min", "must be greater than 0")
+	p.check(hi >= lo, section+".retry_max", "must not be below "+section+".retry_min")
+}
 
 func (p *problemList) check(ok bool, key, msg string) {
 	if !ok {
@@ -284,6 +351,11 @@ func (p *problemList) channel(key string, ch ChannelConfig, platform PlatformCon
 	p.check(ch.WebhookURL == "" || schema.IsHTTPURL(ch.WebhookURL), key+".webhook_url", "must be an absolute http(s) URL")
 	p.check(ch.Webhook(platform) != "", key+".webhook_url", "required when platform.webhook_url is empty")
 	p.check(slices.Contains(knownProviders, ch.Provider), key+".provider", "must be one of "+strings.Join(knownProviders, ", "))
+}
+
+func validListen(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port != ""
 }
 
 var channelIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)

@@ -135,7 +135,7 @@ func TestConsoleInboundIsNotAcknowledgedUnlessBonyChatTookIt(t *testing.T) {
 		{"BonyChat 408 then 200: retried", []int{408, 200}, 200, 2},
 		{"BonyChat 400: permanent, not retried", []int{400}, 502, 1},
 		{"BonyChat 401: permanent, not retried", []int{401}, 502, 1},
-		{"BonyChat always 500: retries exhausted", []int{500, 500, 500, 500, 500}, 502, 4},
+		{"BonyChat always 500: retries exhausted", []int{500, 500, 500, 500, 500}, 502, 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -263,4 +265,60 @@ func newJSONRequest(path string, body []byte) *http.Request {
 	req, _ := http.NewRequest(http.MethodPost, specHost+path, strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	return req
+}
+
+// TestMessageProtocolSamples sends every testdata/message sample through the
+// HTTP handler: valid ones are accepted, invalid ones refused naming the
+// expected field and rule (and each exchange is checked against openapi.yaml).
+func TestMessageProtocolSamples(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	valid, _ := filepath.Glob("../testdata/message/valid/*.json")
+	invalid, _ := filepath.Glob("../testdata/message/invalid/*.json")
+	if len(valid) < 10 || len(invalid) < 12 {
+		t.Fatalf("too few samples: %d valid, %d invalid", len(valid), len(invalid))
+	}
+	for _, path := range valid {
+		t.Run("valid/"+filepath.Base(path), func(t *testing.T) {
+			rec := h.do(http.MethodPost, "/message", demoToken, "application/json", mustRead(t, path))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("want 200, got %d: %s", rec.Code, rec.Body)
+			}
+		})
+	}
+	for _, path := range invalid {
+		if strings.HasSuffix(path, ".expect.json") {
+			continue
+		}
+		t.Run("invalid/"+filepath.Base(path), func(t *testing.T) {
+			var want struct {
+				Status      int
+				Field, Rule string
+			}
+			if err := json.Unmarshal(mustRead(t, strings.TrimSuffix(path, ".json")+".expect.json"), &want); err != nil {
+				t.Fatal(err)
+			}
+			rec := h.do(http.MethodPost, "/message", demoToken, "application/json", mustRead(t, path))
+			if rec.Code != want.Status {
+				t.Fatalf("want %d, got %d: %s", want.Status, rec.Code, rec.Body)
+			}
+			if want.Field == "" {
+				return
+			}
+			for _, d := range errorBody(t, rec).Error.Details {
+				if d.Field == want.Field && d.Rule == want.Rule {
+					return
+				}
+			}
+			t.Errorf("want detail %s/%s, got %s", want.Field, want.Rule, rec.Body)
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

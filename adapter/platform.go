@@ -57,8 +57,10 @@ func NewPlatformClient(cfg PlatformConfig, transport http.RoundTripper, log *slo
 	rc.HTTPClient = &http.Client{Transport: transport, Timeout: cfg.Timeout}
 	rc.Logger = nil
 	rc.RetryMax = cfg.Retries
-	rc.RetryWaitMin = cfg.RetryMin
-	rc.RetryWaitMax = cfg.RetryMax
+	// Quick in-request retries ride out a blip; longer outages are the
+	// durable queue's job, with retry_min/retry_max backoff.
+	rc.RetryWaitMin = min(cfg.RetryMin, 250*time.Millisecond)
+	rc.RetryWaitMax = min(cfg.RetryMax, 2*time.Second)
 	rc.CheckRetry = platformRetryPolicy
 	rc.Backoff = cappedBackoff
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler

@@ -10,6 +10,11 @@ func FitEvents(events []Event) []Event {
 	for _, e := range events {
 		if e.Message == nil {
 			e.MID = Truncate(e.MID, MaxMID)
+			if e.Status != nil {
+				st := *e.Status
+				st.Message = Truncate(st.Message, MaxStatusMessage)
+				e.Status = &st
+			}
 			out = append(out, e)
 			continue
 		}
@@ -99,7 +104,7 @@ func FitContact(c *Contact) *Contact {
 	f.Locale = keepIf(f.Locale, localePattern.MatchString(f.Locale))
 	f.CountryCode = keepIf(f.CountryCode, isUpperPair(f.CountryCode))
 	f.Language = keepIf(f.Language, isLowerPair(f.Language))
-	if f.Timezone != nil && (*f.Timezone < -24 || *f.Timezone > 24) {
+	if f.Timezone != nil && !(*f.Timezone >= -24 && *f.Timezone <= 24) { // NaN too
 		f.Timezone = nil
 	}
 	if f == (Contact{}) {

@@ -68,7 +68,7 @@ type Attachment struct {
 // WebhookPayload is what the server posts to BonyChat's webhook.
 type WebhookPayload struct {
 	ChannelID string   `json:"channelId" validate:"required,max=100"`
-	ContactID string   `json:"contactId" validate:"required,contactid"`
+	ContactID string   `json:"contactId" validate:"required"` // per ID type: ValidatePayload
 	Events    []Event  `json:"events" validate:"required,min=1,max=20,dive"`
 	Contact   *Contact `json:"contact,omitempty"`
 }

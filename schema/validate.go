@@ -28,6 +28,8 @@ const (
 	MaxEmail       = 50
 	MaxPhone       = 18
 	MaxEvents      = 20
+	// MaxStatusMessage is the project's cap on a failure reason.
+	MaxStatusMessage = 1000
 )
 
 var (
@@ -134,9 +136,6 @@ func ValidatePayload(p *WebhookPayload, t IDType) error {
 	for i, e := range p.Events {
 		fields = append(fields, eventShapeErrors(fmt.Sprintf("events[%d]", i), e)...)
 	}
-	if p.Contact != nil {
-		fields = append(fields, structErrors(validate.Struct(p.Contact))...)
-	}
 	return orNil(fields)
 }
 
@@ -194,7 +193,7 @@ func structErrors(err error) []FieldError {
 	out := make([]FieldError, 0, len(verrs))
 	typeInvalid := map[string]bool{}
 	for _, fe := range verrs {
-		if fe.Field() == "type" && fe.Tag() == "oneof" {
+		if strings.HasSuffix(fe.StructNamespace(), "Message.Type") && fe.Tag() == "oneof" {
 			typeInvalid[parentPath(jsonPath(fe.Namespace()))] = true
 		}
 	}

@@ -63,6 +63,10 @@ func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
 	if err := fs.Parse(args); err != nil {
 		return "", false
 	}
+	if fs.NArg() > 0 { // a bare file name would otherwise be ignored silently
+		fmt.Fprintf(stderr, "unexpected argument %q: pass the file with --config FILE\n", fs.Arg(0))
+		return "", false
+	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "no configuration: pass --config FILE or set BONYCHAT_CONFIG")
 		return "", false

@@ -1,0 +1,282 @@
+package schema_test
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+func TestLength_CountsTheLargerOfCodePointsAndUTF16Units(t *testing.T) {
+	cases := []struct {
+		name string
+		s    string
+		want int
+	}{
+		{"empty", "", 0},
+		{"ascii", "abc", 3},
+		{"é is one", "é", 1},
+		{"中 is one", "中文", 2},
+		{"😀 is two UTF-16 units", "😀", 2},
+		{"mixed", "a😀é中", 5},
+		{"7000 astral code points are 14000 units", rep("😀", 7000), 14000},
+		{"invalid UTF-8 byte counts as one", "a\xffb", 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := schema.Length(tc.s); got != tc.want {
+				t.Fatalf("Length(%q) = %d, want %d", tc.s, got, tc.want)
+			}
+			if utf8.ValidString(tc.s) && schema.Length(tc.s) != outputLength(tc.s) {
+				t.Fatalf("Length(%q) = %d, independent count %d", tc.s, schema.Length(tc.s), outputLength(tc.s))
+			}
+		})
+	}
+}
+
+func TestTruncate_CutsAtCodePointsWithinBothMeasures(t *testing.T) {
+	cases := []struct {
+		name  string
+		s     string
+		limit int
+		want  string
+	}{
+		{"shorter text is unchanged", "hello", 10, "hello"},
+		{"text at the limit is unchanged", "hello", 5, "hello"},
+		{"ascii is cut", "hello", 3, "hel"},
+		{"é counts one", "héllo", 2, "hé"},
+		{"中 counts one", "中中中", 2, "中中"},
+		{"😀 counts two", "😀😀", 4, "😀😀"},
+		{"😀 is never split in half", "😀😀", 3, "😀"},
+		{"😀 that does not fit is dropped whole", "a😀", 2, "a"},
+		{"limit 1 before an astral character", "😀", 1, ""},
+		{"limit 0", "abc", 0, ""},
+		{"empty text", "", 5, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := schema.Truncate(tc.s, tc.limit)
+			if got != tc.want {
+				t.Fatalf("Truncate(%q, %d) = %q, want %q", tc.s, tc.limit, got, tc.want)
+			}
+			assertFitPrefix(t, tc.s, got, tc.limit)
+		})
+	}
+	for _, a := range alphabets {
+		t.Run("maximal prefix of "+a.name+" text", func(t *testing.T) {
+			s := rep(a.char, 300) + "x"
+			for _, limit := range []int{0, 1, 2, 3, 255, 256, 257, 600, 601} {
+				assertFitPrefix(t, s, schema.Truncate(s, limit), limit)
+			}
+		})
+	}
+}
+
+// assertFitPrefix checks that got is s cut at a code point boundary, within
+// limit in both measures, and as long as it can be.
+func assertFitPrefix(t *testing.T, s, got string, limit int) {
+	t.Helper()
+	if !strings.HasPrefix(s, got) {
+		t.Fatalf("%q is not a prefix of %q", got, s)
+	}
+	if !utf8.ValidString(got) {
+		t.Fatalf("%q was cut inside a code point", got)
+	}
+	if n := outputLength(got); n > limit {
+		t.Fatalf("Truncate(…, %d) has length %d", limit, n)
+	}
+	if rest := s[len(got):]; rest != "" {
+		r, _ := utf8.DecodeRuneInString(rest)
+		if outputLength(got+string(r)) <= limit {
+			t.Fatalf("Truncate(…, %d) = %q stops early: the next %q still fits", limit, got, r)
+		}
+	}
+}
+
+func TestSplitText(t *testing.T) {
+	cases := []struct {
+		name  string
+		text  string
+		limit int
+		want  []string // nil: check the properties only
+	}{
+		{name: "text within the limit is one part", text: "hello world", limit: 20, want: []string{"hello world"}},
+		{name: "text at the limit is one part", text: "hello", limit: 5, want: []string{"hello"}},
+		{name: "empty text is one empty part", text: "", limit: 5, want: []string{""}},
+		{name: "splits after the last space of the window", text: "hello world foo", limit: 11, want: []string{"hello ", "world foo"}},
+		{name: "splits after a line break", text: "line one\nline two", limit: 12, want: []string{"line one\n", "line two"}},
+		{name: "splits after an ideographic space", text: "中文中文\u3000中文中文", limit: 6, want: []string{"中文中文\u3000", "中文中文"}},
+		{name: "without white space cuts at the limit", text: "abcdefghij", limit: 4, want: []string{"abcd", "efgh", "ij"}},
+		{name: "leading space only is not a split point", text: " abcdef", limit: 4, want: []string{" abc", "def"}},
+		{name: "astral character at the boundary moves whole to the next part", text: "a😀b", limit: 2, want: []string{"a", "😀", "b"}},
+		{name: "astral characters two units each", text: "😀😀😀", limit: 3, want: []string{"😀", "😀", "😀"}},
+		{name: "astral words split at spaces", text: "😀😀 😀😀 😀😀", limit: 6, want: []string{"😀😀 ", "😀😀 ", "😀😀"}},
+		{name: "7000 astral code points are two parts of 7000 units", text: rep("😀", 7000), limit: schema.MaxText,
+			want: []string{rep("😀", 3500), rep("😀", 3500)}},
+		{name: "15000 ascii characters of words", text: words("lorem", 15000), limit: schema.MaxText},
+		{name: "15000 é of words", text: words("déjà", 15000), limit: schema.MaxText},
+		{name: "15000 中 without spaces", text: rep("中", 15000), limit: schema.MaxText},
+		{name: "astral words over the limit", text: words("😀😀😀", 9000), limit: schema.MaxText},
+		{name: "one long word then spaces", text: rep("x", 7500) + " tail end", limit: schema.MaxText},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			parts := schema.SplitText(tc.text, tc.limit)
+			if tc.want != nil && !equalStrings(parts, tc.want) {
+				t.Fatalf("SplitText = %q, want %q", clip(parts), clip(tc.want))
+			}
+			assertSplit(t, tc.text, tc.limit, parts)
+		})
+	}
+}
+
+// assertSplit checks the promises of SplitText: every part fits, none is
+// empty (unless the text is), joining them gives the text back, and a part
+// ends at white space whenever its window held one past the first character.
+func assertSplit(t *testing.T, text string, limit int, parts []string) {
+	t.Helper()
+	if got := strings.Join(parts, ""); got != text {
+		t.Fatalf("joined parts differ from the text (len %d vs %d)", len(got), len(text))
+	}
+	rest := text
+	for i, p := range parts {
+		if n := outputLength(p); n > limit {
+			t.Fatalf("part %d has length %d > %d", i, n, limit)
+		}
+		if p == "" && text != "" {
+			t.Fatalf("part %d is empty", i)
+		}
+		if !utf8.ValidString(p) {
+			t.Fatalf("part %d was cut inside a code point", i)
+		}
+		if i < len(parts)-1 {
+			window := schema.Truncate(rest, limit)
+			if hasSpaceAfterFirst(window) {
+				last, _ := utf8.DecodeLastRuneInString(p)
+				if !unicode.IsSpace(last) {
+					t.Fatalf("part %d ends with %q though its window had white space", i, last)
+				}
+			} else if p != window {
+				t.Fatalf("part %d (%d bytes) is not the whole window (%d bytes) though it had no white space", i, len(p), len(window))
+			}
+		}
+		rest = rest[len(p):]
+	}
+}
+
+func hasSpaceAfterFirst(s string) bool {
+	_, size := utf8.DecodeRuneInString(s)
+	return strings.IndexFunc(s[size:], unicode.IsSpace) >= 0
+}
+
+// words repeats word and a space until the text is n code points long.
+func words(word string, n int) string {
+	var b strings.Builder
+	count := 0
+	for count < n {
+		for _, r := range word + " " {
+			if count == n {
+				break
+			}
+			b.WriteRune(r)
+			count++
+		}
+	}
+	return b.String()
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// clip shortens long parts for failure messages.
+func clip(parts []string) []string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = schema.Truncate(p, 40)
+		if out[i] != p {
+			out[i] += "…"
+		}
+	}
+	return out
+}
+
+func TestShortenFileName(t *testing.T) {
+	cases := []struct {
+		name    string
+		in      string
+		limit   int
+		want    string // "": check the properties only
+		keepExt string // the extension that must survive, if any
+	}{
+		{name: "short name is unchanged", in: "report.pdf", limit: 256, want: "report.pdf", keepExt: ".pdf"},
+		{name: "name at the limit is unchanged", in: rep("a", 252) + ".pdf", limit: 256, want: rep("a", 252) + ".pdf", keepExt: ".pdf"},
+		{name: "ascii name is cut before the extension", in: rep("a", 300) + ".pdf", limit: 256, want: rep("a", 252) + ".pdf", keepExt: ".pdf"},
+		{name: "é name is cut before the extension", in: rep("é", 300) + ".docx", limit: 256, want: rep("é", 251) + ".docx", keepExt: ".docx"},
+		{name: "中 name is cut before the extension", in: rep("中", 300) + ".png", limit: 256, want: rep("中", 252) + ".png", keepExt: ".png"},
+		{name: "astral name is cut within 256 UTF-16 units", in: rep("😀", 300) + ".pdf", limit: 256, want: rep("😀", 126) + ".pdf", keepExt: ".pdf"},
+		{name: "odd astral room leaves the unit unused", in: rep("😀", 300) + ".jpeg", limit: 256, want: rep("😀", 125) + ".jpeg", keepExt: ".jpeg"},
+		{name: "only the last extension is kept", in: rep("a", 300) + ".tar.gz", limit: 256, keepExt: ".gz"},
+		{name: "small limit", in: "abcdefghij.pdf", limit: 10, want: "abcdef.pdf", keepExt: ".pdf"},
+		{name: "name without extension is cut", in: rep("a", 300), limit: 256, want: rep("a", 256)},
+		{name: "extension longer than half the limit is cut as text", in: rep("a", 100) + "." + rep("b", 200), limit: 256},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := schema.ShortenFileName(tc.in, tc.limit)
+			if tc.want != "" && got != tc.want {
+				t.Fatalf("ShortenFileName = %q (len %d), want %q", got, len(got), tc.want)
+			}
+			if n := outputLength(got); n > tc.limit {
+				t.Fatalf("result has length %d > %d", n, tc.limit)
+			}
+			if !utf8.ValidString(got) {
+				t.Fatalf("result was cut inside a code point: %q", got)
+			}
+			if tc.keepExt != "" && !strings.HasSuffix(got, tc.keepExt) {
+				t.Fatalf("result %q lost the extension %q", got, tc.keepExt)
+			}
+			if got == "" {
+				t.Fatal("result is empty")
+			}
+		})
+	}
+}
+
+func TestSuffixID(t *testing.T) {
+	cases := []struct {
+		name string
+		id   string
+		n    int
+		want string
+	}{
+		{"short id gets the suffix", "X", 1, "X-1"},
+		{"two-digit suffix", "SM0123", 12, "SM0123-12"},
+		{"50-character id is shortened for -1", rep("a", 50), 1, rep("a", 48) + "-1"},
+		{"50-character id is shortened for -12", rep("a", 50), 12, rep("a", 47) + "-12"},
+		{"49-character id is shortened for -1", rep("b", 49), 1, rep("b", 48) + "-1"},
+		{"48-character id fits with -1", rep("c", 48), 1, rep("c", 48) + "-1"},
+		{"astral id fits in UTF-16 units", rep("😀", 30), 3, rep("😀", 24) + "-3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := schema.SuffixID(tc.id, tc.n)
+			if got != tc.want {
+				t.Fatalf("SuffixID(%q, %d) = %q, want %q", tc.id, tc.n, got, tc.want)
+			}
+			if n := outputLength(got); n > schema.MaxMID {
+				t.Fatalf("result has length %d > %d", n, schema.MaxMID)
+			}
+		})
+	}
+}
