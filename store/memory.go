@@ -1,0 +1,540 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Memory is the Store without durability: the same behaviour as SQLite
+// (including millisecond time precision), held in maps behind one mutex.
+// For tests and for benchmarks against the durable store.
+type Memory struct {
+	mu     sync.Mutex
+	closed bool
+	lastID int64
+	jobs   map[int64]*memJob
+	order  []int64            // every job ID, ascending
+	lanes  map[lane][]int64   // per lane the IDs of its pending and leased jobs, ascending
+	tokens map[string][]int64 // lease token -> the jobs it was given
+	keys   map[string]Key
+	status map[string]Status
+	kv     map[[2]string][]byte
+	media  map[string]Media
+}
+
+type lane struct {
+	queue   Queue
+	channel string
+	contact string
+}
+
+type memJob struct {
+	Job
+	updatedAt time.Time
+	token     string
+}
+
+func (j *memJob) lane() lane { return lane{j.Queue, j.ChannelID, j.ContactID} }
+
+// copy returns the job as callers see it (payload copied).
+func (j *memJob) copy() Job {
+	c := j.Job
+	c.Payload = cloneBytes(j.Payload)
+	return c
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{
+		jobs:   map[int64]*memJob{},
+		lanes:  map[lane][]int64{},
+		tokens: map[string][]int64{},
+		keys:   map[string]Key{},
+		status: map[string]Status{},
+		kv:     map[[2]string][]byte{},
+		media:  map[string]Media{},
+	}
+}
+
+// lock takes the mutex unless the store is closed or the context is done.
+func (m *Memory) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func keyExpired(k Key, now time.Time) bool {
+	return expiresToMS(k.Expires) <= toMS(now)
+}
+
+// Enqueue implements Store.
+func (m *Memory) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int64, error) {
+	for _, j := range jobs {
+		if err := checkNewJob(j); err != nil {
+			return nil, err
+		}
+	}
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	now := truncMS(time.Now())
+	// Claim the keys in order, as the SQL store does, but on the side:
+	// nothing is stored on a duplicate.
+	staged := map[string]Key{}
+	for _, k := range keys {
+		old, ok := staged[k.Name]
+		if !ok {
+			old, ok = m.keys[k.Name]
+		}
+		if ok && !keyExpired(old, now) {
+			return nil, ErrDuplicate
+		}
+		staged[k.Name] = Key{Name: k.Name, Value: cloneBytes(k.Value), Expires: truncExpires(k.Expires)}
+	}
+	for name, k := range staged {
+		m.keys[name] = k
+	}
+	ids := make([]int64, 0, len(jobs))
+	for _, nj := range jobs {
+		m.lastID++
+		j := &memJob{Job: Job{
+			ID: m.lastID, Queue: nj.Queue, ChannelID: nj.ChannelID, ContactID: nj.ContactID, MID: nj.MID,
+			Payload: cloneBytes(nj.Payload), State: Pending, CreatedAt: now, NextAt: truncMS(nj.NotBefore),
+		}, updatedAt: now}
+		m.jobs[j.ID] = j
+		m.order = append(m.order, j.ID)
+		m.lanes[j.lane()] = append(m.lanes[j.lane()], j.ID)
+		ids = append(ids, j.ID)
+	}
+	return ids, nil
+}
+
+// Lease implements Store.
+func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
+	req, err := normalizeLease(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	now := toMS(req.Now)
+	until := truncMS(req.Now.Add(req.For))
+	touched := truncMS(time.Now())
+
+	var heads []*memJob
+	for l, ids := range m.lanes {
+		if (req.Queue != "" && l.queue != req.Queue) || (req.ChannelID != "" && l.channel != req.ChannelID) {
+			continue
+		}
+		if h := m.jobs[ids[0]]; ready(h.Job, now) {
+			heads = append(heads, h)
+		}
+	}
+	slices.SortFunc(heads, func(a, b *memJob) int { return cmp.Compare(a.ID, b.ID) })
+	if len(heads) > req.Lanes {
+		heads = heads[:req.Lanes]
+	}
+	var out []Lease
+	for _, h := range heads {
+		token := newToken()
+		l := Lease{Token: token}
+		for i, id := range m.lanes[h.lane()] {
+			j := m.jobs[id]
+			if i >= req.PerLane || !ready(j.Job, now) {
+				break
+			}
+			if j.token != "" {
+				m.dropToken(j.token, j.ID)
+			}
+			j.State, j.Attempts, j.LeaseUntil, j.token, j.updatedAt = Leased, j.Attempts+1, until, token, touched
+			m.tokens[token] = append(m.tokens[token], j.ID)
+			l.Jobs = append(l.Jobs, j.copy())
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// dropToken forgets that token holds job id.
+func (m *Memory) dropToken(token string, id int64) {
+	ids := slices.DeleteFunc(m.tokens[token], func(x int64) bool { return x == id })
+	if len(ids) == 0 {
+		delete(m.tokens, token)
+	} else {
+		m.tokens[token] = ids
+	}
+}
+
+// held returns the jobs still leased with token.
+func (m *Memory) held(token string) []*memJob {
+	var out []*memJob
+	for _, id := range m.tokens[token] {
+		if j := m.jobs[id]; j != nil && j.State == Leased && j.token == token {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// finish applies fn to the jobs of a lease and ends the lease.
+func (m *Memory) finish(ctx context.Context, token string, fn func(j *memJob, now time.Time)) error {
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	jobs := m.held(token)
+	if len(jobs) == 0 {
+		return ErrLeaseLost
+	}
+	now := truncMS(time.Now())
+	for _, j := range jobs {
+		fn(j, now)
+		j.updatedAt = now
+		if j.State == Done || j.State == Dead {
+			m.leaveLane(j)
+		}
+	}
+	delete(m.tokens, token)
+	return nil
+}
+
+// leaveLane removes a job that is now done or dead from its lane.
+func (m *Memory) leaveLane(j *memJob) {
+	l := j.lane()
+	ids := slices.DeleteFunc(m.lanes[l], func(x int64) bool { return x == j.ID })
+	if len(ids) == 0 {
+		delete(m.lanes, l)
+	} else {
+		m.lanes[l] = ids
+	}
+}
+
+// Complete implements Store.
+func (m *Memory) Complete(ctx context.Context, token string, lastError string) error {
+	return m.finish(ctx, token, func(j *memJob, _ time.Time) {
+		j.State, j.LastError = Done, lastError
+	})
+}
+
+// Retry implements Store.
+func (m *Memory) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
+	return m.finish(ctx, token, func(j *memJob, _ time.Time) {
+		j.State, j.NextAt, j.LeaseUntil, j.LastError = Pending, truncMS(next), time.Time{}, lastError
+	})
+}
+
+// Kill implements Store.
+func (m *Memory) Kill(ctx context.Context, token string, reason string) error {
+	return m.finish(ctx, token, func(j *memJob, _ time.Time) {
+		j.State, j.LastError = Dead, reason
+	})
+}
+
+// Revive implements Store.
+func (m *Memory) Revive(ctx context.Context, ids []int64, now time.Time) (int, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if err := m.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	if len(ids) == 0 {
+		ids = m.order
+	}
+	touched := truncMS(time.Now())
+	n := 0
+	for _, id := range ids {
+		j := m.jobs[id]
+		if j == nil || j.State != Dead {
+			continue
+		}
+		j.State, j.NextAt, j.LeaseUntil, j.Attempts, j.updatedAt = Pending, truncMS(now), time.Time{}, 0, touched
+		l := j.lane()
+		lids := m.lanes[l]
+		i, _ := slices.BinarySearch(lids, j.ID)
+		m.lanes[l] = slices.Insert(lids, i, j.ID)
+		n++
+	}
+	return n, nil
+}
+
+// Recover implements Store. Every queue when q is empty.
+func (m *Memory) Recover(ctx context.Context, q Queue, lastError string) (int, error) {
+	if err := m.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	touched := truncMS(time.Now())
+	n := 0
+	for _, ids := range m.lanes {
+		for _, id := range ids {
+			j := m.jobs[id]
+			if j.State != Leased || (q != "" && j.Queue != q) {
+				continue
+			}
+			m.dropToken(j.token, j.ID)
+			j.State, j.LeaseUntil, j.LastError, j.updatedAt, j.token = Pending, time.Time{}, lastError, touched, ""
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (f JobFilter) match(j *memJob) bool {
+	return (f.Queue == "" || j.Queue == f.Queue) && (f.State == "" || j.State == f.State) &&
+		(f.ChannelID == "" || j.ChannelID == f.ChannelID)
+}
+
+// Jobs implements Store.
+func (m *Memory) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	var out []Job
+	for _, id := range m.order {
+		if j := m.jobs[id]; f.match(j) {
+			out = append(out, j.copy())
+			if f.Limit > 0 && len(out) == f.Limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Job implements Store.
+func (m *Memory) Job(ctx context.Context, id int64) (Job, error) {
+	if err := m.lock(ctx); err != nil {
+		return Job{}, err
+	}
+	defer m.mu.Unlock()
+	j := m.jobs[id]
+	if j == nil {
+		return Job{}, ErrNotFound
+	}
+	return j.copy(), nil
+}
+
+// JobByMID implements Store.
+func (m *Memory) JobByMID(ctx context.Context, q Queue, mID string) (Job, error) {
+	if err := m.lock(ctx); err != nil {
+		return Job{}, err
+	}
+	defer m.mu.Unlock()
+	for i := len(m.order) - 1; i >= 0; i-- {
+		if j := m.jobs[m.order[i]]; j.Queue == q && j.MID == mID {
+			return j.copy(), nil
+		}
+	}
+	return Job{}, ErrNotFound
+}
+
+// Count implements Store. Every state is present in the map.
+func (m *Memory) Count(ctx context.Context) (map[State]int, error) {
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	out := map[State]int{Pending: 0, Leased: 0, Done: 0, Dead: 0}
+	for _, j := range m.jobs {
+		out[j.State]++
+	}
+	return out, nil
+}
+
+// RecordKey implements Store.
+func (m *Memory) RecordKey(ctx context.Context, k Key, now time.Time) (Key, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if err := m.lock(ctx); err != nil {
+		return Key{}, err
+	}
+	defer m.mu.Unlock()
+	if old, ok := m.keys[k.Name]; ok && !keyExpired(old, now) {
+		old.Value = cloneBytes(old.Value)
+		return old, ErrDuplicate
+	}
+	k = Key{Name: k.Name, Value: cloneBytes(k.Value), Expires: truncExpires(k.Expires)}
+	m.keys[k.Name] = k
+	k.Value = cloneBytes(k.Value)
+	return k, nil
+}
+
+// LookupKey implements Store.
+func (m *Memory) LookupKey(ctx context.Context, name string, now time.Time) (Key, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if err := m.lock(ctx); err != nil {
+		return Key{}, err
+	}
+	defer m.mu.Unlock()
+	k, ok := m.keys[name]
+	if !ok || keyExpired(k, now) {
+		return Key{}, ErrNotFound
+	}
+	k.Value = cloneBytes(k.Value)
+	return k, nil
+}
+
+// AdvanceStatus implements Store.
+func (m *Memory) AdvanceStatus(ctx context.Context, s Status) (bool, error) {
+	if err := m.lock(ctx); err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	if old, ok := m.status[s.MID]; ok && s.Rank <= old.Rank {
+		return false, nil
+	}
+	m.status[s.MID] = s
+	return true, nil
+}
+
+// StatusOf implements Store.
+func (m *Memory) StatusOf(ctx context.Context, mID string) (Status, error) {
+	if err := m.lock(ctx); err != nil {
+		return Status{}, err
+	}
+	defer m.mu.Unlock()
+	st, ok := m.status[mID]
+	if !ok {
+		return Status{}, ErrNotFound
+	}
+	return st, nil
+}
+
+// Put implements Store.
+func (m *Memory) Put(ctx context.Context, ns, key string, value []byte) error {
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.kv[[2]string{ns, key}] = cloneBytes(value)
+	return nil
+}
+
+// Get implements Store.
+func (m *Memory) Get(ctx context.Context, ns, key string) ([]byte, error) {
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	v, ok := m.kv[[2]string{ns, key}]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return cloneBytes(v), nil
+}
+
+// PutMedia implements Store.
+func (m *Memory) PutMedia(ctx context.Context, md Media) error {
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	md.CreatedAt, md.Expires = truncMS(md.CreatedAt), truncExpires(md.Expires)
+	m.media[md.ID] = md
+	return nil
+}
+
+// GetMedia implements Store.
+func (m *Memory) GetMedia(ctx context.Context, id string) (Media, error) {
+	if err := m.lock(ctx); err != nil {
+		return Media{}, err
+	}
+	defer m.mu.Unlock()
+	md, ok := m.media[id]
+	if !ok {
+		return Media{}, ErrNotFound
+	}
+	return md, nil
+}
+
+// ExpiredMedia implements Store. The result is ordered by expiry, then ID.
+func (m *Memory) ExpiredMedia(ctx context.Context, now time.Time) ([]Media, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	var out []Media
+	for id, md := range m.media {
+		if expiresToMS(md.Expires) <= toMS(now) {
+			out = append(out, md)
+			delete(m.media, id)
+		}
+	}
+	sortMedia(out)
+	return out, nil
+}
+
+func sortMedia(ms []Media) {
+	slices.SortFunc(ms, func(a, b Media) int {
+		return cmp.Or(cmp.Compare(expiresToMS(a.Expires), expiresToMS(b.Expires)), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// Sweep implements Store.
+func (m *Memory) Sweep(ctx context.Context, now time.Time, doneBefore time.Time) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	for name, k := range m.keys {
+		if keyExpired(k, now) {
+			delete(m.keys, name)
+		}
+	}
+	if doneBefore.IsZero() {
+		return nil
+	}
+	cut := toMS(doneBefore)
+	m.order = slices.DeleteFunc(m.order, func(id int64) bool {
+		j := m.jobs[id]
+		if j.State == Done && toMS(j.updatedAt) < cut {
+			delete(m.jobs, id)
+			return true
+		}
+		return false
+	})
+	return nil
+}
+
+// Ping implements Store.
+func (m *Memory) Ping(ctx context.Context) error {
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// Close implements Store; later calls fail with ErrClosed.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}

@@ -1,0 +1,150 @@
+package store
+
+import "strings"
+
+// The queries of the SQL stores. They are written once, with '?'
+// placeholders (see Rebind), in SQL that SQLite and PostgreSQL both accept:
+// no INSERT OR IGNORE / REPLACE, upserts with ON CONFLICT ... DO UPDATE ...
+// WHERE, RETURNING instead of LastInsertId, times as integer milliseconds
+// passed in as arguments (no date functions), no LIMIT -1.
+//
+// Queue semantics do not rely on SQLite's single writer either: every state
+// change of a job is a conditional UPDATE whose WHERE repeats the state it
+// expects, and the callers check the affected row count.
+
+// jobCols is the column list scanJob reads.
+const jobCols = `id, queue, channel_id, contact_id, mid, payload, state, attempts,
+	created_at, next_at, lease_until, last_error`
+
+const (
+	qKeyClaim = `INSERT INTO dedupe_keys (name, value, expires) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires = excluded.expires
+		WHERE dedupe_keys.expires <= ?`
+	qKeyGet    = `SELECT name, value, expires FROM dedupe_keys WHERE name = ?`
+	qKeyLookup = `SELECT name, value, expires FROM dedupe_keys WHERE name = ? AND expires > ?`
+
+	qJobInsert = `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state,
+		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error)
+		VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, 0, '', '') RETURNING id`
+
+	// qJobLease takes one job if it is still ready (pending and due, or
+	// leased with an expired lease).
+	qJobLease = `UPDATE jobs SET state = 'leased', lease_token = ?, lease_until = ?,
+		attempts = attempts + 1, updated_at = ?
+		WHERE id = ? AND ((state = 'pending' AND next_at <= ?) OR (state = 'leased' AND lease_until <= ?))`
+	// qLaneNext lists the active jobs after a lane's head, in order.
+	qLaneNext = `SELECT ` + jobCols + ` FROM jobs
+		WHERE queue = ? AND channel_id = ? AND contact_id = ? AND state IN ('pending', 'leased') AND id > ?
+		ORDER BY id LIMIT ?`
+
+	qJobComplete = `UPDATE jobs SET state = 'done', last_error = ?, updated_at = ?
+		WHERE lease_token = ? AND state = 'leased'`
+	qJobRetry = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, last_error = ?, updated_at = ?
+		WHERE lease_token = ? AND state = 'leased'`
+	qJobKill = `UPDATE jobs SET state = 'dead', last_error = ?, updated_at = ?
+		WHERE lease_token = ? AND state = 'leased'`
+	qJobReviveOne = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, attempts = 0, updated_at = ?
+		WHERE id = ? AND state = 'dead'`
+	qJobReviveAll = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, attempts = 0, updated_at = ?
+		WHERE state = 'dead'`
+
+	// qJobRecover returns a queue's leased jobs to pending. next_at stays:
+	// it was due when the job was leased, so the job is due now.
+	qJobRecover = `UPDATE jobs SET state = 'pending', lease_until = 0, last_error = ?, updated_at = ?
+		WHERE queue = ? AND state = 'leased'`
+	qJobRecoverAll = `UPDATE jobs SET state = 'pending', lease_until = 0, last_error = ?, updated_at = ?
+		WHERE state = 'leased'`
+
+	qJobGet   = `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`
+	qJobByMID = `SELECT ` + jobCols + ` FROM jobs WHERE queue = ? AND mid = ? ORDER BY id DESC LIMIT 1`
+	// qJobCount counts per state, each part on its own (partial) index.
+	qJobCount = `SELECT state, COUNT(*) FROM jobs WHERE state IN ('pending', 'leased') GROUP BY state
+		UNION ALL SELECT 'done', COUNT(*) FROM jobs WHERE state = 'done'
+		UNION ALL SELECT 'dead', COUNT(*) FROM jobs WHERE state = 'dead'`
+
+	qStatusAdvance = `INSERT INTO status (mid, value, rank) VALUES (?, ?, ?)
+		ON CONFLICT (mid) DO UPDATE SET value = excluded.value, rank = excluded.rank
+		WHERE excluded.rank > status.rank`
+
+	qStatusGet = `SELECT mid, value, rank FROM status WHERE mid = ?`
+
+	qKVPut = `INSERT INTO kv (ns, name, value) VALUES (?, ?, ?)
+		ON CONFLICT (ns, name) DO UPDATE SET value = excluded.value`
+	qKVGet = `SELECT value FROM kv WHERE ns = ? AND name = ?`
+
+	mediaCols = `id, file_name, content_type, size, path, created_at, expires`
+	qMediaPut = `INSERT INTO media (` + mediaCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET file_name = excluded.file_name, content_type = excluded.content_type,
+		size = excluded.size, path = excluded.path, created_at = excluded.created_at, expires = excluded.expires`
+	qMediaGet     = `SELECT ` + mediaCols + ` FROM media WHERE id = ?`
+	qMediaExpired = `DELETE FROM media WHERE expires <= ? RETURNING ` + mediaCols
+
+	qSweepKeys = `DELETE FROM dedupe_keys WHERE expires <= ?`
+	qSweepJobs = `DELETE FROM jobs WHERE state = 'done' AND updated_at < ?`
+)
+
+// leaseHeadsQuery lists the ready lane heads, oldest first: per lane the
+// lowest-id job that is not done or dead, kept if it is pending and due or
+// leased with an expired lease. Arguments: [queue], [channel], now, now, limit.
+func leaseHeadsQuery(byQueue, byChannel bool) string {
+	var where []string
+	var group []string
+	where = append(where, `state IN ('pending', 'leased')`)
+	if byQueue {
+		where = append(where, `queue = ?`)
+	} else {
+		group = append(group, `queue`)
+	}
+	if byChannel {
+		where = append(where, `channel_id = ?`)
+	} else {
+		group = append(group, `channel_id`)
+	}
+	group = append(group, `contact_id`)
+	return `SELECT ` + prefixCols("j.", jobCols) + ` FROM jobs j
+		JOIN (SELECT MIN(id) AS id FROM jobs WHERE ` + strings.Join(where, ` AND `) + `
+		      GROUP BY ` + strings.Join(group, `, `) + `) h ON h.id = j.id
+		WHERE (j.state = 'pending' AND j.next_at <= ?) OR (j.state = 'leased' AND j.lease_until <= ?)
+		ORDER BY j.id LIMIT ?`
+}
+
+// jobsQuery lists jobs for a filter, oldest first, and its arguments.
+func jobsQuery(f JobFilter) (string, []any) {
+	var where []string
+	var args []any
+	if f.Queue != "" {
+		where = append(where, `queue = ?`)
+		args = append(args, string(f.Queue))
+	}
+	switch f.State {
+	case "":
+	case Pending, Leased, Done, Dead:
+		// A literal, so that the partial indexes on state apply.
+		where = append(where, `state = '`+string(f.State)+`'`)
+	default:
+		where = append(where, `state = ?`)
+		args = append(args, string(f.State))
+	}
+	if f.ChannelID != "" {
+		where = append(where, `channel_id = ?`)
+		args = append(args, f.ChannelID)
+	}
+	q := `SELECT ` + jobCols + ` FROM jobs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY id`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	return q, args
+}
+
+func prefixCols(prefix, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = prefix + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}

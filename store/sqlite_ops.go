@@ -1,0 +1,509 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// rowScanner is *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanJob(r rowScanner) (Job, error) {
+	var j Job
+	var queue, state string
+	var created, next, until int64
+	if err := r.Scan(&j.ID, &queue, &j.ChannelID, &j.ContactID, &j.MID, &j.Payload, &state, &j.Attempts,
+		&created, &next, &until, &j.LastError); err != nil {
+		return Job{}, err
+	}
+	j.Queue, j.State = Queue(queue), State(state)
+	j.Payload = cloneBytes(j.Payload)
+	j.CreatedAt, j.NextAt, j.LeaseUntil = fromMS(created), fromMS(next), fromMS(until)
+	return j, nil
+}
+
+func scanJobs(rows *sql.Rows, err error) ([]Job, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+func scanMedia(r rowScanner) (Media, error) {
+	var m Media
+	var created, expires int64
+	if err := r.Scan(&m.ID, &m.FileName, &m.ContentType, &m.Size, &m.Path, &created, &expires); err != nil {
+		return Media{}, err
+	}
+	m.CreatedAt, m.Expires = fromMS(created), expiresFromMS(expires)
+	return m, nil
+}
+
+func wrapErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrDuplicate), errors.Is(err, ErrLeaseLost), errors.Is(err, ErrNotFound),
+		errors.Is(err, ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		strings.HasPrefix(err.Error(), "store: "):
+		return err
+	}
+	return fmt.Errorf("store: sqlite: %s: %w", op, err)
+}
+
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// Enqueue implements Store.
+func (s *SQLite) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int64, error) {
+	for _, j := range jobs {
+		if err := checkNewJob(j); err != nil {
+			return nil, err
+		}
+	}
+	var ids []int64
+	err := s.write(ctx, func(w *wtx) error {
+		now := time.Now().UnixMilli()
+		for _, k := range keys {
+			n, err := w.execN(qKeyClaim, k.Name, blob(k.Value), expiresToMS(k.Expires), now)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrDuplicate
+			}
+		}
+		ids = make([]int64, 0, len(jobs))
+		for _, j := range jobs {
+			var id int64
+			if err := w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+				now, now, toMS(j.NotBefore)).Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapErr("enqueue", err)
+	}
+	return ids, nil
+}
+
+func checkNewJob(j NewJob) error {
+	if j.Queue == "" {
+		return errors.New("store: enqueue: job without queue")
+	}
+	return nil
+}
+
+// normalizeLease fills the defaults of a LeaseRequest.
+func normalizeLease(req LeaseRequest) (LeaseRequest, error) {
+	if req.For <= 0 {
+		return req, errors.New("store: lease: For must be positive")
+	}
+	if req.Now.IsZero() {
+		req.Now = time.Now()
+	}
+	req.Lanes = max(req.Lanes, 1)
+	req.PerLane = max(req.PerLane, 1)
+	return req, nil
+}
+
+// ready reports whether a job may be leased at now (ms).
+func ready(j Job, now int64) bool {
+	switch j.State {
+	case Pending:
+		return toMS(j.NextAt) <= now
+	case Leased:
+		return toMS(j.LeaseUntil) <= now
+	}
+	return false
+}
+
+// Lease implements Store.
+func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
+	req, err := normalizeLease(req)
+	if err != nil {
+		return nil, err
+	}
+	var out []Lease
+	err = s.write(ctx, func(w *wtx) error {
+		out = nil
+		now := toMS(req.Now)
+		until := toMS(req.Now.Add(req.For))
+		touched := time.Now().UnixMilli()
+		var args []any
+		if req.Queue != "" {
+			args = append(args, string(req.Queue))
+		}
+		if req.ChannelID != "" {
+			args = append(args, req.ChannelID)
+		}
+		args = append(args, now, now, req.Lanes)
+		heads, err := scanJobs(w.query(leaseHeadsQuery(req.Queue != "", req.ChannelID != ""), args...))
+		if err != nil {
+			return err
+		}
+		for _, head := range heads {
+			lane := []Job{head}
+			if req.PerLane > 1 {
+				next, err := scanJobs(w.query(qLaneNext, string(head.Queue), head.ChannelID, head.ContactID,
+					head.ID, req.PerLane-1))
+				if err != nil {
+					return err
+				}
+				for _, j := range next {
+					if !ready(j, now) {
+						break
+					}
+					lane = append(lane, j)
+				}
+			}
+			token := newToken()
+			l := Lease{Token: token}
+			for _, j := range lane {
+				// Conditional: a job another writer took since the read
+				// is not updated (cannot happen under SQLite's write
+				// lock; keeps the statement safe for other databases).
+				n, err := w.execN(qJobLease, token, until, touched, j.ID, now, now)
+				if err != nil {
+					return err
+				}
+				if n != 1 {
+					break
+				}
+				j.State, j.Attempts, j.LeaseUntil = Leased, j.Attempts+1, fromMS(until)
+				l.Jobs = append(l.Jobs, j)
+			}
+			if len(l.Jobs) > 0 {
+				out = append(out, l)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapErr("lease", err)
+	}
+	return out, nil
+}
+
+// byToken runs an UPDATE of the jobs leased with a token.
+func (s *SQLite) byToken(ctx context.Context, op, q string, args ...any) error {
+	return wrapErr(op, s.write(ctx, func(w *wtx) error {
+		n, err := w.execN(q, args...)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrLeaseLost
+		}
+		return nil
+	}))
+}
+
+// Complete implements Store.
+func (s *SQLite) Complete(ctx context.Context, token string, lastError string) error {
+	return s.byToken(ctx, "complete", qJobComplete, lastError, time.Now().UnixMilli(), token)
+}
+
+// Retry implements Store.
+func (s *SQLite) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
+	return s.byToken(ctx, "retry", qJobRetry, toMS(next), lastError, time.Now().UnixMilli(), token)
+}
+
+// Kill implements Store.
+func (s *SQLite) Kill(ctx context.Context, token string, reason string) error {
+	return s.byToken(ctx, "kill", qJobKill, reason, time.Now().UnixMilli(), token)
+}
+
+// Revive implements Store. Revived jobs start over: attempts 0, due at now.
+// The last error (the reason they died) stays until they run again.
+func (s *SQLite) Revive(ctx context.Context, ids []int64, now time.Time) (int, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var total int
+	err := s.write(ctx, func(w *wtx) error {
+		total = 0
+		at, touched := toMS(now), time.Now().UnixMilli()
+		if len(ids) == 0 {
+			n, err := w.execN(qJobReviveAll, at, touched)
+			total = int(n)
+			return err
+		}
+		for _, id := range ids {
+			n, err := w.execN(qJobReviveOne, at, touched, id)
+			if err != nil {
+				return err
+			}
+			total += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrapErr("revive", err)
+	}
+	return total, nil
+}
+
+// Recover implements Store. Every queue when q is empty. The jobs keep their
+// attempts and their next_at (which was due when they were leased).
+func (s *SQLite) Recover(ctx context.Context, q Queue, lastError string) (int, error) {
+	var n int64
+	err := s.write(ctx, func(w *wtx) error {
+		var err error
+		touched := time.Now().UnixMilli()
+		if q == "" {
+			n, err = w.execN(qJobRecoverAll, lastError, touched)
+		} else {
+			n, err = w.execN(qJobRecover, lastError, touched, string(q))
+		}
+		return err
+	})
+	if err != nil {
+		return 0, wrapErr("recover", err)
+	}
+	return int(n), nil
+}
+
+// Jobs implements Store.
+func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+	q, args := jobsQuery(f)
+	jobs, err := scanJobs(s.rquery(ctx, q, args...))
+	return jobs, wrapErr("jobs", err)
+}
+
+func (s *SQLite) oneJob(ctx context.Context, op, q string, args ...any) (Job, error) {
+	row, err := s.rqueryRow(ctx, q, args...)
+	if err != nil {
+		return Job{}, wrapErr(op, err)
+	}
+	j, err := scanJob(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, ErrNotFound
+	}
+	return j, wrapErr(op, err)
+}
+
+// Job implements Store.
+func (s *SQLite) Job(ctx context.Context, id int64) (Job, error) {
+	return s.oneJob(ctx, "job", qJobGet, id)
+}
+
+// JobByMID implements Store.
+func (s *SQLite) JobByMID(ctx context.Context, q Queue, mID string) (Job, error) {
+	return s.oneJob(ctx, "job by mId", qJobByMID, string(q), mID)
+}
+
+// Count implements Store. Every state is present in the map.
+func (s *SQLite) Count(ctx context.Context) (map[State]int, error) {
+	rows, err := s.rquery(ctx, qJobCount)
+	if err != nil {
+		return nil, wrapErr("count", err)
+	}
+	defer rows.Close()
+	out := map[State]int{Pending: 0, Leased: 0, Done: 0, Dead: 0}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, wrapErr("count", err)
+		}
+		out[State(st)] = n
+	}
+	return out, wrapErr("count", rows.Err())
+}
+
+// RecordKey implements Store.
+func (s *SQLite) RecordKey(ctx context.Context, k Key, now time.Time) (Key, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var got Key
+	err := s.write(ctx, func(w *wtx) error {
+		n, err := w.execN(qKeyClaim, k.Name, blob(k.Value), expiresToMS(k.Expires), toMS(now))
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			got = Key{Name: k.Name, Value: cloneBytes(k.Value), Expires: truncExpires(k.Expires)}
+			return nil
+		}
+		got, err = scanKey(w.queryRow(qKeyGet, k.Name))
+		if err != nil {
+			return err
+		}
+		return ErrDuplicate
+	})
+	if err != nil && !errors.Is(err, ErrDuplicate) {
+		return Key{}, wrapErr("record key", err)
+	}
+	return got, err
+}
+
+func scanKey(r rowScanner) (Key, error) {
+	var k Key
+	var expires int64
+	if err := r.Scan(&k.Name, &k.Value, &expires); err != nil {
+		return Key{}, err
+	}
+	k.Value = cloneBytes(k.Value)
+	k.Expires = expiresFromMS(expires)
+	return k, nil
+}
+
+// LookupKey implements Store.
+func (s *SQLite) LookupKey(ctx context.Context, name string, now time.Time) (Key, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	row, err := s.rqueryRow(ctx, qKeyLookup, name, toMS(now))
+	if err != nil {
+		return Key{}, wrapErr("lookup key", err)
+	}
+	k, err := scanKey(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Key{}, ErrNotFound
+	}
+	return k, wrapErr("lookup key", err)
+}
+
+// AdvanceStatus implements Store.
+func (s *SQLite) AdvanceStatus(ctx context.Context, st Status) (bool, error) {
+	var changed bool
+	err := s.write(ctx, func(w *wtx) error {
+		n, err := w.execN(qStatusAdvance, st.MID, st.Value, st.Rank)
+		changed = n > 0
+		return err
+	})
+	if err != nil {
+		return false, wrapErr("advance status", err)
+	}
+	return changed, nil
+}
+
+// StatusOf implements Store.
+func (s *SQLite) StatusOf(ctx context.Context, mID string) (Status, error) {
+	row, err := s.rqueryRow(ctx, qStatusGet, mID)
+	if err != nil {
+		return Status{}, wrapErr("status", err)
+	}
+	var st Status
+	if err := row.Scan(&st.MID, &st.Value, &st.Rank); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Status{}, ErrNotFound
+		}
+		return Status{}, wrapErr("status", err)
+	}
+	return st, nil
+}
+
+// Put implements Store.
+func (s *SQLite) Put(ctx context.Context, ns, key string, value []byte) error {
+	return wrapErr("put", s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(qKVPut, ns, key, blob(value))
+		return err
+	}))
+}
+
+// Get implements Store.
+func (s *SQLite) Get(ctx context.Context, ns, key string) ([]byte, error) {
+	row, err := s.rqueryRow(ctx, qKVGet, ns, key)
+	if err != nil {
+		return nil, wrapErr("get", err)
+	}
+	var v []byte
+	if err := row.Scan(&v); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, wrapErr("get", err)
+	}
+	return cloneBytes(v), nil
+}
+
+// PutMedia implements Store.
+func (s *SQLite) PutMedia(ctx context.Context, m Media) error {
+	return wrapErr("put media", s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(qMediaPut, m.ID, m.FileName, m.ContentType, m.Size, m.Path,
+			toMS(m.CreatedAt), expiresToMS(m.Expires))
+		return err
+	}))
+}
+
+// GetMedia implements Store.
+func (s *SQLite) GetMedia(ctx context.Context, id string) (Media, error) {
+	row, err := s.rqueryRow(ctx, qMediaGet, id)
+	if err != nil {
+		return Media{}, wrapErr("get media", err)
+	}
+	m, err := scanMedia(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Media{}, ErrNotFound
+	}
+	return m, wrapErr("get media", err)
+}
+
+// ExpiredMedia implements Store. The result is ordered by expiry, then ID.
+func (s *SQLite) ExpiredMedia(ctx context.Context, now time.Time) ([]Media, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var out []Media
+	err := s.write(ctx, func(w *wtx) error {
+		out = nil
+		rows, err := w.query(qMediaExpired, toMS(now))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMedia(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrapErr("expired media", err)
+	}
+	sortMedia(out)
+	return out, nil
+}
+
+// Sweep implements Store.
+func (s *SQLite) Sweep(ctx context.Context, now time.Time, doneBefore time.Time) error {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return wrapErr("sweep", s.write(ctx, func(w *wtx) error {
+		if _, err := w.exec(qSweepKeys, toMS(now)); err != nil {
+			return err
+		}
+		if doneBefore.IsZero() {
+			return nil
+		}
+		_, err := w.exec(qSweepJobs, toMS(doneBefore))
+		return err
+	}))
+}

@@ -1,0 +1,613 @@
+package store_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/store"
+	"github.com/bonychat/bonychat-adapter/store/storetest"
+)
+
+var ctx = context.Background()
+
+func openSQLite(t testing.TB, path string) *store.SQLite {
+	t.Helper()
+	s, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	return s
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "adapter.db"))
+	})
+}
+
+func TestSQLiteCreatesFolderAndUsesWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "odd ?#% name", "adapter.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	if _, err := s.Enqueue(ctx, []store.NewJob{{Queue: store.Outbound, ChannelID: "ch", ContactID: "c"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database file: %v", err)
+	}
+	db := rawDB(t, path)
+	var jobs int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM jobs`).Scan(&jobs); err != nil || jobs != 1 {
+		t.Fatalf("jobs in %s: %d, %v", path, jobs, err)
+	}
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode %q, %v; want wal", mode, err)
+	}
+}
+
+func TestSQLiteReopenPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	s := openSQLite(t, path)
+	ids, err := s.Enqueue(ctx, []store.NewJob{
+		{Queue: store.Outbound, ChannelID: "ch", ContactID: "c", MID: "m1", Payload: []byte(`{"a":1}`)},
+		{Queue: store.Outbound, ChannelID: "ch", ContactID: "c", MID: "m2", Payload: []byte(`{"a":2}`)},
+	}, []store.Key{{Name: "idem", Value: []byte("m1"), Expires: now.Add(time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := s.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: now, For: time.Minute, Lanes: 1, PerLane: 1})
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("Lease: %v %v", ls, err)
+	}
+	if err := s.Put(ctx, "ns", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AdvanceStatus(ctx, store.Status{MID: "m1", Value: "sent", Rank: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "ns", "k", nil); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Put after Close: %v, want ErrClosed", err)
+	}
+
+	s = openSQLite(t, path)
+	defer s.Close()
+	j, err := s.Job(ctx, ids[0])
+	if err != nil || j.State != store.Leased || j.Attempts != 1 || string(j.Payload) != `{"a":1}` ||
+		!j.LeaseUntil.Equal(now.Add(time.Minute)) {
+		t.Fatalf("job 1 after reopen: %+v, %v", j, err)
+	}
+	if j, err := s.Job(ctx, ids[1]); err != nil || j.State != store.Pending || j.MID != "m2" {
+		t.Fatalf("job 2 after reopen: %+v, %v", j, err)
+	}
+	if k, err := s.LookupKey(ctx, "idem", now); err != nil || string(k.Value) != "m1" {
+		t.Fatalf("key after reopen: %+v, %v", k, err)
+	}
+	if _, err := s.Enqueue(ctx, nil, []store.Key{{Name: "idem", Expires: now.Add(time.Hour)}}); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("key reuse after reopen: %v", err)
+	}
+	if v, err := s.Get(ctx, "ns", "k"); err != nil || string(v) != "v" {
+		t.Fatalf("Get after reopen: %q, %v", v, err)
+	}
+	if st, err := s.StatusOf(ctx, "m1"); err != nil || st.Rank != 1 {
+		t.Fatalf("status after reopen: %+v, %v", st, err)
+	}
+	// The lease survived: the holder can still complete it, then job 2 runs.
+	if err := s.Complete(ctx, ls[0].Token, ""); err != nil {
+		t.Fatalf("Complete after reopen: %v", err)
+	}
+	ls, err = s.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: now, For: time.Minute, Lanes: 1, PerLane: 1})
+	if err != nil || len(ls) != 1 || ls[0].Jobs[0].ID != ids[1] {
+		t.Fatalf("Lease after reopen: %+v, %v", ls, err)
+	}
+	// New IDs keep growing.
+	more, err := s.Enqueue(ctx, []store.NewJob{{Queue: store.Outbound, ChannelID: "ch", ContactID: "c"}}, nil)
+	if err != nil || more[0] <= ids[1] {
+		t.Fatalf("Enqueue after reopen: %v, %v", more, err)
+	}
+}
+
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(path))
+	db, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestSQLiteMigrationsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v %v", files, err)
+	}
+	for range 3 {
+		s := openSQLite(t, path)
+		if _, err := s.Enqueue(ctx, []store.NewJob{{Queue: store.Platform, ChannelID: "ch", ContactID: "c"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := rawDB(t, path)
+	var n, maxV int
+	if err := db.QueryRow(`SELECT COUNT(*), MAX(version) FROM schema_migrations`).Scan(&n, &maxV); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(files) {
+		t.Fatalf("schema_migrations has %d rows for %d migrations", n, len(files))
+	}
+	want, _ := strconv.Atoi(strings.SplitN(filepath.Base(files[len(files)-1]), "_", 2)[0])
+	if maxV != want {
+		t.Fatalf("schema version %d, want %d", maxV, want)
+	}
+	var jobs int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM jobs`).Scan(&jobs); err != nil || jobs != 3 {
+		t.Fatalf("jobs %d, %v; want 3", jobs, err)
+	}
+	// A schema from a newer program is refused, not downgraded.
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := store.OpenSQLite(path); err == nil {
+		s.Close()
+		t.Fatal("OpenSQLite accepted a newer schema")
+	}
+}
+
+// Two stores on one file (as the server and the jobs CLI are) must never
+// hand one job to two workers.
+func TestSQLiteTwoStoresNeverDoubleLease(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	a, b := openSQLite(t, path), openSQLite(t, path)
+	defer a.Close()
+	defer b.Close()
+	const lanes, perLane = 20, 10
+	var jobs []store.NewJob
+	for i := range perLane {
+		for l := range lanes {
+			jobs = append(jobs, store.NewJob{Queue: store.Outbound, ChannelID: "ch", ContactID: fmt.Sprint(l), MID: fmt.Sprint(l, "-", i)})
+		}
+	}
+	in, err := a.Enqueue(ctx, jobs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		runs  = map[int64]int{}
+		order = map[string][]int64{}
+		done  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	contact := map[int64]string{}
+	for i, id := range in {
+		contact[id] = jobs[i].ContactID
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for w := range 8 {
+		s := []*store.SQLite{a, b}[w%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done.Load() < int64(len(in)) {
+				if time.Now().After(deadline) {
+					t.Errorf("worker %d: timed out at %d of %d", w, done.Load(), len(in))
+					return
+				}
+				ls, err := s.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: time.Now(), For: time.Hour, Lanes: 2, PerLane: 2})
+				if err != nil {
+					t.Errorf("worker %d: Lease: %v", w, err)
+					return
+				}
+				if len(ls) == 0 {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				for _, l := range ls {
+					mu.Lock()
+					for _, j := range l.Jobs {
+						runs[j.ID]++
+						order[contact[j.ID]] = append(order[contact[j.ID]], j.ID)
+					}
+					mu.Unlock()
+					if err := s.Complete(ctx, l.Token, ""); err != nil {
+						t.Errorf("worker %d: Complete: %v", w, err)
+						return
+					}
+					done.Add(int64(len(l.Jobs)))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, id := range in {
+		if runs[id] != 1 {
+			t.Errorf("job %d leased %d times", id, runs[id])
+		}
+	}
+	for l := range lanes {
+		var want []int64
+		for i, id := range in {
+			if jobs[i].ContactID == fmt.Sprint(l) {
+				want = append(want, id)
+			}
+		}
+		if got := order[fmt.Sprint(l)]; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("lane %d ran %v, want %v", l, got, want)
+		}
+	}
+}
+
+func TestSQLiteGroupCommit(t *testing.T) {
+	s := openSQLite(t, filepath.Join(t.TempDir(), "adapter.db"))
+	defer s.Close()
+	c0, w0 := store.Commits(s)
+
+	// 200 concurrent enqueues; half of them share one dedupe key, so one of
+	// those succeeds and 99 fail with ErrDuplicate inside the same batches
+	// as successful writes.
+	const n = 200
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			var keys []store.Key
+			if i%2 == 0 {
+				keys = []store.Key{{Name: "same", Expires: time.Now().Add(time.Hour)}}
+			} else {
+				keys = []store.Key{{Name: fmt.Sprint("own-", i), Expires: time.Now().Add(time.Hour)}}
+			}
+			_, errs[i] = s.Enqueue(ctx, []store.NewJob{{Queue: store.Outbound, ChannelID: "ch", ContactID: fmt.Sprint(i), MID: fmt.Sprint(i)}}, keys)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	c1, w1 := store.Commits(s)
+	ok, dup := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, store.ErrDuplicate) && i%2 == 0:
+			dup++
+		default:
+			t.Fatalf("enqueue %d: %v", i, err)
+		}
+	}
+	if ok != n/2+1 || dup != n/2-1 {
+		t.Fatalf("%d stored, %d duplicates; want %d and %d", ok, dup, n/2+1, n/2-1)
+	}
+	counts, err := s.Count(ctx)
+	if err != nil || counts[store.Pending] != n/2+1 {
+		t.Fatalf("Count %v, %v; want %d pending", counts, err, n/2+1)
+	}
+	commits, writes := c1-c0, w1-w0
+	t.Logf("%d writes in %d commits", writes, commits)
+	if writes != n {
+		t.Fatalf("%d writes ran, want %d", writes, n)
+	}
+	if commits > n/4 {
+		t.Fatalf("%d concurrent writes took %d commits; group commit should batch them", n, commits)
+	}
+}
+
+func TestSQLiteCanceledContext(t *testing.T) {
+	s := openSQLite(t, filepath.Join(t.TempDir(), "adapter.db"))
+	defer s.Close()
+	c, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Enqueue(c, []store.NewJob{{Queue: store.Outbound, ChannelID: "ch", ContactID: "c"}}, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Enqueue with a canceled context: %v", err)
+	}
+	if counts, _ := s.Count(ctx); counts[store.Pending] != 0 {
+		t.Fatalf("a canceled enqueue stored a job: %v", counts)
+	}
+}
+
+func TestOpenDSN(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x", "adapter.db")
+	s, err := store.Open("sqlite:" + path)
+	if err != nil {
+		t.Fatalf("Open(sqlite:): %v", err)
+	}
+	if _, ok := s.(*store.SQLite); !ok {
+		t.Fatalf("Open(sqlite:) returned %T", s)
+	}
+	s.Close()
+	m, err := store.Open("memory:")
+	if err != nil {
+		t.Fatalf("Open(memory:): %v", err)
+	}
+	if _, ok := m.(*store.Memory); !ok {
+		t.Fatalf("Open(memory:) returned %T", m)
+	}
+	m.Close()
+	for dsn, want := range map[string]string{
+		"postgres://u:secret@db/x": "not supported yet",
+		"mysql:x":                  "unknown store",
+		"adapter.db":               "want sqlite:PATH",
+		"sqlite:":                  "needs a path",
+	} {
+		_, err := store.Open(dsn)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%q) = %v, want an error saying %q", dsn, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q) error shows the password: %v", dsn, err)
+		}
+	}
+}
+
+// TestSQLiteSurvivesSIGKILL runs a child process that enqueues and reports
+// each acknowledged job, kills it with SIGKILL mid-stream and checks that
+// every acknowledged job is in the file.
+func TestSQLiteSurvivesSIGKILL(t *testing.T) {
+	if path := os.Getenv("STORE_TEST_KILL_CHILD"); path != "" {
+		killChild(path)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteSurvivesSIGKILL$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "STORE_TEST_KILL_CHILD="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []int64
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		id, err := strconv.ParseInt(strings.TrimPrefix(sc.Text(), "ack "), 10, 64)
+		if err != nil || !strings.HasPrefix(sc.Text(), "ack ") {
+			continue
+		}
+		acked = append(acked, id)
+		if len(acked) == 300 {
+			if err := cmd.Process.Kill(); err != nil { // SIGKILL
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	_ = cmd.Wait()
+	if len(acked) < 300 {
+		t.Fatalf("child acknowledged only %d jobs", len(acked))
+	}
+	s := openSQLite(t, path)
+	defer s.Close()
+	for _, id := range acked {
+		if _, err := s.Job(ctx, id); err != nil {
+			t.Fatalf("acknowledged job %d lost after SIGKILL: %v", id, err)
+		}
+	}
+	counts, err := s.Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d acknowledged before the kill, %d jobs in the file", len(acked), counts[store.Pending])
+}
+
+func killChild(path string) {
+	s, err := store.OpenSQLite(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	w := bufio.NewWriter(os.Stdout)
+	for g := range 8 {
+		go func() {
+			for i := 0; ; i++ {
+				ids, err := s.Enqueue(ctx, []store.NewJob{{Queue: store.Outbound, ChannelID: "ch", ContactID: fmt.Sprint(g), MID: fmt.Sprint(i)}}, nil)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				mu.Lock()
+				fmt.Fprintf(w, "ack %d\n", ids[0])
+				w.Flush()
+				mu.Unlock()
+			}
+		}()
+	}
+	select {}
+}
+
+func TestSQLitePragmasAndPlan(t *testing.T) {
+	s := openSQLite(t, filepath.Join(t.TempDir(), "adapter.db"))
+	defer s.Close()
+	for name, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "5000"} {
+		if got, err := store.WriterPragma(s, name); err != nil || got != want {
+			t.Errorf("PRAGMA %s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	check := func(what, want, q string, args ...any) {
+		t.Helper()
+		plan, err := store.Plan(s, q, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s:\n%s", what, plan)
+		for _, w := range strings.Split(want, ",") {
+			if !strings.Contains(plan, w) {
+				t.Errorf("%s does not use %s:\n%s", what, w, plan)
+			}
+		}
+		if strings.Contains(plan, "SCAN jobs\n") || strings.HasSuffix(plan, "SCAN jobs") {
+			t.Errorf("%s scans the whole table:\n%s", what, plan)
+		}
+	}
+	for _, q := range []bool{true, false} {
+		for _, c := range []bool{true, false} {
+			var args []any
+			if q {
+				args = append(args, "outbound")
+			}
+			if c {
+				args = append(args, "ch")
+			}
+			check(fmt.Sprintf("lease heads (queue %v, channel %v)", q, c), "jobs_lane", store.LeaseHeadsQuery(q, c), append(args, 0, 0, 1)...)
+		}
+	}
+	check("lane next", "jobs_lane", store.LaneNextQuery, "outbound", "ch", "c", 1, 5)
+	check("count", "jobs_lane,jobs_done,jobs_dead", store.CountQuery)
+	check("sweep", "jobs_done", "SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?", 0)
+	check("by token", "jobs_token", "SELECT id FROM jobs WHERE lease_token = ? AND state = 'leased'", "t")
+	q, args := store.JobsQuery(store.JobFilter{State: store.Dead, Limit: 10})
+	check("dead jobs", "jobs_dead", q, args...)
+}
+
+// TestSQLiteTwoProcessesNeverDoubleLease: this process and a child work the
+// same file at once (as the server and the jobs CLI do); no job runs twice.
+func TestSQLiteTwoProcessesNeverDoubleLease(t *testing.T) {
+	if path := os.Getenv("STORE_TEST_WORKER_CHILD"); path != "" {
+		s := openSQLite(t, path)
+		defer s.Close()
+		fmt.Println("ready")
+		var mu sync.Mutex
+		leaseLoop(t, s, 4, func(id int64) {
+			mu.Lock()
+			fmt.Printf("run %d\n", id)
+			mu.Unlock()
+			time.Sleep(200 * time.Microsecond)
+		})
+		return
+	}
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	var jobs []store.NewJob
+	for i := range 200 {
+		jobs = append(jobs, store.NewJob{Queue: store.Outbound, ChannelID: "ch", ContactID: fmt.Sprint(i % 20), MID: fmt.Sprint(i)})
+	}
+	in, err := s.Enqueue(ctx, jobs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteTwoProcessesNeverDoubleLease$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "STORE_TEST_WORKER_CHILD="+path)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	runs := map[int64]int{}
+	var mu sync.Mutex
+	childDone, ready := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(childDone)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				close(ready)
+			}
+			if id, ok := strings.CutPrefix(sc.Text(), "run "); ok {
+				n, _ := strconv.ParseInt(id, 10, 64)
+				mu.Lock()
+				runs[n]++
+				mu.Unlock()
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-childDone:
+		t.Fatal("child ended before it was ready")
+	}
+	mine := 0
+	leaseLoop(t, s, 4, func(id int64) {
+		mu.Lock()
+		runs[id]++
+		mine++
+		mu.Unlock()
+		time.Sleep(200 * time.Microsecond)
+	})
+	<-childDone
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	for _, id := range in {
+		if runs[id] != 1 {
+			t.Errorf("job %d ran %d times", id, runs[id])
+		}
+	}
+	t.Logf("this process ran %d jobs, the child %d", mine, len(in)-mine)
+}
+
+// leaseLoop leases and completes outbound jobs from workers goroutines
+// until no job is pending or leased.
+func leaseLoop(t *testing.T, s store.Store, workers int, run func(id int64)) {
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(30 * time.Second)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				ls, err := s.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: time.Now(), For: time.Hour, Lanes: 2, PerLane: 2})
+				if err != nil {
+					t.Errorf("Lease: %v", err)
+					return
+				}
+				if len(ls) == 0 {
+					c, err := s.Count(ctx)
+					if err != nil {
+						t.Errorf("Count: %v", err)
+						return
+					}
+					if c[store.Pending]+c[store.Leased] == 0 {
+						return
+					}
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				for _, l := range ls {
+					for _, j := range l.Jobs {
+						run(j.ID)
+					}
+					if err := s.Complete(ctx, l.Token, ""); err != nil {
+						t.Errorf("Complete: %v", err)
+						return
+					}
+				}
+			}
+			t.Errorf("jobs left after 30s")
+		}()
+	}
+	wg.Wait()
+}

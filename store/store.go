@@ -1,0 +1,184 @@
+// Package store is the adapter's durable state: the outbound and platform
+// job queues (ordered lanes per channel and contact, leases, retries, a dead
+// state), dedupe and idempotency keys with expiry, the last status per mId,
+// small key-value records (contact-ID map, e-mail threads, opt-outs) and
+// media metadata. SQLite (pure Go, WAL) is the embedded default; Memory is
+// the same behaviour without durability, for tests and benchmarks. Every
+// implementation must pass the behaviour tests in storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Queue names a job queue.
+type Queue string
+
+const (
+	// Outbound jobs carry BonyChat messages to a provider.
+	Outbound Queue = "outbound"
+	// Platform jobs carry events to BonyChat's webhook.
+	Platform Queue = "platform"
+)
+
+// State is where a job is in its life.
+type State string
+
+const (
+	Pending State = "pending" // waiting for its time and for earlier jobs of its lane
+	Leased  State = "leased"  // a worker holds it until LeaseUntil
+	Done    State = "done"    // finished (delivered, or ended with a reported outcome)
+	Dead    State = "dead"    // gave up; listed, counted and re-playable, never deleted
+)
+
+// Errors callers can test with errors.Is.
+var (
+	// ErrDuplicate: a dedupe key of the enqueue is already recorded; nothing was stored.
+	ErrDuplicate = errors.New("store: duplicate")
+	// ErrLeaseLost: the lease expired or was taken over; the worker must drop the job.
+	ErrLeaseLost = errors.New("store: lease lost")
+	// ErrNotFound: no such record.
+	ErrNotFound = errors.New("store: not found")
+)
+
+// NewJob is a job to enqueue. Jobs of one lane (Queue, ChannelID, ContactID)
+// run strictly in enqueue order, one lease at a time.
+type NewJob struct {
+	Queue     Queue
+	ChannelID string
+	ContactID string
+	MID       string // outbound: our mId; platform: the event's mId
+	Payload   []byte // opaque to the store (JSON)
+	NotBefore time.Time
+}
+
+// Job is a stored job.
+type Job struct {
+	ID         int64
+	Queue      Queue
+	ChannelID  string
+	ContactID  string
+	MID        string
+	Payload    []byte
+	State      State
+	Attempts   int // leases taken so far
+	CreatedAt  time.Time
+	NextAt     time.Time
+	LeaseUntil time.Time
+	LastError  string
+}
+
+// Key is a dedupe or idempotency record: Name is unique while it has not
+// expired; Value is what the first writer stored (e.g. the mId it produced).
+type Key struct {
+	Name    string
+	Value   []byte
+	Expires time.Time
+}
+
+// Lease is a group of consecutive jobs of one lane held by one worker.
+type Lease struct {
+	Token string
+	Jobs  []Job
+}
+
+// LeaseRequest asks for ready work: at most Lanes lanes, and from each lane
+// its first ready job plus up to PerLane-1 directly following pending jobs
+// that are also due (PerLane 1 for outbound, up to 20 for platform batches).
+type LeaseRequest struct {
+	Queue   Queue
+	Now     time.Time
+	For     time.Duration
+	Lanes   int
+	PerLane int
+	// ChannelID restricts leasing to one channel when not empty.
+	ChannelID string
+}
+
+// JobFilter selects jobs for listing; zero fields match everything.
+type JobFilter struct {
+	Queue     Queue
+	State     State
+	ChannelID string
+	Limit     int
+}
+
+// Media is the metadata of a stored media file.
+type Media struct {
+	ID          string
+	FileName    string
+	ContentType string
+	Size        int64
+	Path        string // where the bytes live, relative to the media dir
+	CreatedAt   time.Time
+	Expires     time.Time
+}
+
+// Status is the last receipt state posted for an mId.
+type Status struct {
+	MID   string
+	Value string
+	Rank  int
+}
+
+// Store is the durable state. Methods are safe for concurrent use; every
+// write is durable when it returns.
+type Store interface {
+	// Enqueue stores jobs in order and records keys, in one transaction. If
+	// any key's Name is recorded and not expired, nothing is stored and the
+	// error is ErrDuplicate. It returns the new job IDs.
+	Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int64, error)
+	// Lease takes ready work (see LeaseRequest). A lane with a leased or
+	// earlier pending job is not ready; an expired lease is ready again.
+	Lease(ctx context.Context, req LeaseRequest) ([]Lease, error)
+	// Complete marks the lease's jobs done.
+	Complete(ctx context.Context, token string, lastError string) error
+	// Retry puts the lease's jobs back to pending, due at next.
+	Retry(ctx context.Context, token string, next time.Time, lastError string) error
+	// Kill marks the lease's jobs dead with the reason.
+	Kill(ctx context.Context, token string, reason string) error
+	// Revive puts dead jobs back to pending, due now: the given IDs, or every
+	// dead job when ids is empty. It returns how many were revived.
+	Revive(ctx context.Context, ids []int64, now time.Time) (int, error)
+	// Jobs lists jobs, oldest first.
+	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
+	// Job returns one job.
+	Job(ctx context.Context, id int64) (Job, error)
+	// JobByMID returns the newest job of the queue with this mId.
+	JobByMID(ctx context.Context, q Queue, mID string) (Job, error)
+	// Recover puts every leased job of the queue back to pending, due now,
+	// with lastError recorded on each, and returns how many. For start-up of
+	// a store only one process uses (a crashed process's leases).
+	Recover(ctx context.Context, q Queue, lastError string) (int, error)
+	// StatusOf returns the recorded status of an mId, or ErrNotFound.
+	StatusOf(ctx context.Context, mID string) (Status, error)
+	// Count counts jobs per state.
+	Count(ctx context.Context) (map[State]int, error)
+
+	// RecordKey stores a key unless one of that name is recorded and not
+	// expired; then it returns the recorded key and ErrDuplicate.
+	RecordKey(ctx context.Context, k Key, now time.Time) (Key, error)
+	// LookupKey returns an unexpired key or ErrNotFound.
+	LookupKey(ctx context.Context, name string, now time.Time) (Key, error)
+
+	// AdvanceStatus records value for mID if rank is higher than the
+	// recorded one (or none is recorded); it reports whether it advanced.
+	AdvanceStatus(ctx context.Context, s Status) (bool, error)
+
+	// Put and Get hold small records by namespace and key.
+	Put(ctx context.Context, ns, key string, value []byte) error
+	Get(ctx context.Context, ns, key string) ([]byte, error)
+
+	PutMedia(ctx context.Context, m Media) error
+	GetMedia(ctx context.Context, id string) (Media, error)
+	// ExpiredMedia removes and returns the metadata of media expired at now.
+	ExpiredMedia(ctx context.Context, now time.Time) ([]Media, error)
+
+	// Sweep deletes expired keys and done jobs finished before the cutoff.
+	Sweep(ctx context.Context, now time.Time, doneBefore time.Time) error
+	// Ping checks the store can be used.
+	Ping(ctx context.Context) error
+	Close() error
+}

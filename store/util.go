@@ -1,0 +1,120 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// neverMS is how an Expires of the zero time ("never expires") is stored.
+const neverMS = math.MaxInt64
+
+// toMS converts a time to UTC unix milliseconds; the zero time is 0.
+func toMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// fromMS is the inverse of toMS: 0 is the zero time, anything else a UTC time.
+func fromMS(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// expiresToMS stores an expiry; the zero time means never.
+func expiresToMS(t time.Time) int64 {
+	if t.IsZero() {
+		return neverMS
+	}
+	return t.UnixMilli()
+}
+
+// expiresFromMS is the inverse of expiresToMS.
+func expiresFromMS(ms int64) time.Time {
+	if ms == neverMS {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// truncMS rounds a time down to what the durable store keeps (UTC
+// milliseconds), so Memory returns exactly what SQLite would.
+func truncMS(t time.Time) time.Time { return fromMS(toMS(t)) }
+
+// truncExpires is truncMS for expiry times (zero stays zero).
+func truncExpires(t time.Time) time.Time { return expiresFromMS(expiresToMS(t)) }
+
+// newToken returns a random lease token: 128 bits, hex.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (it crashes instead)
+	return hex.EncodeToString(b[:])
+}
+
+// cloneBytes copies b; nil and empty both come back as nil.
+func cloneBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// Placeholder styles for Rebind.
+const (
+	// BindQuestion keeps '?' placeholders (SQLite, MySQL).
+	BindQuestion = iota
+	// BindDollar numbers placeholders $1, $2, ... (PostgreSQL).
+	BindDollar
+)
+
+// Rebind rewrites the '?' placeholders of a query for a placeholder style.
+// Every query of the SQL stores is written with '?' and goes through Rebind
+// exactly once, when it is prepared. Question marks inside '...' literals,
+// "..." identifiers and -- comments are left alone.
+func Rebind(style int, query string) string {
+	if style != BindDollar || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch c {
+		case '\'', '"':
+			j := strings.IndexByte(query[i+1:], c)
+			if j < 0 {
+				b.WriteString(query[i:])
+				return b.String()
+			}
+			b.WriteString(query[i : i+j+2])
+			i += j + 1
+		case '-':
+			if i+1 < len(query) && query[i+1] == '-' {
+				j := strings.IndexByte(query[i:], '\n')
+				if j < 0 {
+					b.WriteString(query[i:])
+					return b.String()
+				}
+				b.WriteString(query[i : i+j+1])
+				i += j
+				continue
+			}
+			b.WriteByte(c)
+		case '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
