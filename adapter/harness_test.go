@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
 func TestMain(m *testing.M) {
@@ -43,6 +45,7 @@ type fakePlatform struct {
 
 type receivedPost struct {
 	Auth    string
+	Status  int // what the fake answered
 	Payload schema.WebhookPayload
 }
 
@@ -61,11 +64,11 @@ func (f *fakePlatform) serve(w http.ResponseWriter, r *http.Request) {
 		f.t.Errorf("platform got non-JSON: %v", err)
 	}
 	f.mu.Lock()
-	f.got = append(f.got, receivedPost{Auth: r.Header.Get("Authorization"), Payload: p})
 	status := http.StatusOK
 	if len(f.answers) > 0 {
 		status, f.answers = f.answers[0], f.answers[1:]
 	}
+	f.got = append(f.got, receivedPost{Auth: r.Header.Get("Authorization"), Status: status, Payload: p})
 	for k, v := range f.header {
 		w.Header()[k] = v
 	}
@@ -85,18 +88,22 @@ func (f *fakePlatform) posts() []receivedPost {
 	return append([]receivedPost{}, f.got...)
 }
 
-// fakeProvider records sends and answers with sendErr (nil: accepted).
+// fakeProvider records sends and answers with sendErr (nil: accepted), or
+// with what script says for the n-th attempt (0-based) when script is set.
 type fakeProvider struct {
-	mu      sync.Mutex
-	sent    []schema.Message
-	sendErr error
-	block   chan struct{}
-	panics  bool
+	mu       sync.Mutex
+	sent     []schema.Message
+	sentTo   []string
+	attempts int
+	sendErr  error
+	script   func(n int, to providers.Recipient, m schema.Message) error
+	block    chan struct{}
+	panics   bool
 }
 
 func (p *fakeProvider) Kind() string { return "console" }
 
-func (p *fakeProvider) Send(ctx context.Context, _ providers.Recipient, m schema.Message, mID string) (providers.Sent, error) {
+func (p *fakeProvider) Send(ctx context.Context, to providers.Recipient, m schema.Message, mID string) (providers.Sent, error) {
 	if p.panics {
 		panic("provider exploded with secret " + demoToken)
 	}
@@ -105,11 +112,31 @@ func (p *fakeProvider) Send(ctx context.Context, _ providers.Recipient, m schema
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sendErr != nil {
-		return providers.Sent{}, p.sendErr
+	n := p.attempts
+	p.attempts++
+	err := p.sendErr
+	if p.script != nil {
+		err = p.script(n, to, m)
+	}
+	if err != nil {
+		return providers.Sent{}, err
 	}
 	p.sent = append(p.sent, m)
+	p.sentTo = append(p.sentTo, to.ContactID)
 	return providers.Sent{ProviderIDs: []string{"fake-" + mID}}, nil
+}
+
+// sentTexts lists the texts sent to one contact, in send order.
+func (p *fakeProvider) sentTexts(contact string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for i, m := range p.sent {
+		if p.sentTo[i] == contact && m.Text != nil {
+			out = append(out, *m.Text)
+		}
+	}
+	return out
 }
 
 func (p *fakeProvider) sentCount() int {
@@ -121,6 +148,7 @@ func (p *fakeProvider) sentCount() int {
 type harness struct {
 	t        *testing.T
 	srv      *Server
+	st       store.Store
 	cfg      *Config
 	platform *fakePlatform
 	logs     *testkit.LogBuffer
@@ -134,6 +162,10 @@ func testConfig(platformURL string) *Config {
 	cfg.Platform.RetryMin = 5 * time.Millisecond
 	cfg.Platform.RetryMax = 20 * time.Millisecond
 	cfg.Platform.Timeout = 2 * time.Second
+	cfg.Platform.RateLimit = 1000
+	cfg.Store = "memory:"
+	cfg.Outbound.RetryMin = 5 * time.Millisecond
+	cfg.Outbound.RetryMax = 50 * time.Millisecond
 	cfg.Channels = []ChannelConfig{
 		{ID: "demo", Token: demoToken, PreviousToken: demoPrevToken, IDType: schema.IDTypePhone, Provider: "console"},
 		{ID: "custom01", Token: customToken, IDType: schema.IDTypeCustom, Provider: "console"},
@@ -147,8 +179,25 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 }
 
 func newHarnessWith(t *testing.T, mutate func(*Config), fake *fakeProvider) *harness {
+	return newHarnessOn(t, store.NewMemory(), mutate, fake)
+}
+
+// newHarnessOn builds a server on st with its workers running.
+func newHarnessOn(t *testing.T, st store.Store, mutate func(*Config), fake *fakeProvider) *harness {
 	t.Helper()
-	h := &harness{t: t, platform: newFakePlatform(t), fake: fake}
+	h := buildHarness(t, st, mutate, fake)
+	stop, err := h.srv.StartWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return h
+}
+
+// buildHarness builds the server without starting it (tests that call Serve).
+func buildHarness(t *testing.T, st store.Store, mutate func(*Config), fake *fakeProvider) *harness {
+	t.Helper()
+	h := &harness{t: t, platform: newFakePlatform(t), fake: fake, st: st}
 	h.cfg = testConfig(h.platform.srv.URL)
 	if mutate != nil {
 		mutate(h.cfg)
@@ -158,7 +207,7 @@ func newHarnessWith(t *testing.T, mutate func(*Config), fake *fakeProvider) *har
 	}
 	var log *slog.Logger
 	log, h.logs = testkit.NewLogger()
-	opts := Options{Version: "test", Logger: log, Transport: testkit.NewLocalOnlyTransport()}
+	opts := Options{Version: "test", Logger: log, Transport: testkit.NewLocalOnlyTransport(), Store: st}
 	if fake != nil {
 		opts.NewProvider = func(ChannelConfig, providers.Ingester, *slog.Logger) (providers.Provider, error) { return fake, nil }
 	}
@@ -216,4 +265,26 @@ func errorBody(t testing.TB, rec *httptest.ResponseRecorder) providers.ErrorBody
 
 func textRequest(channel, contact, text string) map[string]any {
 	return map[string]any{"channelId": channel, "contactId": contact, "message": map[string]any{"type": "text", "text": text}}
+}
+
+// waitPosts waits until BonyChat received at least n posts and returns them.
+func (h *harness) waitPosts(n int) []receivedPost {
+	h.t.Helper()
+	waitFor(h.t, func() bool { return len(h.platform.posts()) >= n })
+	return h.platform.posts()
+}
+
+func (h *harness) jobCount(s store.State) int {
+	counts, err := h.st.Count(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return counts[s]
+}
+
+// failingStore refuses every enqueue, like a full disk.
+type failingStore struct{ store.Store }
+
+func (f *failingStore) Enqueue(context.Context, []store.NewJob, []store.Key) ([]int64, error) {
+	return nil, errors.New("disk full")
 }

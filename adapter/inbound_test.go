@@ -1,12 +1,15 @@
 package adapter
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
 func TestConsoleInboundReachesThePlatform(t *testing.T) {
@@ -72,10 +75,7 @@ func TestConsoleInboundReachesThePlatform(t *testing.T) {
 			if rec.Code != http.StatusOK {
 				t.Fatalf("want 200, got %d: %s", rec.Code, rec.Body)
 			}
-			posts := h.platform.posts()
-			if len(posts) != 1 {
-				t.Fatalf("want one webhook post, got %d", len(posts))
-			}
+			posts := h.waitPosts(1)
 			if posts[0].Auth != "Bearer "+demoToken {
 				t.Errorf("webhook must carry the channel token as bearer")
 			}
@@ -123,39 +123,76 @@ func TestConsoleInboundRefusals(t *testing.T) {
 	}
 }
 
-func TestConsoleInboundIsNotAcknowledgedUnlessBonyChatTookIt(t *testing.T) {
+func TestConsoleInboundRetriesUntilBonyChatTakesIt(t *testing.T) {
 	cases := []struct {
 		name      string
 		answers   []int
-		want      int
 		wantPosts int
 	}{
-		{"BonyChat 503 then 200: retried, acknowledged", []int{503, 200}, 200, 2},
-		{"BonyChat 429 then 200: retried", []int{429, 200}, 200, 2},
-		{"BonyChat 408 then 200: retried", []int{408, 200}, 200, 2},
-		{"BonyChat 400: permanent, not retried", []int{400}, 502, 1},
-		{"BonyChat 401: permanent, not retried", []int{401}, 502, 1},
-		{"BonyChat always 500: retries exhausted", []int{500, 500, 500, 500, 500}, 502, 3},
+		{"BonyChat 503 then 200", []int{503, 200}, 2},
+		{"BonyChat 429 then 200", []int{429, 200}, 2},
+		{"BonyChat 408 then 200", []int{408, 200}, 2},
+		{"BonyChat 500 many times, then 200 (durable retries)", []int{500, 500, 500, 500, 500, 500, 500, 200}, 8},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
 			h.platform.script(tc.answers...)
 			rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
-			if rec.Code != tc.want {
-				t.Fatalf("want %d, got %d: %s", tc.want, rec.Code, rec.Body)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("stored events are acknowledged: want 200, got %d: %s", rec.Code, rec.Body)
 			}
-			if got := len(h.platform.posts()); got != tc.wantPosts {
-				t.Errorf("want %d webhook attempts, got %d", tc.wantPosts, got)
-			}
+			h.waitPosts(tc.wantPosts)
+			waitFor(t, func() bool { return h.jobCount(store.Done) == 1 })
 		})
 	}
 }
 
-func TestConsoleInboundPlatformUnreachableIs502(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.Platform.WebhookURL = "http://127.0.0.1:1/webhook" })
+func TestConsoleInboundRefusedByBonyChatIsDeadNotLost(t *testing.T) {
+	h := newHarness(t, nil)
+	h.platform.script(422)
 	rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
-	if rec.Code != http.StatusBadGateway {
-		t.Fatalf("want 502, got %d", rec.Code)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("want 200, got %d", rec.Code)
+	}
+	waitFor(t, func() bool { return h.jobCount(store.Dead) == 1 })
+	if n := len(h.platform.posts()); n != 1 {
+		t.Fatalf("a 4xx must not be retried: %d posts", n)
+	}
+	if !strings.Contains(h.logs.String(), "events dead") {
+		t.Error("dead events must be logged at error level")
+	}
+	rec = h.do(http.MethodGet, "/readyz", "", "", nil)
+	if !strings.Contains(rec.Body.String(), `"deadJobs":1`) {
+		t.Errorf("/readyz should count the dead job: %s", rec.Body)
+	}
+	if n, err := h.st.Revive(context.Background(), nil, time.Now()); err != nil || n != 1 {
+		t.Fatalf("revive: %d %v", n, err)
+	}
+	wake(h.srv.pipe.platWake)
+	h.waitPosts(2)
+	waitFor(t, func() bool { return h.jobCount(store.Done) == 1 })
+}
+
+func TestConsoleInboundDuplicateIDPostsOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	body := map[string]any{"from": phoneContact, "id": "SMdup1", "text": "hi"}
+	for range 3 {
+		if rec := h.postJSON("/console/demo/inbound", demoToken, body); rec.Code != http.StatusOK {
+			t.Fatalf("a redelivery is acknowledged too: got %d", rec.Code)
+		}
+	}
+	h.waitPosts(1)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(h.platform.posts()); n != 1 {
+		t.Fatalf("duplicates must post nothing: %d posts", n)
+	}
+}
+
+func TestConsoleInboundStoreFailureIs503(t *testing.T) {
+	h := newHarnessOn(t, &failingStore{Store: store.NewMemory()}, nil, nil)
+	rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("an event that cannot be stored must not be acknowledged: got %d", rec.Code)
 	}
 }

@@ -7,33 +7,61 @@ import (
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
-// ingester is the one path by which inbound events of a channel travel to
-// BonyChat: made to fit, validated, and posted. It returns the events' final
-// mIds. Until the durable pipeline lands it posts synchronously, so a
-// provider webhook is acknowledged only after BonyChat accepted the events.
+// ingester is the one path by which a provider's inbound events travel to
+// BonyChat: deduped by the provider's message ID, made to fit, stored as
+// platform jobs, and only then acknowledged. The platform worker posts them.
 func (s *Server) ingester(ch *channel) providers.Ingester {
 	return providers.IngestFunc(func(ctx context.Context, in providers.Inbound) ([]string, error) {
-		p := FitPayload(schema.WebhookPayload{ChannelID: ch.cfg.ID, ContactID: in.ContactID, Events: in.Events, Contact: in.Contact})
-		if err := s.platform.Post(ctx, ch.target, p); err != nil {
-			s.log.Error("BonyChat webhook post failed", "channel", ch.cfg.ID, "contact", in.ContactID, "error", err.Error())
-			return nil, platformIngestError(err)
-		}
-		return eventIDs(p.Events), nil
+		return s.pipe.ingest(ctx, ch, in)
 	})
 }
 
-func platformIngestError(err error) error {
-	var verr *schema.ValidationError
-	if errors.As(err, &verr) {
-		return &providers.IngestError{Status: http.StatusBadRequest, Message: err.Error(), Err: err}
+func (p *pipeline) ingest(ctx context.Context, ch *channel, in providers.Inbound) ([]string, error) {
+	events := schema.FitEvents(in.Events)
+	contact := schema.FitContact(in.Contact)
+	probe := schema.WebhookPayload{ChannelID: ch.cfg.ID, ContactID: in.ContactID, Events: events, Contact: contact}
+	for _, b := range Batches(probe) {
+		if err := schema.ValidatePayload(&b, ch.cfg.IDType); err != nil {
+			return nil, &providers.IngestError{Status: http.StatusBadRequest, Message: err.Error(), Err: err}
+		}
 	}
-	var pe *PlatformError
-	if errors.As(err, &pe) && pe.Permanent {
-		return &providers.IngestError{Status: http.StatusBadGateway, Message: "BonyChat refused the events", Err: err}
+	ids := eventIDs(events)
+	jobs := make([]store.NewJob, len(events))
+	for i, e := range events {
+		pj := platformJob{Event: e}
+		if i == len(events)-1 {
+			pj.Contact = contact // once per webhook is enough
+		}
+		jobs[i] = store.NewJob{Queue: store.Platform, ChannelID: ch.cfg.ID, ContactID: in.ContactID, MID: e.MID, Payload: mustJSON(pj)}
 	}
-	return &providers.IngestError{Status: http.StatusBadGateway, Message: "BonyChat's webhook could not be reached; try again", Err: err}
+	keys := p.dedupeKeys(ch, in, ids)
+	_, err := p.st.Enqueue(ctx, jobs, keys)
+	switch {
+	case errors.Is(err, store.ErrDuplicate):
+		p.s.log.Info("duplicate inbound ignored", "channel", ch.cfg.ID, "key", keys[0].Name)
+		return ids, nil
+	case err != nil:
+		p.s.log.Error("cannot store inbound events", "channel", ch.cfg.ID, "error", err.Error())
+		return nil, &providers.IngestError{Status: http.StatusServiceUnavailable, Message: "events could not be stored; try again", Err: err}
+	}
+	wake(p.platWake)
+	return ids, nil
+}
+
+// dedupeKeys: the provider's message ID when it gave one, else each event's mId.
+func (p *pipeline) dedupeKeys(ch *channel, in providers.Inbound, ids []string) []store.Key {
+	expires := p.now().Add(p.s.cfg.Inbound.DedupeWindow)
+	if in.DedupeKey != "" {
+		return []store.Key{{Name: "inbound:" + ch.cfg.ID + ":" + in.DedupeKey, Expires: expires}}
+	}
+	keys := make([]store.Key, len(ids))
+	for i, id := range ids {
+		keys[i] = store.Key{Name: "inbound:" + ch.cfg.ID + ":" + id, Expires: expires}
+	}
+	return keys
 }
 
 func eventIDs(events []schema.Event) []string {

@@ -1,18 +1,28 @@
 package adapter
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
+// idempotencyWindow is how long an Idempotency-Key is remembered.
+const idempotencyWindow = 24 * time.Hour
+
 // handleMessage is POST {base_path}/message: authenticate, decode strictly,
-// validate, send, answer {"mId"}.
+// validate, store the job, then wait up to outbound.wait for its first
+// attempt and answer with what is known.
 func (s *Server) handleMessage(c *gin.Context) {
 	w, r := c.Writer, c.Request
 	if !hasBearer(r) { // refuse before reading a byte of the body
@@ -41,13 +51,134 @@ func (s *Server) handleMessage(c *gin.Context) {
 		writeDecodeError(w, err)
 		return
 	}
+	s.pipe.accept(c, ch, req, body)
+}
+
+// accept stores the outbound job (with the Idempotency-Key, atomically) and
+// answers from its first attempt, or 200 if that takes longer than the wait.
+func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageRequest, body []byte) {
 	mID := providers.NewMID()
-	to := providers.Recipient{ChannelID: ch.cfg.ID, ContactID: req.ContactID}
-	if _, err := ch.provider.Send(r.Context(), to, *req.Message, mID); err != nil {
-		s.writeSendError(c, ch, mID, err)
+	job := store.NewJob{Queue: store.Outbound, ChannelID: ch.cfg.ID, ContactID: req.ContactID, MID: mID,
+		Payload: mustJSON(outboundJob{Message: *req.Message})}
+	var keys []store.Key
+	idem := c.GetHeader("Idempotency-Key")
+	if idem != "" {
+		keys = []store.Key{{Name: idempotencyName(ch.cfg.ID, idem), Expires: p.now().Add(idempotencyWindow),
+			Value: mustJSON(idemRecord{MID: mID, BodyHash: bodyHash(body)})}}
+	}
+	done := p.waiters.add(mID)
+	_, err := p.st.Enqueue(c.Request.Context(), []store.NewJob{job}, keys)
+	if err != nil {
+		p.waiters.abandon(mID, done)
+		p.storeFailed(c, ch, idem, body, err)
 		return
 	}
-	providers.WriteJSON(w, http.StatusOK, map[string]string{"mId": mID})
+	wake(p.outWake)
+	status, resp := p.answer(c, ch, mID, p.await(c.Request.Context(), mID, done))
+	if idem != "" {
+		p.rememberAnswer(ch, idem, status, resp)
+	}
+}
+
+// rememberAnswer keeps the answer a key got, so a repeat gets the same one.
+func (p *pipeline) rememberAnswer(ch *channel, idem string, status int, resp any) {
+	rec := mustJSON(storedAnswer{Status: status, Body: mustJSON(resp)})
+	if err := p.st.Put(context.Background(), "idempotency-answer", idempotencyName(ch.cfg.ID, idem), rec); err != nil {
+		p.s.log.Warn("cannot remember the answer for an Idempotency-Key", "channel", ch.cfg.ID, "error", err.Error())
+	}
+}
+
+type storedAnswer struct {
+	Status int             `json:"status"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// await waits for the first attempt's outcome, at most outbound.wait.
+func (p *pipeline) await(ctx context.Context, mID string, done <-chan outcome) outcome {
+	timer := time.NewTimer(p.s.cfg.Outbound.Wait)
+	defer timer.Stop()
+	select {
+	case o := <-done:
+		return o
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	if o, ok := p.waiters.abandon(mID, done); ok {
+		return o
+	}
+	return outcome{pending: true}
+}
+
+// answer writes the /message response for an outcome: 200 when sent or still
+// going, else the refusal in words. A job that goes on in the background
+// reports its end as a message_status event.
+func (p *pipeline) answer(c *gin.Context, ch *channel, mID string, o outcome) (int, any) {
+	if o.pending || o.err == nil {
+		resp := map[string]string{"mId": mID}
+		providers.WriteJSON(c.Writer, http.StatusOK, resp)
+		return http.StatusOK, resp
+	}
+	se := o.err
+	status, msg := sendErrorStatus(ch.cfg.ID, se)
+	p.s.log.Warn("message refused", "request_id", c.GetString("request_id"), "channel", ch.cfg.ID, "mId", mID,
+		"kind", se.Kind.String(), "code", se.Code, "status", status)
+	if se.Kind.Retryable() && se.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(se.RetryAfter.Seconds()+0.999)))
+	}
+	resp := providers.ErrorBody{Error: providers.ErrorDetail{Message: msg}}
+	providers.WriteJSON(c.Writer, status, resp)
+	return status, resp
+}
+
+// storeFailed: the job could not be stored. A duplicate Idempotency-Key
+// gets the first request's answer; anything else is 503, never a "yes".
+func (p *pipeline) storeFailed(c *gin.Context, ch *channel, idem string, body []byte, err error) {
+	if errors.Is(err, store.ErrDuplicate) {
+		p.repeatAnswer(c, ch, idem, body)
+		return
+	}
+	p.s.log.Error("cannot store outbound job", "channel", ch.cfg.ID, "error", err.Error())
+	c.Header("Retry-After", "1")
+	providers.WriteError(c.Writer, http.StatusServiceUnavailable, "the message could not be stored; try again")
+}
+
+type idemRecord struct {
+	MID      string `json:"mId"`
+	BodyHash string `json:"bodyHash"`
+}
+
+func idempotencyName(channelID, key string) string { return "idempotency:" + channelID + ":" + key }
+
+func bodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// repeatAnswer answers a repeated Idempotency-Key from the first job: its
+// result if it has one, else 200 with its mId. Nothing is sent again.
+func (p *pipeline) repeatAnswer(c *gin.Context, ch *channel, idem string, body []byte) {
+	ctx := c.Request.Context()
+	k, err := p.st.LookupKey(ctx, idempotencyName(ch.cfg.ID, idem), p.now())
+	var rec idemRecord
+	if err == nil {
+		err = json.Unmarshal(k.Value, &rec)
+	}
+	if err != nil {
+		providers.WriteError(c.Writer, http.StatusServiceUnavailable, "the earlier request with this Idempotency-Key cannot be read; try again")
+		return
+	}
+	if rec.BodyHash != bodyHash(body) {
+		providers.WriteError(c.Writer, http.StatusUnprocessableEntity, "Idempotency-Key was already used with a different body")
+		return
+	}
+	var first storedAnswer
+	raw, err := p.st.Get(ctx, "idempotency-answer", idempotencyName(ch.cfg.ID, idem))
+	if err == nil && json.Unmarshal(raw, &first) == nil {
+		c.Data(first.Status, "application/json; charset=utf-8", first.Body)
+		return
+	}
+	// The first request is still waiting for its attempt: its job exists.
+	providers.WriteJSON(c.Writer, http.StatusOK, map[string]string{"mId": rec.MID})
 }
 
 func writeDecodeError(w http.ResponseWriter, err error) {
@@ -56,19 +187,6 @@ func writeDecodeError(w http.ResponseWriter, err error) {
 		return
 	}
 	providers.WriteInvalid(w, err)
-}
-
-// writeSendError answers a failed send with the status the protocol asks
-// for and a reason an agent can act on; the cause goes to the log only.
-func (s *Server) writeSendError(c *gin.Context, ch *channel, mID string, err error) {
-	se := providers.AsSendError(err)
-	s.log.Warn("send failed", "request_id", c.GetString("request_id"), "channel", ch.cfg.ID, "mId", mID,
-		"kind", se.Kind.String(), "code", se.Code, "error", err.Error())
-	status, msg := sendErrorStatus(ch.cfg.ID, se)
-	if se.Kind.Retryable() && se.RetryAfter > 0 {
-		c.Header("Retry-After", strconv.Itoa(int(se.RetryAfter.Seconds()+0.999)))
-	}
-	providers.WriteError(c.Writer, status, msg)
 }
 
 func sendErrorStatus(channelID string, se *providers.SendError) (int, string) {

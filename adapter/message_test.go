@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 )
@@ -221,8 +224,8 @@ func TestMessageSendErrorsBecomeReadableAnswers(t *testing.T) {
 	}{
 		{"permanent", &providers.SendError{Kind: providers.Permanent, Reason: "+6012 is not a valid mobile number"}, 400, "+6012 is not a valid mobile number", ""},
 		{"config names the channel", &providers.SendError{Kind: providers.Config, Reason: "credentials refused", Err: errors.New("auth " + demoToken)}, 502, "channel demo", ""},
-		{"throttled", &providers.SendError{Kind: providers.Throttled, Reason: "rate limited", RetryAfter: 1500 * time.Millisecond}, 503, "rate limited", "2"},
-		{"unreachable", &providers.SendError{Kind: providers.Unreachable, Reason: "connection refused"}, 503, "connection refused", ""},
+		{"throttled: stored, retried in the background", &providers.SendError{Kind: providers.Throttled, Reason: "rate limited", RetryAfter: 1500 * time.Millisecond}, 200, "", ""},
+		{"unreachable: stored, retried in the background", &providers.SendError{Kind: providers.Unreachable, Reason: "connection refused"}, 200, "", ""},
 		{"ambiguous", &providers.SendError{Kind: providers.Ambiguous, Reason: "timeout after the request was sent"}, 502, "may or may not have been sent", ""},
 		{"untyped error is ambiguous", errors.New("boom"), 502, "outcome unknown", ""},
 	}
@@ -233,9 +236,10 @@ func TestMessageSendErrorsBecomeReadableAnswers(t *testing.T) {
 			if rec.Code != tc.want {
 				t.Fatalf("want %d, got %d: %s", tc.want, rec.Code, rec.Body)
 			}
-			msg := errorBody(t, rec).Error.Message
-			if !strings.Contains(msg, tc.wantInMsg) {
-				t.Errorf("message %q should contain %q", msg, tc.wantInMsg)
+			if tc.want != 200 {
+				if msg := errorBody(t, rec).Error.Message; !strings.Contains(msg, tc.wantInMsg) {
+					t.Errorf("message %q should contain %q", msg, tc.wantInMsg)
+				}
 			}
 			if strings.Contains(rec.Body.String(), demoToken) || strings.Contains(h.logs.String(), demoToken) {
 				t.Error("a secret reached the answer or the log")
@@ -247,17 +251,33 @@ func TestMessageSendErrorsBecomeReadableAnswers(t *testing.T) {
 	}
 }
 
-func TestPanicBecomes500WithoutInternals(t *testing.T) {
+func TestProviderPanicIsOutcomeUnknownAndLogged(t *testing.T) {
 	h := newHarnessWith(t, nil, &fakeProvider{panics: true})
 	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "outcome unknown") {
+		t.Fatalf("want 502 outcome unknown, got %d %s", rec.Code, rec.Body)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "provider panicked") || strings.Contains(logs, demoToken) {
+		t.Error("the panic must be logged, with secrets redacted")
+	}
+}
+
+func TestHandlerPanicBecomes500WithoutInternals(t *testing.T) {
+	h := newHarness(t, nil)
+	e := gin.New()
+	e.Use(h.srv.requestLog, h.srv.recovery)
+	e.GET("/boom", func(*gin.Context) { panic("secret " + demoToken) })
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/boom", nil))
 	if rec.Code != http.StatusInternalServerError {
 		t.Fatalf("want 500, got %d", rec.Code)
 	}
 	if msg := errorBody(t, rec).Error.Message; msg != "internal error" {
 		t.Errorf("500 must not leak internals, got %q", msg)
 	}
-	if !strings.Contains(h.logs.String(), "panic while handling request") {
-		t.Error("the panic should be logged")
+	if logs := h.logs.String(); !strings.Contains(logs, "panic while handling request") || strings.Contains(logs, demoToken) {
+		t.Error("the panic must be logged, with secrets redacted")
 	}
 }
 

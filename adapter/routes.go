@@ -27,6 +27,7 @@ func (s *Server) routes() *gin.Engine {
 	e.POST(s.cfg.BasePath+"/message", s.handleMessage)
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/readyz", s.handleReady)
+	e.GET("/media/:id/:fileName", s.media.handleMedia)
 	s.mountProviderRoutes(e)
 	if s.demo != nil {
 		e.POST("/_demo/platform", s.demo.receive)

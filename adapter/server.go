@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/providers/console"
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
 // Options are what the caller supplies besides the configuration.
@@ -22,6 +25,8 @@ type Options struct {
 	// Transport carries every outbound HTTP request (BonyChat, providers).
 	// Tests pass one that refuses anything but loopback.
 	Transport http.RoundTripper
+	// Store is the durable state; nil opens the one the configuration names.
+	Store store.Store
 	// NewProvider builds a channel's provider; nil means the built-in ones.
 	NewProvider func(ch ChannelConfig, ingest providers.Ingester, log *slog.Logger) (providers.Provider, error)
 }
@@ -34,6 +39,10 @@ type Server struct {
 	engine   *gin.Engine
 	channels map[string]*channel
 	platform PlatformPoster
+	st       store.Store
+	ownStore bool
+	pipe     *pipeline
+	media    *mediaStore
 	demo     *demoPlatform
 	draining atomic.Bool
 }
@@ -56,11 +65,22 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if opts.NewProvider == nil {
 		opts.NewProvider = builtinProvider
 	}
-	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, channels: map[string]*channel{}}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, channels: map[string]*channel{}, st: opts.Store}
+	if s.st == nil {
+		st, err := store.Open(cfg.Store)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", cfg.Store, err)
+		}
+		s.st, s.ownStore = st, true
+	}
 	s.platform = NewPlatformClient(cfg.Platform, opts.Transport, opts.Logger)
+	s.pipe = newPipeline(s, s.st)
+	s.media = &mediaStore{cfg: cfg.Media, publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), st: s.st, now: time.Now}
 	if err := s.buildChannels(); err != nil {
+		s.Close()
 		return nil, err
 	}
+	s.pipe.initLimiters()
 	if cfg.Demo.Platform {
 		s.demo = newDemoPlatform(s)
 	}
@@ -98,10 +118,46 @@ func (s *Server) buildChannels() error {
 // Handler is the server's HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Serve answers requests on ln until ctx ends, then shuts down gracefully:
-// it stops accepting, lets in-flight requests finish within
-// http.shutdown_timeout, and returns nil.
+// Close releases the store if the server opened it.
+func (s *Server) Close() {
+	if s.ownStore && s.st != nil {
+		_ = s.st.Close()
+	}
+}
+
+// Serve answers requests on ln and runs the delivery workers until ctx
+// ends, then shuts down gracefully: it stops accepting, lets in-flight
+// requests and attempts finish within http.shutdown_timeout, leaves every
+// unfinished job in the store, and returns nil.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stopWork, err := s.StartWorkers()
+	if err != nil {
+		return err
+	}
+	err = s.serveHTTP(ctx, ln)
+	stopWork()
+	if err == nil {
+		s.log.Info("stopped")
+	}
+	return err
+}
+
+// StartWorkers resumes what a previous process left and starts the
+// delivery workers. The returned stop makes them finish what they hold
+// (within http.shutdown_timeout) and return; Serve calls both.
+func (s *Server) StartWorkers() (stop func(), err error) {
+	if err := s.pipe.recover(context.Background()); err != nil {
+		return nil, fmt.Errorf("resume jobs: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.pipe.run(ctx)
+	return func() {
+		cancel()
+		s.pipe.waitFor(s.cfg.HTTP.ShutdownTimeout)
+	}, nil
+}
+
+func (s *Server) serveHTTP(ctx context.Context, ln net.Listener) error {
 	h := s.cfg.HTTP
 	srv := &http.Server{Handler: s.engine, ReadHeaderTimeout: h.ReadHeaderTimeout, ReadTimeout: h.ReadTimeout,
 		WriteTimeout: h.WriteTimeout, IdleTimeout: h.IdleTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
@@ -123,7 +179,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	s.log.Info("stopped")
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
 func TestHealthAndReadiness(t *testing.T) {
@@ -70,7 +71,7 @@ func TestDemoRoundTripThroughTheRealListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	h := newHarness(t, func(c *Config) { c.Demo.Platform = true; c.Platform.WebhookURL = base + "/_demo/platform" })
+	h := buildHarness(t, store.NewMemory(), func(c *Config) { c.Demo.Platform = true; c.Platform.WebhookURL = base + "/_demo/platform" }, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = h.srv.Serve(ctx, ln) }()
@@ -86,14 +87,12 @@ func TestDemoRoundTripThroughTheRealListener(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("inbound: %d", resp.StatusCode)
 	}
-	if !strings.Contains(h.logs.String(), "demo platform received") {
-		t.Fatal("the stand-in should have logged the delivery")
-	}
+	waitFor(t, func() bool { return strings.Contains(h.logs.String(), "demo platform received") })
 }
 
 func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	fake := &fakeProvider{block: make(chan struct{})}
-	h := newHarnessWith(t, nil, fake)
+	h := buildHarness(t, store.NewMemory(), nil, fake)
 	base, cancel, done := startServer(t, h.srv)
 	client := &http.Client{Transport: testkit.NewLocalOnlyTransport(), Timeout: 10 * time.Second}
 	result := make(chan int, 1)

@@ -51,6 +51,10 @@ type WebhookProvider interface {
 
 // Inbound is what a verified provider webhook produced for one contact.
 type Inbound struct {
+	// DedupeKey is the provider's ID of what it delivered (Twilio MessageSid,
+	// e-mail Message-Id): a redelivery with the same key is acknowledged
+	// and posts nothing. Empty: each event's mId is the key.
+	DedupeKey string
 	ContactID string
 	Contact   *schema.Contact
 	Events    []schema.Event
@@ -68,3 +72,10 @@ type IngestFunc func(ctx context.Context, in Inbound) ([]string, error)
 
 // Ingest calls f.
 func (f IngestFunc) Ingest(ctx context.Context, in Inbound) ([]string, error) { return f(ctx, in) }
+
+// MediaSink stores media that BonyChat could not open from the provider
+// (it needs credentials, or has no URL at all) and returns a public URL of
+// this server for it.
+type MediaSink interface {
+	Save(ctx context.Context, fileName, contentType string, body []byte) (url string, err error)
+}

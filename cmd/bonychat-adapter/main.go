@@ -3,6 +3,7 @@
 //
 //	bonychat-adapter serve --config FILE      serve (or BONYCHAT_CONFIG=FILE)
 //	bonychat-adapter config check --config FILE
+//	bonychat-adapter jobs list|retry --config FILE …
 //	bonychat-adapter --version
 package main
 
@@ -30,6 +31,9 @@ func main() {
 const usage = `usage:
   bonychat-adapter serve [--config FILE]          serve (config also from BONYCHAT_CONFIG)
   bonychat-adapter config check [--config FILE]   validate a config and list every problem
+  bonychat-adapter jobs list [--config FILE] [--state pending|leased|done|dead] [--channel ID] [--queue outbound|platform]
+  bonychat-adapter jobs retry [--config FILE] (JOB_ID ... | --dead)
+                                                  list jobs, or queue dead jobs again (works while the server runs)
   bonychat-adapter --version                      print the version
 `
 
@@ -44,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return serve(args[1:], stderr)
+	case "jobs":
+		return jobs(args[1:], stdout, stderr)
 	case "config":
 		if len(args) > 1 && args[1] == "check" {
 			return configCheck(args[2:], stdout, stderr)
@@ -110,6 +116,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	defer srv.Close()
 	if err := srv.Serve(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("server stopped with an error", "error", err.Error())
 		return 1

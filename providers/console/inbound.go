@@ -117,7 +117,7 @@ func (p *Provider) toInbound(req *InboundRequest) providers.Inbound {
 		kind = schema.EventMessageEcho
 	}
 	ev := schema.Event{Type: kind, MID: id, Timestamp: providers.NowMillis(), Message: req.message()}
-	return providers.Inbound{ContactID: req.From, Contact: req.contact(), Events: []schema.Event{ev}}
+	return providers.Inbound{DedupeKey: req.ID, ContactID: req.From, Contact: req.contact(), Events: []schema.Event{ev}}
 }
 
 func (req *InboundRequest) message() *schema.Message {

@@ -1,0 +1,189 @@
+package adapter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
+)
+
+// mediaStore keeps provider media BonyChat cannot open itself (Twilio media
+// behind Basic auth, e-mail attachments) and serves it under an unguessable
+// URL: the bytes in files under media.dir, the metadata in the store.
+type mediaStore struct {
+	cfg       MediaConfig
+	publicURL string
+	st        store.Store
+	now       func() time.Time
+}
+
+var mediaIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Save implements providers.MediaSink: it stores body and returns the URL
+// it is served at, valid for media.retention.
+func (m *mediaStore) Save(ctx context.Context, fileName, contentType string, body []byte) (string, error) {
+	if int64(len(body)) > m.cfg.MaxBytes {
+		return "", fmt.Errorf("media of %d bytes is over media.max_bytes", len(body))
+	}
+	id, err := newMediaID()
+	if err != nil {
+		return "", err
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	fileName = m.fitName(id, mediaFileName(fileName, contentType))
+	rel := filepath.Join(id[:2], id)
+	if err := writeFileSync(filepath.Join(m.cfg.Dir, rel), body); err != nil {
+		return "", fmt.Errorf("write media: %w", err)
+	}
+	now := m.now()
+	meta := store.Media{ID: id, FileName: fileName, ContentType: contentType, Size: int64(len(body)), Path: rel,
+		CreatedAt: now, Expires: now.Add(m.cfg.Retention)}
+	if err := m.st.PutMedia(ctx, meta); err != nil {
+		_ = os.Remove(filepath.Join(m.cfg.Dir, rel))
+		return "", fmt.Errorf("record media: %w", err)
+	}
+	return m.mediaURL(id, fileName), nil
+}
+
+func (m *mediaStore) mediaURL(id, fileName string) string {
+	return m.publicURL + "/media/" + id + "/" + url.PathEscape(fileName)
+}
+
+// fitName shortens a name (keeping its extension) until the escaped URL
+// fits the protocol's URL limit; non-ASCII names grow when escaped.
+func (m *mediaStore) fitName(id, name string) string {
+	for limit := schema.Length(name); len(m.mediaURL(id, name)) > schema.MaxURL && limit > 8; limit = limit * 3 / 4 {
+		name = schema.ShortenFileName(name, limit)
+	}
+	return name
+}
+
+// newMediaID returns 128 random bits as hex: unguessable, so the URL is
+// the only key (as BonyChat needs a link it can open without auth).
+func newMediaID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// mediaFileName keeps a usable name: a given one without path parts or
+// control characters, with an extension that fits the content type when it
+// has none.
+func mediaFileName(name, contentType string) string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(name, ""))
+	name = strings.TrimSpace(filepath.Base(filepath.Clean("/" + name)))
+	name = strings.TrimRight(strings.TrimPrefix(name, "/"), ".")
+	if name == "" || strings.HasPrefix(name, ".") {
+		name = "file" + name
+	}
+	if len(filepath.Ext(name)) < 2 {
+		name += extensionFor(contentType)
+	}
+	return schema.ShortenFileName(name, schema.MaxFileName)
+}
+
+// preferredExt overrides mime's alphabetical first pick (".jfif" for JPEG).
+var preferredExt = map[string]string{"image/jpeg": ".jpg", "audio/mpeg": ".mp3", "video/mp4": ".mp4",
+	"text/plain": ".txt", "audio/ogg": ".ogg", "video/quicktime": ".mov", "image/tiff": ".tif"}
+
+func extensionFor(contentType string) string {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if ext, ok := preferredExt[mt]; ok {
+		return ext
+	}
+	if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
+		return exts[0]
+	}
+	return ".bin"
+}
+
+func writeFileSync(path string, body []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(body)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// handleMedia is GET /media/{id}/{fileName}: the file with its type, length
+// and name, with range requests; 404 for unknown, expired or renamed.
+func (m *mediaStore) handleMedia(c *gin.Context) {
+	id, name := c.Param("id"), c.Param("fileName")
+	meta, err := m.lookup(c.Request.Context(), id)
+	if err != nil || meta.FileName != name {
+		providers.WriteError(c.Writer, http.StatusNotFound, "no such media, or it has expired")
+		return
+	}
+	f, err := os.Open(filepath.Join(m.cfg.Dir, meta.Path))
+	if err != nil {
+		providers.WriteError(c.Writer, http.StatusNotFound, "no such media, or it has expired")
+		return
+	}
+	defer f.Close()
+	h := c.Writer.Header()
+	h.Set("Content-Type", meta.ContentType)
+	h.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": meta.FileName}))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("Cache-Control", "private, max-age=86400")
+	http.ServeContent(c.Writer, c.Request, "", meta.CreatedAt, f)
+}
+
+func (m *mediaStore) lookup(ctx context.Context, id string) (store.Media, error) {
+	if !mediaIDPattern.MatchString(id) {
+		return store.Media{}, store.ErrNotFound
+	}
+	meta, err := m.st.GetMedia(ctx, id)
+	if err == nil && !m.now().Before(meta.Expires) {
+		return store.Media{}, store.ErrNotFound
+	}
+	return meta, err
+}
+
+// sweep deletes the files of expired media.
+func (m *mediaStore) sweep(ctx context.Context) error {
+	expired, err := m.st.ExpiredMedia(ctx, m.now())
+	for _, e := range expired {
+		if rerr := os.Remove(filepath.Join(m.cfg.Dir, e.Path)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
+}

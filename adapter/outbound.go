@@ -1,0 +1,135 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
+)
+
+// leaseOutbound starts one goroutine per leased lane, up to
+// outbound.workers at once, and reports how many it started.
+func (p *pipeline) leaseOutbound(ctx context.Context) int {
+	free := p.s.cfg.Outbound.Workers - int(p.outBusy.Load())
+	if free <= 0 {
+		return 0
+	}
+	leases, err := p.st.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: p.now(), For: p.outboundLease(),
+		Lanes: free, PerLane: 1})
+	if err != nil {
+		p.s.log.Error("lease outbound jobs", "error", err.Error())
+		return 0
+	}
+	for _, l := range leases {
+		p.outBusy.Add(1)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer p.outBusy.Add(-1)
+			p.runOutbound(l)
+			wake(p.outWake) // the lane may have a next job
+		}()
+	}
+	return len(leases)
+}
+
+// outboundLease outlasts one attempt, so a live worker keeps its job.
+func (p *pipeline) outboundLease() time.Duration { return p.s.cfg.Outbound.SendTimeout + time.Minute }
+
+// runOutbound makes one attempt at one job. It is not tied to the server's
+// context: a send in flight at shutdown finishes, or a crash leaves it for
+// start-up to report as "outcome unknown".
+func (p *pipeline) runOutbound(l store.Lease) {
+	ctx := context.Background()
+	job := l.Jobs[0]
+	ch := p.s.channels[job.ChannelID]
+	var payload outboundJob
+	if ch == nil || json.Unmarshal(job.Payload, &payload) != nil {
+		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Config, Reason: "the channel is no longer configured"})
+		return
+	}
+	if interrupted(job) {
+		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Ambiguous,
+			Reason: "outcome unknown: the server stopped while sending"})
+		return
+	}
+	err := p.send(ctx, ch, job, payload.Message)
+	if err == nil {
+		p.finishOutbound(ctx, l, job, nil)
+		return
+	}
+	se := providers.AsSendError(err)
+	p.s.log.Warn("send attempt failed", "channel", job.ChannelID, "mId", job.MID, "attempt", job.Attempts,
+		"kind", se.Kind.String(), "code", se.Code, "error", err.Error())
+	if se.Kind.Retryable() && p.now().Sub(job.CreatedAt) < p.s.cfg.Outbound.MaxAge {
+		p.retryOutbound(ctx, l, job, se)
+		return
+	}
+	if se.Kind.Retryable() {
+		se = &providers.SendError{Kind: providers.Permanent, Err: se,
+			Reason: fmt.Sprintf("not delivered within %s: %s", p.s.cfg.Outbound.MaxAge, se.Reason)}
+	}
+	p.finishOutbound(ctx, l, job, se)
+}
+
+// send makes one provider attempt. A panicking provider is a bug, and the
+// message may or may not have left: it is reported as outcome unknown,
+// never retried, and the process goes on.
+func (p *pipeline) send(ctx context.Context, ch *channel, job store.Job, m schema.Message) (err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			p.s.log.Error("provider panicked during a send", "channel", job.ChannelID, "mId", job.MID, "panic", fmt.Sprint(rec))
+			err = &providers.SendError{Kind: providers.Ambiguous, Reason: "internal error in the provider; outcome unknown"}
+		}
+	}()
+	sctx, cancel := context.WithTimeout(ctx, p.s.cfg.Outbound.SendTimeout)
+	defer cancel()
+	to := providers.Recipient{ChannelID: job.ChannelID, ContactID: job.ContactID}
+	_, err = ch.provider.Send(sctx, to, m, job.MID)
+	return err
+}
+
+// interruptedMark is what start-up records on jobs that were leased when
+// the previous process died.
+const interruptedMark = "interrupted: the server stopped during this attempt"
+
+// interrupted: the previous attempt was cut off by a crash, so the send may
+// have reached the provider. Sends are not idempotent: never repeat blindly.
+func interrupted(job store.Job) bool { return job.LastError == interruptedMark }
+
+func (p *pipeline) retryOutbound(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError) {
+	cfg := p.s.cfg.Outbound
+	next := p.now().Add(backoff(cfg.RetryMin, cfg.RetryMax, job.Attempts, se.RetryAfter))
+	if err := p.st.Retry(ctx, l.Token, next, se.Kind.String()+": "+se.Reason); err != nil {
+		p.s.log.Error("reschedule outbound job", "mId", job.MID, "error", err.Error())
+	}
+	p.waiters.deliver(job.MID, outcome{pending: true})
+}
+
+// finishOutbound records the end of a job (se nil: sent) and tells whoever
+// should know: the waiting /message request, or BonyChat through a status.
+func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError) {
+	lastError := ""
+	if se != nil {
+		lastError = se.Kind.String() + ": " + se.Reason
+	}
+	if err := p.st.Complete(ctx, l.Token, lastError); err != nil {
+		p.s.log.Error("complete outbound job", "mId", job.MID, "error", err.Error())
+		return
+	}
+	if p.waiters.deliver(job.MID, outcome{err: se}) {
+		return
+	}
+	value, reason := schema.StatusSent, ""
+	if se != nil {
+		value, reason = schema.StatusFailed, se.Reason
+		p.s.log.Error("message failed in the background", "channel", job.ChannelID, "mId", job.MID, "reason", se.Reason)
+	}
+	if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
+		p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
+	}
+}

@@ -1,0 +1,192 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
+)
+
+// Lease lengths: longer than one attempt can take, so a live worker never
+// loses its job; after a crash, start-up releases the leases at once.
+const (
+	pollInterval = time.Second
+)
+
+// pipeline drains the store: outbound jobs to providers, platform jobs to
+// BonyChat. Every job is in the store before anyone is told "yes".
+type pipeline struct {
+	s        *Server
+	st       store.Store
+	waiters  *waiters
+	outWake  chan struct{}
+	platWake chan struct{}
+	limiters map[string]*rate.Limiter
+	statusMu keyedMutex
+	wg       sync.WaitGroup
+	outBusy  atomic.Int32
+	platBusy atomic.Int32
+	now      func() time.Time
+}
+
+func newPipeline(s *Server, st store.Store) *pipeline {
+	return &pipeline{s: s, st: st, waiters: newWaiters(), outWake: make(chan struct{}, 1),
+		platWake: make(chan struct{}, 1), limiters: map[string]*rate.Limiter{}, now: time.Now}
+}
+
+// initLimiters gives each channel its BonyChat rate limit (per second, no burst).
+func (p *pipeline) initLimiters() {
+	for id := range p.s.channels {
+		p.limiters[id] = rate.NewLimiter(rate.Limit(p.s.cfg.Platform.RateLimit), 1)
+	}
+}
+
+// recover runs at start-up, before any worker: jobs leased by a process
+// that died are handed back. Outbound ones are marked, since their send
+// may have reached the provider (see interrupted).
+func (p *pipeline) recover(ctx context.Context) error {
+	for _, q := range []store.Queue{store.Outbound, store.Platform} {
+		n, err := p.st.Recover(ctx, q, interruptedMark)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			p.s.log.Warn("resumed jobs interrupted by a stop", "queue", string(q), "jobs", n)
+		}
+	}
+	return nil
+}
+
+// platformJob is the payload of a platform job: one event and the contact
+// profile that came with it.
+type platformJob struct {
+	Event   schema.Event    `json:"event"`
+	Contact *schema.Contact `json:"contact,omitempty"`
+}
+
+// outboundJob is the payload of an outbound job.
+type outboundJob struct {
+	Message schema.Message `json:"message"`
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// run starts the workers; they stop leasing when ctx ends and finish what
+// they hold. wait blocks until they have.
+func (p *pipeline) run(ctx context.Context) {
+	p.wg.Add(3)
+	go func() { defer p.wg.Done(); p.loop(ctx, p.outWake, p.leaseOutbound) }()
+	go func() { defer p.wg.Done(); p.loop(ctx, p.platWake, p.leasePlatform) }()
+	go func() { defer p.wg.Done(); p.janitor(ctx) }()
+}
+
+// Housekeeping: how often, and how long finished jobs stay listable.
+const (
+	sweepInterval = 10 * time.Minute
+	keepDoneJobs  = 7 * 24 * time.Hour
+)
+
+// janitor deletes expired keys, old finished jobs and expired media.
+// Dead and pending jobs are never deleted.
+func (p *pipeline) janitor(ctx context.Context) {
+	ticker := time.NewTicker(sweepInterval)
+	defer ticker.Stop()
+	for {
+		now := p.now()
+		if err := p.st.Sweep(ctx, now, now.Add(-keepDoneJobs)); err != nil && ctx.Err() == nil {
+			p.s.log.Warn("sweep store", "error", err.Error())
+		}
+		if err := p.s.media.sweep(ctx); err != nil && ctx.Err() == nil {
+			p.s.log.Warn("sweep media", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// waitFor waits for the workers to finish what they hold, at most d; what
+// is still running then stays leased in the store and start-up resumes it.
+func (p *pipeline) waitFor(d time.Duration) {
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		p.s.log.Warn("stopping with attempts still in flight; start-up will resume them")
+	}
+}
+
+// loop leases work whenever woken or every pollInterval (for retries that
+// come due), until ctx ends.
+func (p *pipeline) loop(ctx context.Context, wakeCh chan struct{}, lease func(ctx context.Context) int) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wakeCh:
+		case <-timer.C:
+		}
+		for lease(ctx) > 0 && ctx.Err() == nil {
+		}
+		timer.Reset(pollInterval)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own plain structs are encoded
+	}
+	return b
+}
+
+// keyedMutex serialises work per key (here: per mId, so that checking and
+// advancing a status cannot interleave).
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,346 @@
+package adapter
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
+)
+
+func mIDOf(t *testing.T, body []byte) string {
+	t.Helper()
+	var got struct{ MID string }
+	if err := json.Unmarshal(body, &got); err != nil || got.MID == "" {
+		t.Fatalf("want {\"mId\"}, got %s", body)
+	}
+	return got.MID
+}
+
+// statusesFor collects the message_status events BonyChat received for mID.
+func (h *harness) statusesFor(mID string) []schema.Status {
+	var out []schema.Status
+	for _, p := range h.platform.posts() {
+		for _, e := range p.Payload.Events {
+			if e.Type == schema.EventMessageStatus && e.MID == mID {
+				out = append(out, *e.Status)
+			}
+		}
+	}
+	return out
+}
+
+func TestMessageIsStoredBeforeItIsAnswered(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	mID := mIDOf(t, rec.Body.Bytes())
+	job, err := h.st.JobByMID(t.Context(), store.Outbound, mID)
+	if err != nil || job.State != store.Done || job.ContactID != phoneContact {
+		t.Fatalf("the answered message must be a stored, finished job: %+v %v", job, err)
+	}
+}
+
+func TestMessageThrottledAnswers200ThenSendsAndReportsSent(t *testing.T) {
+	fake := &fakeProvider{script: func(n int, _ providers.Recipient, _ schema.Message) error {
+		if n == 0 {
+			return &providers.SendError{Kind: providers.Throttled, Reason: "429", RetryAfter: 10 * time.Millisecond}
+		}
+		return nil
+	}}
+	h := newHarnessWith(t, nil, fake)
+	start := time.Now()
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("a pending message answers 200, got %d", rec.Code)
+	}
+	if time.Since(start) > h.cfg.Outbound.Wait {
+		t.Errorf("a retryable first attempt should be answered at once, not after the full wait")
+	}
+	mID := mIDOf(t, rec.Body.Bytes())
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
+	if st := h.statusesFor(mID)[0]; st.Value != schema.StatusSent {
+		t.Fatalf("want a sent status, got %+v", st)
+	}
+	if len(fake.sentTexts(phoneContact)) != 1 {
+		t.Fatal("want exactly one successful send")
+	}
+}
+
+func TestMessageFailingInTheBackgroundReportsFailedWithReason(t *testing.T) {
+	fake := &fakeProvider{script: func(n int, _ providers.Recipient, _ schema.Message) error {
+		if n == 0 {
+			return &providers.SendError{Kind: providers.Unreachable, Reason: "connection refused"}
+		}
+		return &providers.SendError{Kind: providers.Permanent, Reason: "+60177872890 has opted out (replied STOP)"}
+	}}
+	h := newHarnessWith(t, nil, fake)
+	mID := mIDOf(t, h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi")).Body.Bytes())
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
+	st := h.statusesFor(mID)[0]
+	if st.Value != schema.StatusFailed || !strings.Contains(st.Message, "opted out") {
+		t.Fatalf("want failed with the reason, got %+v", st)
+	}
+}
+
+func TestMessageAmbiguousIsNeverResent(t *testing.T) {
+	fake := &fakeProvider{sendErr: &providers.SendError{Kind: providers.Ambiguous, Reason: "timeout after the request was written"}}
+	h := newHarnessWith(t, nil, fake)
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "may or may not have been sent") {
+		t.Fatalf("want 502 outcome unknown, got %d %s", rec.Code, rec.Body)
+	}
+	time.Sleep(100 * time.Millisecond)
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if fake.attempts != 1 {
+		t.Fatalf("an ambiguous send must not be retried: %d attempts", fake.attempts)
+	}
+}
+
+func TestMessagePastMaxAgeIsReportedFailed(t *testing.T) {
+	fake := &fakeProvider{sendErr: &providers.SendError{Kind: providers.Unreachable, Reason: "provider down"}}
+	h := newHarnessWith(t, func(c *Config) { c.Outbound.MaxAge = 150 * time.Millisecond }, fake)
+	mID := mIDOf(t, h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi")).Body.Bytes())
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
+	st := h.statusesFor(mID)[0]
+	if st.Value != schema.StatusFailed || !strings.Contains(st.Message, "not delivered within") || !strings.Contains(st.Message, "provider down") {
+		t.Fatalf("want failed naming the age and the last error, got %+v", st)
+	}
+}
+
+func TestMessageQueuedBehindAnEarlierOneIsAnsweredAndSentInOrder(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	fake := &fakeProvider{script: func(n int, _ providers.Recipient, _ schema.Message) error {
+		if n == 0 { // the first message hangs at the provider
+			close(started)
+			<-release
+		}
+		return nil
+	}}
+	h := newHarnessWith(t, func(c *Config) { c.Outbound.Wait = 200 * time.Millisecond }, fake)
+	first := make(chan int, 1)
+	go func() { first <- h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "first")).Code }()
+	<-started
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "second"))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("a message queued behind another answers 200 after the wait, got %d", rec.Code)
+	}
+	close(release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("first: %d", code)
+	}
+	waitFor(t, func() bool { return len(fake.sentTexts(phoneContact)) == 2 })
+	if got := fake.sentTexts(phoneContact); !slices.Equal(got, []string{"first", "second"}) {
+		t.Fatalf("order per contact lost: %v", got)
+	}
+}
+
+// TestProviderOutage: the provider answers 429, then fails before the
+// request is sent (503-before-send: unreachable), for a while. Every
+// /message is answered within outbound.wait + 1s, and once the provider
+// recovers every message is sent exactly once, in order per contact.
+func TestProviderOutage(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	fake := &fakeProvider{}
+	fake.script = func(n int, _ providers.Recipient, _ schema.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case !down:
+			return nil
+		case n%2 == 0:
+			return &providers.SendError{Kind: providers.Throttled, Reason: "429 Too Many Requests", RetryAfter: 20 * time.Millisecond}
+		default:
+			return &providers.SendError{Kind: providers.Unreachable, Reason: "503 before send: connection refused"}
+		}
+	}
+	h := newHarnessWith(t, func(c *Config) { c.Outbound.Wait = 500 * time.Millisecond }, fake)
+	contacts := []string{"+60100000001", "+60100000002", "+60100000003", "+60100000004"}
+	const perContact = 8
+	var wg sync.WaitGroup
+	var slow []string
+	var slowMu sync.Mutex
+	for _, c := range contacts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perContact {
+				start := time.Now()
+				rec := h.postJSON("/message", demoToken, textRequest("demo", c, fmt.Sprintf("%s #%d", c, i)))
+				if rec.Code != http.StatusOK || time.Since(start) > h.cfg.Outbound.Wait+time.Second {
+					slowMu.Lock()
+					slow = append(slow, fmt.Sprintf("%s #%d: %d after %s", c, i, rec.Code, time.Since(start)))
+					slowMu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(slow) > 0 {
+		t.Fatalf("answers must come within outbound.wait+1s with 200: %v", slow)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	for _, c := range contacts {
+		waitFor(t, func() bool { return len(fake.sentTexts(c)) == perContact })
+	}
+	time.Sleep(100 * time.Millisecond) // nothing more may arrive
+	for _, c := range contacts {
+		got := fake.sentTexts(c)
+		want := make([]string, perContact)
+		for i := range want {
+			want[i] = fmt.Sprintf("%s #%d", c, i)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: want each message exactly once in order, got %v", c, got)
+		}
+	}
+}
+
+func TestIdempotencyKeyReturnsTheFirstAnswer(t *testing.T) {
+	fake := &fakeProvider{}
+	h := newHarnessWith(t, nil, fake)
+	send := func(key string, text string) (int, string) {
+		raw, _ := json.Marshal(textRequest("demo", phoneContact, text))
+		req := newJSONRequest("/message", raw)
+		req.Header.Set("Authorization", "Bearer "+demoToken)
+		req.Header.Set("Idempotency-Key", key)
+		rec := h.doRequest(req, raw)
+		return rec.Code, rec.Body.String()
+	}
+	code1, body1 := send("key-1", "hello")
+	code2, body2 := send("key-1", "hello")
+	if code1 != 200 || code2 != 200 || mIDOf(t, []byte(body1)) != mIDOf(t, []byte(body2)) {
+		t.Fatalf("a repeat must get the first answer: %d %s / %d %s", code1, body1, code2, body2)
+	}
+	if n := len(fake.sentTexts(phoneContact)); n != 1 {
+		t.Fatalf("a repeat must send nothing: %d sends", n)
+	}
+	if code, _ := send("key-1", "a different body"); code != http.StatusUnprocessableEntity {
+		t.Fatalf("a reused key with another body: want 422, got %d", code)
+	}
+	if code, _ := send("key-2", "hello"); code != 200 || len(fake.sentTexts(phoneContact)) != 2 {
+		t.Fatal("another key is another message")
+	}
+}
+
+func TestIdempotencyKeyRepeatsARefusal(t *testing.T) {
+	fake := &fakeProvider{sendErr: &providers.SendError{Kind: providers.Permanent, Reason: "not a mobile number"}}
+	h := newHarnessWith(t, nil, fake)
+	var bodies []string
+	for range 2 {
+		raw, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
+		req := newJSONRequest("/message", raw)
+		req.Header.Set("Authorization", "Bearer "+demoToken)
+		req.Header.Set("Idempotency-Key", "k")
+		rec := h.doRequest(req, raw)
+		if rec.Code != http.StatusBadRequest {
+			t.Fatalf("want the first answer (400) again, got %d", rec.Code)
+		}
+		bodies = append(bodies, strings.TrimSpace(rec.Body.String()))
+	}
+	if bodies[0] != bodies[1] {
+		t.Errorf("the repeat must be the same answer: %q vs %q", bodies[0], bodies[1])
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if fake.attempts != 1 {
+		t.Fatalf("one attempt only, got %d", fake.attempts)
+	}
+}
+
+func TestStatusesOnlyMoveForward(t *testing.T) {
+	h := newHarness(t, nil)
+	p := h.srv.pipe
+	ctx := t.Context()
+	for _, v := range []string{schema.StatusDelivered, schema.StatusSent, schema.StatusDelivered, schema.StatusRead, schema.StatusDelivered} {
+		if err := p.postStatus(ctx, "demo", phoneContact, "m-forward", v, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return len(h.statusesFor("m-forward")) == 2 })
+	time.Sleep(50 * time.Millisecond)
+	var got []string
+	for _, s := range h.statusesFor("m-forward") {
+		got = append(got, s.Value)
+	}
+	if !slices.Equal(got, []string{"delivered", "read"}) {
+		t.Fatalf("late and duplicate receipts must be dropped: %v", got)
+	}
+	_ = p.postStatus(ctx, "demo", phoneContact, "m-failed", schema.StatusFailed, "bounced")
+	_ = p.postStatus(ctx, "demo", phoneContact, "m-failed", schema.StatusRead, "")
+	waitFor(t, func() bool { return len(h.statusesFor("m-failed")) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.statusesFor("m-failed")); n != 1 {
+		t.Fatalf("failed is final: %d statuses", n)
+	}
+}
+
+func TestPlatformEventsOfOneContactAreBatchedInOrder(t *testing.T) {
+	h := newHarness(t, nil)
+	h.platform.script(503) // hold the first post so the rest pile up
+	for i := range 25 {
+		body := map[string]any{"from": phoneContact, "id": fmt.Sprintf("SM%03d", i), "text": fmt.Sprint("message ", i)}
+		if rec := h.postJSON("/console/demo/inbound", demoToken, body); rec.Code != 200 {
+			t.Fatalf("inbound %d: %d", i, rec.Code)
+		}
+	}
+	waitFor(t, func() bool { return h.jobCount(store.Done) == 25 })
+	var order []string
+	maxBatch := 0
+	for _, p := range h.platform.posts() {
+		if p.Status != http.StatusOK {
+			continue // refused, and re-sent later
+		}
+		maxBatch = max(maxBatch, len(p.Payload.Events))
+		for _, e := range p.Payload.Events {
+			order = append(order, e.MID)
+		}
+	}
+	want := make([]string, 25)
+	for i := range want {
+		want[i] = fmt.Sprintf("SM%03d", i)
+	}
+	if !slices.Equal(order, want) {
+		t.Fatalf("events must reach BonyChat in order: %v", order)
+	}
+	if maxBatch < 2 || maxBatch > 20 {
+		t.Fatalf("waiting events of one contact go in batches of at most 20: largest %d", maxBatch)
+	}
+}
+
+func TestPlatformPastMaxAgeIsDead(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Platform.MaxAge = 100 * time.Millisecond })
+	h.platform.script(slices.Repeat([]int{503}, 1000)...)
+	h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
+	waitFor(t, func() bool { return h.jobCount(store.Dead) == 1 })
+	jobs, _ := h.st.Jobs(t.Context(), store.JobFilter{State: store.Dead})
+	if len(jobs) != 1 || !strings.Contains(jobs[0].LastError, "not accepted by BonyChat within") {
+		t.Fatalf("the dead job must say why: %+v", jobs)
+	}
+}
+
+func TestPlatformRateLimitPerChannel(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Platform.RateLimit = 20 })
+	start := time.Now()
+	for i := range 30 { // 30 contacts: 30 lanes, each one request
+		body := map[string]any{"from": fmt.Sprintf("+6010000%04d", i), "text": "hi"}
+		h.postJSON("/console/demo/inbound", demoToken, body)
+	}
+	h.waitPosts(30)
+	elapsed := time.Since(start)
+	// 20 per second with no burst: 30 posts need at least ~1.45 s. Only a
+	// lower bound is asserted, which a slow machine cannot break.
+	if elapsed < 1400*time.Millisecond {
+		t.Fatalf("30 posts at 20/s took only %s", elapsed)
+	}
+}

@@ -1,0 +1,127 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
+)
+
+// platformLanes is how many contacts' events are posted at once.
+const platformLanes = 16
+
+// leasePlatform posts waiting events: per contact one request at a time, in
+// order, up to 20 events in one request.
+func (p *pipeline) leasePlatform(ctx context.Context) int {
+	free := platformLanes - int(p.platBusy.Load())
+	if free <= 0 {
+		return 0
+	}
+	leases, err := p.st.Lease(ctx, store.LeaseRequest{Queue: store.Platform, Now: p.now(), For: p.platformLease(),
+		Lanes: free, PerLane: schema.MaxEvents})
+	if err != nil {
+		p.s.log.Error("lease platform jobs", "error", err.Error())
+		return 0
+	}
+	for _, l := range leases {
+		p.platBusy.Add(1)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer p.platBusy.Add(-1)
+			p.runPlatform(ctx, l)
+			wake(p.platWake)
+		}()
+	}
+	return len(leases)
+}
+
+// platformLease outlasts one post with its quick retries.
+func (p *pipeline) platformLease() time.Duration {
+	c := p.s.cfg.Platform
+	return time.Duration(c.Retries+1)*(c.Timeout+2*time.Second) + time.Minute
+}
+
+func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
+	first := l.Jobs[0]
+	ch := p.s.channels[first.ChannelID]
+	if ch == nil {
+		p.killPlatform(l, "the channel is no longer configured")
+		return
+	}
+	payload, err := platformPayload(l.Jobs)
+	if err != nil {
+		p.killPlatform(l, "stored event is unreadable: "+err.Error())
+		return
+	}
+	if err := p.limiters[first.ChannelID].Wait(ctx); err != nil {
+		p.releasePlatform(l, "shutting down")
+		return
+	}
+	err = p.s.platform.Post(context.WithoutCancel(ctx), ch.target, payload)
+	switch {
+	case err == nil:
+		if cerr := p.st.Complete(context.Background(), l.Token, ""); cerr != nil {
+			p.s.log.Error("complete platform jobs", "error", cerr.Error())
+		}
+	case isPermanentPlatformError(err):
+		p.killPlatform(l, err.Error())
+	case p.now().Sub(first.CreatedAt) >= p.s.cfg.Platform.MaxAge:
+		p.killPlatform(l, fmt.Sprintf("not accepted by BonyChat within %s: %v", p.s.cfg.Platform.MaxAge, err))
+	default:
+		p.retryPlatform(l, first, err)
+	}
+}
+
+func platformPayload(jobs []store.Job) (schema.WebhookPayload, error) {
+	p := schema.WebhookPayload{ChannelID: jobs[0].ChannelID, ContactID: jobs[0].ContactID}
+	for _, j := range jobs {
+		var pj platformJob
+		if err := json.Unmarshal(j.Payload, &pj); err != nil {
+			return p, err
+		}
+		p.Events = append(p.Events, pj.Event)
+		if pj.Contact != nil {
+			p.Contact = pj.Contact // the newest profile wins
+		}
+	}
+	return p, nil
+}
+
+func isPermanentPlatformError(err error) bool {
+	var pe *PlatformError
+	var verr *schema.ValidationError
+	return (errors.As(err, &pe) && pe.Permanent) || errors.As(err, &verr)
+}
+
+func (p *pipeline) retryPlatform(l store.Lease, first store.Job, cause error) {
+	c := p.s.cfg.Platform
+	next := p.now().Add(backoff(c.RetryMin, c.RetryMax, first.Attempts, 0))
+	p.s.log.Warn("BonyChat webhook post failed; will retry", "channel", first.ChannelID, "contact", first.ContactID,
+		"events", len(l.Jobs), "attempt", first.Attempts, "next", next.UTC().Format(time.RFC3339), "error", cause.Error())
+	if err := p.st.Retry(context.Background(), l.Token, next, cause.Error()); err != nil {
+		p.s.log.Error("reschedule platform jobs", "error", err.Error())
+	}
+}
+
+// releasePlatform hands jobs back untouched (e.g. at shutdown).
+func (p *pipeline) releasePlatform(l store.Lease, why string) {
+	if err := p.st.Retry(context.Background(), l.Token, p.now(), why); err != nil {
+		p.s.log.Error("release platform jobs", "error", err.Error())
+	}
+}
+
+// killPlatform moves the jobs to the dead state: listed, counted in /readyz
+// and re-playable with `jobs retry`, never silently dropped.
+func (p *pipeline) killPlatform(l store.Lease, reason string) {
+	j := l.Jobs[0]
+	p.s.log.Error("events dead: BonyChat did not take them", "channel", j.ChannelID, "contact", j.ContactID,
+		"events", len(l.Jobs), "first_job", j.ID, "reason", reason)
+	if err := p.st.Kill(context.Background(), l.Token, reason); err != nil {
+		p.s.log.Error("mark platform jobs dead", "error", err.Error())
+	}
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/adapter"
+	"github.com/bonychat/bonychat-adapter/store"
+)
+
+// jobs runs "jobs list" and "jobs retry" against the configured store; the
+// SQLite store takes these from another process while the server runs.
+func jobs(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "list":
+		return jobsList(args[1:], stdout, stderr)
+	case "retry":
+		return jobsRetry(args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+func openStore(configPath string, stderr io.Writer) (store.Store, bool) {
+	cfg, err := adapter.LoadConfig(configPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	st, err := store.Open(cfg.Store)
+	if err != nil {
+		fmt.Fprintln(stderr, "open store:", err)
+		return nil, false
+	}
+	return st, true
+}
+
+func jobsList(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("jobs list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", os.Getenv("BONYCHAT_CONFIG"), "configuration file")
+	state := fs.String("state", "", "pending | leased | done | dead (default: all)")
+	channel := fs.String("channel", "", "only this channel")
+	queue := fs.String("queue", "", "outbound | platform (default: both)")
+	limit := fs.Int("limit", 200, "at most this many jobs")
+	if fs.Parse(args) != nil || fs.NArg() > 0 || *configPath == "" {
+		fmt.Fprintln(stderr, "usage: bonychat-adapter jobs list --config FILE [--state S] [--channel ID] [--queue Q] [--limit N]")
+		return 2
+	}
+	st, ok := openStore(*configPath, stderr)
+	if !ok {
+		return 1
+	}
+	defer st.Close()
+	list, err := st.Jobs(context.Background(), store.JobFilter{Queue: store.Queue(*queue), State: store.State(*state),
+		ChannelID: *channel, Limit: *limit})
+	if err != nil {
+		fmt.Fprintln(stderr, "list jobs:", err)
+		return 1
+	}
+	printJobs(stdout, list)
+	return 0
+}
+
+func printJobs(w io.Writer, list []store.Job) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tQUEUE\tSTATE\tCHANNEL\tCONTACT\tMID\tATTEMPTS\tNEXT\tLAST ERROR")
+	for _, j := range list {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.Queue, j.State, j.ChannelID, j.ContactID, j.MID,
+			j.Attempts, j.NextAt.UTC().Format(time.RFC3339), oneLine(j.LastError, 80))
+	}
+	_ = tw.Flush()
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}
+
+func jobsRetry(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("jobs retry", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", os.Getenv("BONYCHAT_CONFIG"), "configuration file")
+	allDead := fs.Bool("dead", false, "retry every dead job")
+	if fs.Parse(args) != nil || *configPath == "" || (*allDead == (fs.NArg() > 0)) {
+		fmt.Fprintln(stderr, "usage: bonychat-adapter jobs retry --config FILE (JOB_ID ... | --dead)")
+		return 2
+	}
+	ids := make([]int64, 0, fs.NArg())
+	for _, a := range fs.Args() {
+		id, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || id <= 0 {
+			fmt.Fprintf(stderr, "not a job ID: %q\n", a)
+			return 2
+		}
+		ids = append(ids, id)
+	}
+	st, ok := openStore(*configPath, stderr)
+	if !ok {
+		return 1
+	}
+	defer st.Close()
+	n, err := st.Revive(context.Background(), ids, time.Now())
+	if err != nil {
+		fmt.Fprintln(stderr, "retry jobs:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%d job(s) queued again\n", n)
+	if len(ids) > 0 && n < len(ids) {
+		fmt.Fprintln(stderr, "only dead jobs can be retried; the others were left as they are")
+		return 1
+	}
+	return 0
+}
