@@ -67,13 +67,19 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 			Value: mustJSON(idemRecord{MID: mID, BodyHash: bodyHash(body)})}}
 	}
 	done := p.waiters.add(mID)
-	_, err := p.st.Enqueue(c.Request.Context(), []store.NewJob{job}, keys)
-	if err != nil {
+	// A contact with nothing queued gets the job leased in the same write,
+	// and the attempt starts at once; otherwise it waits its turn.
+	_, lease, err := p.st.EnqueueLeased(c.Request.Context(), job, keys, p.now(), p.outboundLease())
+	switch {
+	case err != nil:
 		p.waiters.abandon(mID, done)
 		p.storeFailed(c, ch, idem, body, err)
 		return
+	case lease != nil:
+		p.dispatchOutbound(*lease)
+	default:
+		wake(p.outWake)
 	}
-	wake(p.outWake)
 	status, resp := p.answer(c, ch, mID, p.await(c.Request.Context(), mID, done))
 	if idem != "" {
 		p.rememberAnswer(ch, idem, status, resp)

@@ -25,16 +25,21 @@ func (p *pipeline) leaseOutbound(ctx context.Context) int {
 		return 0
 	}
 	for _, l := range leases {
-		p.outBusy.Add(1)
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			defer p.outBusy.Add(-1)
-			p.runOutbound(l)
-			wake(p.outWake) // the lane may have a next job
-		}()
+		p.dispatchOutbound(l)
 	}
 	return len(leases)
+}
+
+// dispatchOutbound runs a leased job in its own goroutine.
+func (p *pipeline) dispatchOutbound(l store.Lease) {
+	p.outBusy.Add(1)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer p.outBusy.Add(-1)
+		p.runOutbound(l)
+		wake(p.outWake) // the lane may have a next job
+	}()
 }
 
 // outboundLease outlasts one attempt, so a live worker keeps its job.

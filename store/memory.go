@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -119,6 +120,30 @@ func (m *Memory) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int6
 		ids = append(ids, j.ID)
 	}
 	return ids, nil
+}
+
+// EnqueueLeased implements Store.
+func (m *Memory) EnqueueLeased(ctx context.Context, nj NewJob, keys []Key, now time.Time, leaseFor time.Duration) (int64, *Lease, error) {
+	if leaseFor <= 0 {
+		return 0, nil, errors.New("store: enqueue leased: leaseFor must be positive")
+	}
+	ids, err := m.Enqueue(ctx, []NewJob{nj}, keys)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := m.lock(ctx); err != nil {
+		return ids[0], nil, nil // stored; a worker will lease it
+	}
+	defer m.mu.Unlock()
+	j := m.jobs[ids[0]]
+	lane := m.lanes[j.lane()]
+	if len(lane) != 1 || lane[0] != j.ID || !ready(j.Job, toMS(now)) {
+		return j.ID, nil, nil
+	}
+	token := newToken()
+	j.State, j.Attempts, j.LeaseUntil, j.token = Leased, 1, truncMS(now.Add(leaseFor)), token
+	m.tokens[token] = append(m.tokens[token], j.ID)
+	return j.ID, &Lease{Token: token, Jobs: []Job{j.copy()}}, nil
 }
 
 // Lease implements Store.

@@ -27,6 +27,13 @@ const (
 		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error)
 		VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, 0, '', '') RETURNING id`
 
+	qJobInsertLeased = `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state,
+		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error)
+		VALUES (?, ?, ?, ?, ?, 'leased', 1, ?, ?, ?, ?, ?, '') RETURNING id`
+	// qLaneBusy finds any unfinished job of a lane (jobs_lane index).
+	qLaneBusy = `SELECT 1 FROM jobs WHERE queue = ? AND channel_id = ? AND contact_id = ?
+		AND state IN ('pending', 'leased') LIMIT 1`
+
 	// qJobLease takes one job if it is still ready (pending and due, or
 	// leased with an expired lease).
 	qJobLease = `UPDATE jobs SET state = 'leased', lease_token = ?, lease_until = ?,

@@ -81,14 +81,8 @@ func (s *SQLite) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int6
 	var ids []int64
 	err := s.write(ctx, func(w *wtx) error {
 		now := time.Now().UnixMilli()
-		for _, k := range keys {
-			n, err := w.execN(qKeyClaim, k.Name, blob(k.Value), expiresToMS(k.Expires), now)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return ErrDuplicate
-			}
+		if err := w.claimKeys(keys, now); err != nil {
+			return err
 		}
 		ids = make([]int64, 0, len(jobs))
 		for _, j := range jobs {
@@ -105,6 +99,63 @@ func (s *SQLite) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int6
 		return nil, wrapErr("enqueue", err)
 	}
 	return ids, nil
+}
+
+// EnqueueLeased implements Store. Under SQLite's single writer the lane
+// check and the insert cannot interleave with another writer; a database
+// with concurrent writers must lock the lane (e.g. an advisory lock).
+func (s *SQLite) EnqueueLeased(ctx context.Context, j NewJob, keys []Key, now time.Time, leaseFor time.Duration) (int64, *Lease, error) {
+	if err := checkNewJob(j); err != nil {
+		return 0, nil, err
+	}
+	if leaseFor <= 0 {
+		return 0, nil, errors.New("store: enqueue leased: leaseFor must be positive")
+	}
+	var id int64
+	var lease *Lease
+	err := s.write(ctx, func(w *wtx) error {
+		id, lease = 0, nil
+		created := time.Now().UnixMilli()
+		if err := w.claimKeys(keys, created); err != nil {
+			return err
+		}
+		var busy int
+		err := w.queryRow(qLaneBusy, string(j.Queue), j.ChannelID, j.ContactID).Scan(&busy)
+		switch {
+		case err == nil || toMS(j.NotBefore) > toMS(now):
+			return w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+				created, created, toMS(j.NotBefore)).Scan(&id)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		token, until := newToken(), now.Add(leaseFor)
+		if err := w.queryRow(qJobInsertLeased, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+			created, created, toMS(j.NotBefore), toMS(until), token).Scan(&id); err != nil {
+			return err
+		}
+		lease = &Lease{Token: token, Jobs: []Job{{ID: id, Queue: j.Queue, ChannelID: j.ChannelID, ContactID: j.ContactID,
+			MID: j.MID, Payload: cloneBytes(j.Payload), State: Leased, Attempts: 1, CreatedAt: fromMS(created),
+			NextAt: fromMS(toMS(j.NotBefore)), LeaseUntil: fromMS(toMS(until))}}}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, wrapErr("enqueue leased", err)
+	}
+	return id, lease, nil
+}
+
+// claimKeys records keys, or fails with ErrDuplicate if one is taken.
+func (w *wtx) claimKeys(keys []Key, now int64) error {
+	for _, k := range keys {
+		n, err := w.execN(qKeyClaim, k.Name, blob(k.Value), expiresToMS(k.Expires), now)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrDuplicate
+		}
+	}
+	return nil
 }
 
 func checkNewJob(j NewJob) error {

@@ -130,6 +130,12 @@ type Store interface {
 	// any key's Name is recorded and not expired, nothing is stored and the
 	// error is ErrDuplicate. It returns the new job IDs.
 	Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int64, error)
+	// EnqueueLeased stores one job like Enqueue and, when its lane has no
+	// unfinished job and the job is due at now, leases it to the caller in
+	// the same transaction (lease.Jobs[0] is the job): one write instead of
+	// an enqueue and a lease, so a message to an idle contact is sent at
+	// once. lease is nil when the job must wait its turn.
+	EnqueueLeased(ctx context.Context, job NewJob, keys []Key, now time.Time, leaseFor time.Duration) (int64, *Lease, error)
 	// Lease takes ready work (see LeaseRequest). A lane with a leased or
 	// earlier pending job is not ready; an expired lease is ready again.
 	Lease(ctx context.Context, req LeaseRequest) ([]Lease, error)

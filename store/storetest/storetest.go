@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"EnqueueLeaseComplete", testEnqueueLeaseComplete},
+		{"EnqueueLeasedTakesAnIdleLaneOnly", testEnqueueLeased},
 		{"LaneOrder", testLaneOrder},
 		{"LanesInParallel", testLanesInParallel},
 		{"LanesLimitOldestHeadFirst", testLanesLimit},
@@ -920,5 +921,45 @@ func testConcurrentWorkers(t *testing.T, s store.Store) {
 	must(t, "Count", err)
 	if counts[store.Done] != len(in) {
 		t.Errorf("Count %v, want %d done", counts, len(in))
+	}
+}
+
+// testEnqueueLeased: a job for an idle lane is stored already leased to the
+// caller; one behind an unfinished job of its lane, or not yet due, waits
+// its turn; keys are claimed as in Enqueue.
+func testEnqueueLeased(t *testing.T, s store.Store) {
+	now := base()
+	id1, l1, err := s.EnqueueLeased(ctx, job(store.Outbound, "ch", "c1", "m1"), nil, now, time.Minute)
+	if err != nil || l1 == nil || len(l1.Jobs) != 1 || l1.Jobs[0].ID != id1 || l1.Jobs[0].State != store.Leased || l1.Jobs[0].Attempts != 1 {
+		t.Fatalf("idle lane: want the job leased to the caller, got %+v %v", l1, err)
+	}
+	id2, l2, err := s.EnqueueLeased(ctx, job(store.Outbound, "ch", "c1", "m2"), nil, now, time.Minute)
+	if err != nil || l2 != nil {
+		t.Fatalf("busy lane: want no lease, got %+v %v", l2, err)
+	}
+	if leases, _ := s.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: now, For: time.Minute, Lanes: 10, PerLane: 1}); len(leases) != 0 {
+		t.Fatalf("the lane is held by the caller: nothing to lease, got %+v", leases)
+	}
+	if err := s.Complete(ctx, l1.Token, ""); err != nil {
+		t.Fatalf("the caller's token completes the job: %v", err)
+	}
+	leases, _ := s.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: now, For: time.Minute, Lanes: 10, PerLane: 1})
+	if len(leases) != 1 || leases[0].Jobs[0].ID != id2 {
+		t.Fatalf("the waiting job is next: %+v", leases)
+	}
+	later := job(store.Outbound, "ch", "c2", "m3")
+	later.NotBefore = now.Add(time.Hour)
+	if _, l, err := s.EnqueueLeased(ctx, later, nil, now, time.Minute); err != nil || l != nil {
+		t.Fatalf("a job not yet due is not leased: %+v %v", l, err)
+	}
+	key := []store.Key{{Name: "idem", Expires: now.Add(time.Hour)}}
+	if _, _, err := s.EnqueueLeased(ctx, job(store.Outbound, "ch", "c3", "m4"), key, now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.EnqueueLeased(ctx, job(store.Outbound, "ch", "c4", "m5"), key, now, time.Minute); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("a taken key: want ErrDuplicate, got %v", err)
+	}
+	if _, err := s.JobByMID(ctx, store.Outbound, "m5"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("nothing is stored on a duplicate")
 	}
 }
