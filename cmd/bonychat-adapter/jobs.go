@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -107,7 +108,9 @@ func jobsRetry(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "not a job ID: %q\n", a)
 			return 2
 		}
-		ids = append(ids, id)
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
 	}
 	st, ok := openStore(*configPath, stderr)
 	if !ok {
