@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
 )
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
@@ -73,4 +74,30 @@ func writeUnauthorized(w http.ResponseWriter) {
 func hasBearer(r *http.Request) bool {
 	_, ok := bearerToken(r.Header.Get("Authorization"))
 	return ok
+}
+
+// authenticatedJSON runs the common start of a bearer-authenticated JSON
+// endpoint: refuse a request without a bearer header before reading its
+// body, read the (capped) JSON body, find the channel it names and check
+// the token against it. It writes the refusal itself and reports ok=false.
+func (s *Server) authenticatedJSON(w http.ResponseWriter, r *http.Request) (*channel, []byte, bool) {
+	if !hasBearer(r) {
+		writeUnauthorized(w)
+		return nil, nil, false
+	}
+	body, ok := providers.ReadJSONBody(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	channelID, err := schema.PeekChannelID(body)
+	if err != nil {
+		providers.WriteError(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
+	}
+	ch := s.channelByID(channelID)
+	if !authorize(r, ch) {
+		writeUnauthorized(w)
+		return nil, nil, false
+	}
+	return ch, body, true
 }

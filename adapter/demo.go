@@ -33,23 +33,9 @@ type demoDelivery struct {
 func newDemoPlatform(s *Server) *demoPlatform { return &demoPlatform{s: s} }
 
 func (d *demoPlatform) receive(c *gin.Context) {
-	w, r := c.Writer, c.Request
-	if !hasBearer(r) {
-		writeUnauthorized(w)
-		return
-	}
-	body, ok := providers.ReadJSONBody(w, r)
+	w := c.Writer
+	ch, body, ok := d.s.authenticatedJSON(w, c.Request)
 	if !ok {
-		return
-	}
-	channelID, err := schema.PeekChannelID(body)
-	if err != nil {
-		providers.WriteError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ch := d.s.channelByID(channelID)
-	if !authorize(r, ch) {
-		writeUnauthorized(w)
 		return
 	}
 	var p schema.WebhookPayload

@@ -24,23 +24,9 @@ const idempotencyWindow = 24 * time.Hour
 // validate, store the job, then wait up to outbound.wait for its first
 // attempt and answer with what is known.
 func (s *Server) handleMessage(c *gin.Context) {
-	w, r := c.Writer, c.Request
-	if !hasBearer(r) { // refuse before reading a byte of the body
-		writeUnauthorized(w)
-		return
-	}
-	body, ok := providers.ReadJSONBody(w, r)
+	w := c.Writer
+	ch, body, ok := s.authenticatedJSON(w, c.Request)
 	if !ok {
-		return
-	}
-	channelID, err := schema.PeekChannelID(body)
-	if err != nil {
-		providers.WriteError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	ch := s.channelByID(channelID)
-	if !authorize(r, ch) {
-		writeUnauthorized(w)
 		return
 	}
 	req, err := schema.DecodeMessageRequest(body)

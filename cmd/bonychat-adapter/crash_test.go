@@ -194,10 +194,16 @@ func crashMID(c, m int) string  { return fmt.Sprintf("c%02d-m%02d", c, m) }
 func crashText(c, m int) string { return fmt.Sprintf("c%02d m%02d", c, m) }
 
 func crashConfig(listen, dir, webhookURL string) string {
+	return storeConfig(listen, dir, webhookURL, "warn", crashChannel, crashToken)
+}
+
+// storeConfig is a console channel whose SQLite store and media live in
+// dir, with fast BonyChat retries.
+func storeConfig(listen, dir, webhookURL, logLevel, channel, token string) string {
 	return fmt.Sprintf(`listen: %q
 public_url: "http://%s"
 log:
-  level: warn
+  level: %s
   format: json
 store: "sqlite:%s"
 media:
@@ -216,7 +222,7 @@ channels:
     token: %q
     id_type: phone
     provider: console
-`, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL, crashChannel, crashToken)
+`, listen, listen, logLevel, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL, channel, token)
 }
 
 // postResult is how one inbound message was acknowledged.

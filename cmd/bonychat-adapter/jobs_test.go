@@ -23,29 +23,7 @@ var jobsHeader = []string{"ID", "QUEUE", "STATE", "CHANNEL", "CONTACT", "MID", "
 
 // jobsConfig is a console channel whose store and media live in dir.
 func jobsConfig(listen, dir, webhookURL string) string {
-	return fmt.Sprintf(`listen: %q
-public_url: "http://%s"
-log:
-  level: info
-  format: json
-store: "sqlite:%s"
-media:
-  dir: %q
-http:
-  shutdown_timeout: 10s
-platform:
-  webhook_url: %q
-  timeout: 5s
-  retries: 0
-  retry_min: 50ms
-  retry_max: 300ms
-  rate_limit: 1000
-channels:
-  - id: %q
-    token: %q
-    id_type: phone
-    provider: console
-`, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL, jobsChannel, jobsToken)
+	return storeConfig(listen, dir, webhookURL, "info", jobsChannel, jobsToken)
 }
 
 // writeJobsConfig writes jobsConfig into a fresh directory and returns the

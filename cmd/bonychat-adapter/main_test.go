@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
 )
 
 // Fixtures shared with adapter/config_test.go.
@@ -289,29 +291,11 @@ func buildBinary(t *testing.T) string {
 	return binaryPath
 }
 
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // process is a running bonychat-adapter binary.
 type process struct {
 	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
-	done           chan struct{} // closed once the process has exited
+	stdout, stderr testkit.LogBuffer // collects the output while it runs
+	done           chan struct{}     // closed once the process has exited
 }
 
 // startBinary starts the binary with a clean BONYCHAT_CONFIG plus env, and
