@@ -36,7 +36,7 @@ func benchMessagePath(b *testing.B, st store.Store) {
 	cfg := testConfig("http://127.0.0.1:1/unused")
 	cfg.Outbound.Workers = 64
 	opts := Options{Version: "bench", Logger: slog.New(slog.DiscardHandler), Transport: testkit.NewLocalOnlyTransport(),
-		Store: st, NewProvider: func(ChannelConfig, providers.Ingester, *slog.Logger) (providers.Provider, error) {
+		Store: st, NewProvider: func(ChannelConfig, providers.Deps) (providers.Provider, error) {
 			return &fakeProvider{}, nil
 		}}
 	srv, err := New(cfg, opts)

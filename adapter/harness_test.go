@@ -209,7 +209,7 @@ func buildHarness(t *testing.T, st store.Store, mutate func(*Config), fake *fake
 	log, h.logs = testkit.NewLogger()
 	opts := Options{Version: "test", Logger: log, Transport: testkit.NewLocalOnlyTransport(), Store: st}
 	if fake != nil {
-		opts.NewProvider = func(ChannelConfig, providers.Ingester, *slog.Logger) (providers.Provider, error) { return fake, nil }
+		opts.NewProvider = func(ChannelConfig, providers.Deps) (providers.Provider, error) { return fake, nil }
 	}
 	srv, err := New(h.cfg, opts)
 	if err != nil {

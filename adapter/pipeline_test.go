@@ -344,3 +344,28 @@ func TestPlatformRateLimitPerChannel(t *testing.T) {
 		t.Fatalf("30 posts at 20/s took only %s", elapsed)
 	}
 }
+
+func TestProviderDepsStatusesAndRecords(t *testing.T) {
+	h := newHarness(t, nil)
+	deps := h.srv.providerDeps(h.srv.channels["demo"])
+	ctx := t.Context()
+	if err := deps.Statuses.PostStatus(ctx, phoneContact, "m-deps", "bogus", ""); err == nil {
+		t.Error("an unknown status value must be refused")
+	}
+	if err := deps.Statuses.PostStatus(ctx, phoneContact, "m-deps", schema.StatusDelivered, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(h.statusesFor("m-deps")) == 1 })
+	if _, found, err := deps.Records.Get(ctx, "optout", "x"); found || err != nil {
+		t.Fatalf("a missing record is not found, without error: %v %v", found, err)
+	}
+	if err := deps.Records.Put(ctx, "optout", "x", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := deps.Records.Get(ctx, "optout", "x"); !found || err != nil || string(v) != "1" {
+		t.Fatalf("a stored record reads back: %q %v %v", v, found, err)
+	}
+	if deps.PublicURL != strings.TrimSuffix(h.cfg.PublicURL, "/") || deps.Fetcher == nil || deps.Media == nil {
+		t.Error("deps must carry the public URL, the fetcher and the media sink")
+	}
+}

@@ -28,7 +28,7 @@ type Options struct {
 	// Store is the durable state; nil opens the one the configuration names.
 	Store store.Store
 	// NewProvider builds a channel's provider; nil means the built-in ones.
-	NewProvider func(ch ChannelConfig, ingest providers.Ingester, log *slog.Logger) (providers.Provider, error)
+	NewProvider func(ch ChannelConfig, deps providers.Deps) (providers.Provider, error)
 }
 
 // Server is a configured adapter, ready to serve.
@@ -43,6 +43,7 @@ type Server struct {
 	ownStore bool
 	pipe     *pipeline
 	media    *mediaStore
+	fetcher  *providers.Fetcher
 	demo     *demoPlatform
 	draining atomic.Bool
 }
@@ -76,6 +77,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	s.platform = NewPlatformClient(cfg.Platform, opts.Transport, opts.Logger)
 	s.pipe = newPipeline(s, s.st)
 	s.media = &mediaStore{cfg: cfg.Media, publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), st: s.st, now: time.Now}
+	s.fetcher = providers.NewFetcher(providers.FetchConfig{MaxBytes: cfg.Media.MaxBytes,
+		AllowPrivateNetworks: cfg.Media.AllowPrivateNetworks})
 	if err := s.buildChannels(); err != nil {
 		s.Close()
 		return nil, err
@@ -88,10 +91,10 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-func builtinProvider(ch ChannelConfig, ingest providers.Ingester, log *slog.Logger) (providers.Provider, error) {
+func builtinProvider(ch ChannelConfig, deps providers.Deps) (providers.Provider, error) {
 	switch ch.Provider {
 	case console.Kind:
-		return console.New(ch.ID, ch.IDType, log, ingest), nil
+		return console.New(deps), nil
 	}
 	return nil, fmt.Errorf("channel %s: unknown provider %q", ch.ID, ch.Provider)
 }
@@ -100,7 +103,7 @@ func (s *Server) buildChannels() error {
 	for _, cc := range s.cfg.Channels {
 		ch := &channel{cfg: cc, tokens: newTokenDigests(cc.Token, cc.PreviousToken), routes: map[string]providers.Route{},
 			target: PlatformTarget{ChannelID: cc.ID, WebhookURL: cc.Webhook(s.cfg.Platform), Token: cc.Token, IDType: cc.IDType}}
-		p, err := s.opts.NewProvider(cc, s.ingester(ch), s.log.With("channel", cc.ID, "provider", cc.Provider))
+		p, err := s.opts.NewProvider(cc, s.providerDeps(ch))
 		if err != nil {
 			return err
 		}
@@ -113,6 +116,21 @@ func (s *Server) buildChannels() error {
 		s.channels[cc.ID] = ch
 	}
 	return nil
+}
+
+// providerDeps is what a channel's provider gets from the adapter.
+func (s *Server) providerDeps(ch *channel) providers.Deps {
+	cc := ch.cfg
+	return providers.Deps{
+		ChannelID: cc.ID, IDType: cc.IDType, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"),
+		Log:       s.log.With("channel", cc.ID, "provider", cc.Provider),
+		Ingest:    s.ingester(ch),
+		Statuses:  channelStatuses{p: s.pipe, channelID: cc.ID},
+		Media:     s.media,
+		Fetcher:   s.fetcher,
+		Records:   storeRecords{st: s.st},
+		Transport: s.opts.Transport,
+	}
 }
 
 // Handler is the server's HTTP handler (for tests and embedding).

@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -43,4 +44,35 @@ func (p *pipeline) postStatus(ctx context.Context, channelID, contactID, mID, va
 	wake(p.platWake)
 	_, err = p.st.AdvanceStatus(ctx, store.Status{MID: mID, Value: value, Rank: rank})
 	return err
+}
+
+// channelStatuses is one channel's providers.StatusSink.
+type channelStatuses struct {
+	p         *pipeline
+	channelID string
+}
+
+func (c channelStatuses) PostStatus(ctx context.Context, contactID, mID, value, reason string) error {
+	if _, ok := statusRank[value]; !ok {
+		return fmt.Errorf("unknown status %q", value)
+	}
+	return c.p.postStatus(ctx, c.channelID, contactID, mID, value, reason)
+}
+
+// storeRecords is providers.Records on the store.
+type storeRecords struct{ st store.Store }
+
+func (r storeRecords) Put(ctx context.Context, ns, key string, value []byte) error {
+	return r.st.Put(ctx, ns, key, value)
+}
+
+func (r storeRecords) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
+	v, err := r.st.Get(ctx, ns, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	return v, true, nil
 }

@@ -6,6 +6,7 @@ package providers
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -78,4 +79,37 @@ func (f IngestFunc) Ingest(ctx context.Context, in Inbound) ([]string, error) { 
 // this server for it.
 type MediaSink interface {
 	Save(ctx context.Context, fileName, contentType string, body []byte) (url string, err error)
+}
+
+// StatusSink takes delivery receipts for messages BonyChat sent through
+// /message. It posts a message_status event only when the status moves
+// forward (sent < delivered < read; failed is final), so providers may pass
+// every callback, late and duplicate ones included.
+type StatusSink interface {
+	PostStatus(ctx context.Context, contactID, mID, value, reason string) error
+}
+
+// Records keeps small durable records a provider needs between requests
+// (opt-outs, quick-reply options, e-mail threads), by namespace and key.
+type Records interface {
+	Put(ctx context.Context, ns, key string, value []byte) error
+	// Get reports found=false, with no error, when there is no record.
+	Get(ctx context.Context, ns, key string) (value []byte, found bool, err error)
+}
+
+// Deps is what the adapter hands a provider for one channel.
+type Deps struct {
+	ChannelID string
+	IDType    schema.IDType
+	// PublicURL is how providers reach this server (signed webhook URLs,
+	// status callbacks), without a trailing slash.
+	PublicURL string
+	Log       *slog.Logger
+	Ingest    Ingester
+	Statuses  StatusSink
+	Media     MediaSink
+	Fetcher   *Fetcher
+	Records   Records
+	// Transport carries the provider's API calls (tests: loopback only).
+	Transport http.RoundTripper
 }

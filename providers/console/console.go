@@ -26,8 +26,8 @@ type Provider struct {
 }
 
 // New builds the console provider for one channel.
-func New(channelID string, idType schema.IDType, log *slog.Logger, ingest providers.Ingester) *Provider {
-	return &Provider{channelID: channelID, idType: idType, log: log, ingest: ingest}
+func New(d providers.Deps) *Provider {
+	return &Provider{channelID: d.ChannelID, idType: d.IDType, log: d.Log, ingest: d.Ingest}
 }
 
 // Kind implements providers.Provider.
