@@ -105,3 +105,6 @@ func IngestStatus(err error) (int, string) {
 	}
 	return http.StatusServiceUnavailable, "events could not be taken; try again"
 }
+
+// IsHTTPURL reports whether s is an absolute http or https URL with a host.
+func IsHTTPURL(s string) bool { return schema.IsHTTPURL(s) }

@@ -1,0 +1,91 @@
+// Package twilio is the SMS, MMS and WhatsApp provider: it sends through
+// Twilio's Messages API (twilio-go), receives the number's inbound webhook
+// and the per-message status callbacks, checks X-Twilio-Signature against
+// the configured public URL, and keeps opt-outs and quick-reply options.
+package twilio
+
+import (
+	"regexp"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+)
+
+// Kind is the provider name in configuration and routes.
+const Kind = "twilio"
+
+// Config is a channel's twilio: section. The keys are part of the contract.
+type Config struct {
+	AccountSID          string           `yaml:"account_sid"`
+	AuthToken           providers.Secret `yaml:"auth_token"`
+	PreviousAuthToken   providers.Secret `yaml:"previous_auth_token"` // also accepted for signatures during rotation
+	From                string           `yaml:"from"`
+	MessagingServiceSID string           `yaml:"messaging_service_sid"`
+	APIURL              string           `yaml:"api_url"` // default https://api.twilio.com
+	MMS                 *bool            `yaml:"mms"`     // default true: media as MMS; false: as links
+	WhatsApp            bool             `yaml:"whatsapp"`
+}
+
+// DefaultAPIURL is Twilio's REST API root.
+const DefaultAPIURL = "https://api.twilio.com"
+
+var (
+	accountSIDPattern = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	serviceSIDPattern = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
+	// twilio-go refuses non-alphanumeric credentials before any request.
+	alphanumeric = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+	e164         = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+)
+
+// Problems lists what is wrong, each as "key: problem" relative to the
+// twilio: section.
+func (c *Config) Problems() []string {
+	var out []string
+	add := func(ok bool, msg string) {
+		if !ok {
+			out = append(out, msg)
+		}
+	}
+	add(accountSIDPattern.MatchString(c.AccountSID), "account_sid: must be AC followed by 32 hex characters")
+	add(c.AuthToken != "", "auth_token: required")
+	add(c.AuthToken == "" || alphanumeric.MatchString(c.AuthToken.Reveal()), "auth_token: must be letters and digits only")
+	add(c.PreviousAuthToken == "" || alphanumeric.MatchString(c.PreviousAuthToken.Reveal()),
+		"previous_auth_token: must be letters and digits only")
+	add(c.From != "" || c.MessagingServiceSID != "", "from: one of from or messaging_service_sid is required")
+	add(c.From == "" || e164.MatchString(c.From), "from: must be an E.164 number such as +15550001111")
+	add(c.MessagingServiceSID == "" || serviceSIDPattern.MatchString(c.MessagingServiceSID),
+		"messaging_service_sid: must be MG followed by 32 hex characters")
+	add(c.APIURL == "" || providers.IsHTTPURL(c.APIURL), "api_url: must be an absolute http(s) URL")
+	return out
+}
+
+// Secrets lists the values that must never be logged.
+func (c *Config) Secrets() []string {
+	return []string{c.AuthToken.Reveal(), c.PreviousAuthToken.Reveal()}
+}
+
+func (c *Config) mms() bool { return c.MMS == nil || *c.MMS }
+
+func (c *Config) apiURL() string {
+	if c.APIURL == "" {
+		return DefaultAPIURL
+	}
+	return c.APIURL
+}
+
+// address is how Twilio names a number on this channel: WhatsApp senders
+// carry the "whatsapp:" prefix on From and To.
+func (c *Config) address(number string) string {
+	if c.WhatsApp {
+		return "whatsapp:" + number
+	}
+	return number
+}
+
+// sender identifies the sending side for opt-outs, which Twilio keeps per
+// sender–recipient pair (per Messaging Service when one is used).
+func (c *Config) sender() string {
+	if c.MessagingServiceSID != "" {
+		return c.MessagingServiceSID
+	}
+	return c.From
+}

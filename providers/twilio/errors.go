@@ -1,0 +1,108 @@
+package twilio
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/twilio/twilio-go/client"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+)
+
+// OptOutReason is what an agent reads for a contact who replied STOP.
+const OptOutReason = "contact has opted out (replied STOP)"
+
+// sendCodes maps Twilio's synchronous error codes to a kind and words an
+// agent can act on ("%s" is the contact's number).
+var sendCodes = map[int]struct {
+	kind   providers.ErrorKind
+	reason string
+}{
+	21211: {providers.Permanent, "%s is not a valid phone number"},
+	21612: {providers.Permanent, "%s cannot be reached from this number (unroutable)"},
+	21614: {providers.Permanent, "%s is not a mobile number that can receive SMS"},
+	21635: {providers.Permanent, "%s is a landline and cannot receive SMS"},
+	21610: {providers.Permanent, OptOutReason},
+	21408: {providers.Permanent, "sending to %s's region is not enabled on this Twilio account (Geo Permissions)"},
+	21608: {providers.Permanent, "%s is not a verified number of this Twilio trial account"},
+	21617: {providers.Permanent, "the message is too long for Twilio (over 1,600 characters)"},
+	21620: {providers.Permanent, "Twilio refused the media URL of the attachment"},
+	21623: {providers.Permanent, "Twilio refused the attachment: too many media items"},
+	63016: {providers.Permanent, "WhatsApp allows free-form messages only within 24 hours of the contact's last message; use a template"},
+	21606: {providers.Config, "the channel's 'from' number cannot send SMS"},
+	20003: {providers.Config, "Twilio refused the channel's credentials (check account_sid and auth_token)"},
+	20404: {providers.Config, "Twilio does not know the channel's account or sender (check account_sid, from, messaging_service_sid)"},
+	20429: {providers.Throttled, "Twilio is rate limiting this account"},
+	21611: {providers.Throttled, "the sender's queue at Twilio is full; retrying later"},
+}
+
+// sendError turns a failed create into the send-error taxonomy. sent
+// reports whether the request may have reached Twilio (for reconciliation).
+func sendError(err error, contact string) *providers.SendError {
+	var te *client.TwilioRestError
+	if errors.As(err, &te) {
+		return restError(te, contact)
+	}
+	if neverSent(err) {
+		return &providers.SendError{Kind: providers.Unreachable, Reason: "Twilio could not be reached", Err: err}
+	}
+	return &providers.SendError{Kind: providers.Ambiguous, Reason: "no answer from Twilio; the message may have been sent", Err: err}
+}
+
+func restError(te *client.TwilioRestError, contact string) *providers.SendError {
+	code := strconv.Itoa(te.Code)
+	if m, ok := sendCodes[te.Code]; ok {
+		reason := m.reason
+		if containsVerb(reason) {
+			reason = fmt.Sprintf(reason, contact)
+		}
+		return &providers.SendError{Kind: m.kind, Reason: reason, Code: code, Err: te}
+	}
+	switch {
+	case te.Status == http.StatusTooManyRequests:
+		return &providers.SendError{Kind: providers.Throttled, Reason: "Twilio is rate limiting this account", Code: code, Err: te}
+	case te.Status == http.StatusUnauthorized || te.Status == http.StatusForbidden:
+		return &providers.SendError{Kind: providers.Config, Reason: "Twilio refused the channel's credentials (check account_sid and auth_token)", Code: code, Err: te}
+	case te.Status >= 500:
+		return &providers.SendError{Kind: providers.Ambiguous, Reason: "Twilio answered " + strconv.Itoa(te.Status) + "; the message may have been sent", Code: code, Err: te}
+	}
+	return &providers.SendError{Kind: providers.Permanent, Reason: "Twilio refused the message: " + te.Message, Code: code, Err: te}
+}
+
+func containsVerb(s string) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '%' && s[i+1] == 's' {
+			return true
+		}
+	}
+	return false
+}
+
+// callbackReasons are readable reasons for the asynchronous ErrorCode of a
+// failed or undelivered status callback.
+var callbackReasons = map[string]string{
+	"30001": "Twilio's queue for this sender overflowed",
+	"30002": "the Twilio account is suspended",
+	"30003": "the contact's handset is unreachable (off or out of coverage)",
+	"30004": "the message was blocked by the carrier or the contact",
+	"30005": "the number is unknown or no longer in service",
+	"30006": "the number is a landline or its carrier cannot receive SMS",
+	"30007": "the carrier filtered the message as spam",
+	"30008": "the carrier reported an unknown error",
+	"30034": "the sender is not registered for US A2P 10DLC",
+	"21610": OptOutReason,
+	"63016": "outside WhatsApp's 24-hour window; a template is needed",
+}
+
+// callbackReason words an ErrorCode for the agent.
+func callbackReason(code string) string {
+	if r, ok := callbackReasons[code]; ok {
+		return r + " (Twilio error " + code + ")"
+	}
+	if code == "" {
+		return "Twilio reported the message as not delivered"
+	}
+	return "Twilio reported error " + code
+}

@@ -1,0 +1,295 @@
+package twilio
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	api "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+// MaxBody is Twilio's limit for one message body (error 21617 beyond).
+const MaxBody = 1600
+
+// part is one Twilio message of a BonyChat message (long text is split).
+type part struct {
+	Body             string
+	MediaURLs        []string
+	PersistentAction []string
+}
+
+// partsMemo records the SIDs of the parts already accepted, so a retry of
+// the job after a failed later part never sends an earlier one again.
+type partsMemo struct {
+	SIDs []string `json:"sids"`
+}
+
+// Send implements providers.Provider.
+func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Message, mID string) (providers.Sent, error) {
+	out, err := p.optedOut(ctx, to.ContactID)
+	if err != nil {
+		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "opt-out list unavailable", Err: err}
+	}
+	if out {
+		return providers.Sent{}, &providers.SendError{Kind: providers.Permanent, Reason: OptOutReason, Code: "21610"}
+	}
+	parts := p.render(m)
+	if m.Type == schema.TypeQuickReply {
+		memo := quickReplyMemo{Options: m.Replies, Expires: p.now().Add(quickReplyTTL)}
+		if err := p.putJSON(ctx, nsQuickReply, p.quickReplyKey(to.ContactID), memo); err != nil {
+			return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "cannot remember the reply options", Err: err}
+		}
+	}
+	return p.sendParts(ctx, to.ContactID, mID, parts)
+}
+
+func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []part) (providers.Sent, error) {
+	var memo partsMemo
+	if _, err := p.getJSON(ctx, nsParts, mID, &memo); err != nil {
+		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "send progress unavailable", Err: err}
+	}
+	for i := len(memo.SIDs); i < len(parts); i++ {
+		sid, err := p.sendPart(ctx, contact, mID, i, len(parts), parts[i])
+		if err != nil {
+			return providers.Sent{ProviderIDs: memo.SIDs}, err
+		}
+		memo.SIDs = append(memo.SIDs, sid)
+		p.rememberSID(ctx, contact, sid)
+		if err := p.putJSON(ctx, nsParts, mID, memo); err != nil {
+			// The part is sent; losing the note could repeat it on a retry.
+			return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Ambiguous,
+				Reason: "part sent but its progress could not be recorded", Err: err}
+		}
+	}
+	return providers.Sent{ProviderIDs: memo.SIDs}, nil
+}
+
+// sendPart creates one Twilio message; an ambiguous failure is reconciled
+// with Twilio's message list before anyone may send it again.
+func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, pt part) (string, error) {
+	started := p.now()
+	params := p.createParams(contact, mID, i, n, pt)
+	msg, err := p.api.send.CreateMessage(params)
+	if err == nil && msg.Sid != nil {
+		return *msg.Sid, nil
+	}
+	if err == nil {
+		err = fmt.Errorf("twilio answered without a message SID")
+	}
+	se := sendError(err, contact)
+	if se.Code == "21610" { // Twilio already blocks this pair: remember it
+		if oerr := p.setOptOut(ctx, contact, true); oerr != nil {
+			p.deps.Log.Warn("cannot record an opt-out", "error", oerr.Error())
+		}
+	}
+	if se.Kind != providers.Ambiguous {
+		return "", se
+	}
+	return p.reconcile(ctx, contact, pt, started, se)
+}
+
+// recentSIDs are the SIDs last sent to a contact, so reconciliation never
+// takes an earlier message with the same body for the one in doubt.
+type recentSIDs struct {
+	SIDs []string `json:"sids"`
+}
+
+const keepRecentSIDs = 50
+
+func (p *Provider) rememberSID(ctx context.Context, contact, sid string) {
+	var r recentSIDs
+	if _, err := p.getJSON(ctx, nsRecentSIDs, contact, &r); err != nil {
+		p.deps.Log.Warn("cannot read recent SIDs", "error", err.Error())
+	}
+	r.SIDs = append(r.SIDs, sid)
+	if len(r.SIDs) > keepRecentSIDs {
+		r.SIDs = r.SIDs[len(r.SIDs)-keepRecentSIDs:]
+	}
+	if err := p.putJSON(ctx, nsRecentSIDs, contact, r); err != nil {
+		p.deps.Log.Warn("cannot record a sent SID", "error", err.Error())
+	}
+}
+
+func (p *Provider) createParams(contact, mID string, i, n int, pt part) *api.CreateMessageParams {
+	params := (&api.CreateMessageParams{}).SetTo(p.cfg.address(contact)).SetStatusCallback(p.statusCallback(mID, i, n))
+	if p.cfg.MessagingServiceSID != "" {
+		params.SetMessagingServiceSid(p.cfg.MessagingServiceSID)
+	} else {
+		params.SetFrom(p.cfg.address(p.cfg.From))
+	}
+	if pt.Body != "" {
+		params.SetBody(pt.Body)
+	}
+	if len(pt.MediaURLs) > 0 {
+		params.SetMediaUrl(pt.MediaURLs)
+	}
+	if len(pt.PersistentAction) > 0 {
+		params.SetPersistentAction(pt.PersistentAction)
+	}
+	return params
+}
+
+// statusCallback carries the mId (and the part) so a receipt needs no lookup.
+func (p *Provider) statusCallback(mID string, i, n int) string {
+	q := url.Values{"mid": {mID}}
+	if n > 1 {
+		q.Set("part", fmt.Sprint(i))
+		q.Set("parts", fmt.Sprint(n))
+	}
+	return p.deps.PublicURL + "/twilio/" + url.PathEscape(p.deps.ChannelID) + "/status?" + q.Encode()
+}
+
+// reconcileSkew allows for clock differences with Twilio (both sides keep
+// NTP time; Twilio's date_created has whole seconds).
+const reconcileSkew = 2 * time.Second
+
+// reconcile looks for the message an ambiguous create may have made: same
+// To and From, created since the attempt, same body. Found: it was sent.
+// Not found: it was not, and a retry is safe. List unavailable: unknown.
+func (p *Provider) reconcile(ctx context.Context, contact string, pt part, started time.Time, cause *providers.SendError) (string, error) {
+	since := started.Add(-reconcileSkew).UTC()
+	// No DateSent filter: a message still queued at Twilio has no date_sent
+	// yet. The list is newest first; the creation time is checked here.
+	params := (&api.ListMessageParams{}).SetTo(p.cfg.address(contact)).SetPageSize(50).SetLimit(50)
+	if p.cfg.From != "" && p.cfg.MessagingServiceSID == "" {
+		params.SetFrom(p.cfg.address(p.cfg.From))
+	}
+	list, err := p.api.read.ListMessage(params)
+	if err != nil {
+		cause.Reason += "; checking Twilio's message list failed too, so it is not sent again"
+		return "", cause
+	}
+	var known recentSIDs
+	if _, err := p.getJSON(ctx, nsRecentSIDs, contact, &known); err != nil {
+		cause.Reason += "; the record of sent messages is unavailable, so it is not sent again"
+		return "", cause
+	}
+	for _, m := range list {
+		if m.Sid != nil && !slices.Contains(known.SIDs, *m.Sid) && samePart(m, pt) && createdSince(m, since) {
+			p.deps.Log.Info("ambiguous send found in Twilio's message list; not sending again", "sid", *m.Sid)
+			return *m.Sid, nil
+		}
+	}
+	return "", &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: cause,
+		Reason: "Twilio did not take the message (" + cause.Reason + "); retrying"}
+}
+
+// samePart: same body and the same number of media items.
+func samePart(m api.ApiV2010Message, pt part) bool {
+	body := ""
+	if m.Body != nil {
+		body = *m.Body
+	}
+	numMedia := "0"
+	if m.NumMedia != nil {
+		numMedia = *m.NumMedia
+	}
+	return body == pt.Body && numMedia == fmt.Sprint(len(pt.MediaURLs))
+}
+
+func createdSince(m api.ApiV2010Message, since time.Time) bool {
+	if m.DateCreated == nil {
+		return false
+	}
+	t, err := time.Parse(time.RFC1123Z, *m.DateCreated)
+	return err == nil && !t.Before(since)
+}
+
+// render turns a BonyChat message into Twilio messages.
+func (p *Provider) render(m schema.Message) []part {
+	switch m.Type {
+	case schema.TypeText:
+		return textParts(deref(m.Text))
+	case schema.TypeAttachment:
+		return p.attachmentParts(m.Attachment)
+	case schema.TypeLocation:
+		return []part{p.locationPart(m)}
+	case schema.TypeQuickReply:
+		return textParts(quickReplyText(m))
+	}
+	return nil
+}
+
+func textParts(text string) []part {
+	chunks := schema.SplitText(text, MaxBody)
+	parts := make([]part, len(chunks))
+	for i, c := range chunks {
+		parts[i] = part{Body: c}
+	}
+	return parts
+}
+
+func (p *Provider) attachmentParts(a *schema.Attachment) []part {
+	if a == nil {
+		return nil
+	}
+	if p.cfg.mms() && a.Type != "file" {
+		return []part{{Body: schema.Truncate(a.Description, MaxBody), MediaURLs: []string{a.URL}}}
+	}
+	label := a.FileName
+	if label == "" {
+		label = a.Type
+	}
+	text := label + ": " + a.URL
+	if a.Description != "" {
+		text = a.Description + "\n" + text
+	}
+	return textParts(text)
+}
+
+func (p *Provider) locationPart(m schema.Message) part {
+	lat, lng := deref64(m.Latitude), deref64(m.Longitude)
+	link := fmt.Sprintf("https://maps.google.com/?q=%s,%s", coord(lat), coord(lng))
+	body := link
+	if addr := deref(m.Address); addr != "" {
+		body = addr + "\n" + link
+	}
+	pt := part{Body: schema.Truncate(body, MaxBody)}
+	if p.cfg.WhatsApp {
+		action := "geo:" + coord(lat) + "," + coord(lng)
+		if addr := deref(m.Address); addr != "" {
+			action += "|" + addr
+		}
+		pt.PersistentAction = []string{action}
+	}
+	return pt
+}
+
+func coord(f float64) string {
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.6f", f), "0"), ".")
+}
+
+// quickReplyText offers the replies as a numbered list.
+func quickReplyText(m schema.Message) string {
+	var b strings.Builder
+	b.WriteString(deref(m.Title))
+	for i, r := range m.Replies {
+		fmt.Fprintf(&b, "\n%d. %s", i+1, r)
+	}
+	if len(m.Replies) == 1 {
+		b.WriteString("\nReply 1")
+	} else {
+		fmt.Fprintf(&b, "\nReply 1–%d", len(m.Replies))
+	}
+	return b.String()
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func deref64(f *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return *f
+}
