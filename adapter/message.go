@@ -48,6 +48,11 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 		Payload: mustJSON(outboundJob{Message: *req.Message})}
 	var keys []store.Key
 	idem := c.GetHeader("Idempotency-Key")
+	if len(idem) > maxIdempotencyKey {
+		providers.WriteError(c.Writer, http.StatusBadRequest, "Idempotency-Key is longer than 255 characters",
+			schema.FieldError{Field: "Idempotency-Key", Rule: "max", Limit: ptr(float64(maxIdempotencyKey)), Message: "must be at most 255 characters"})
+		return
+	}
 	if idem != "" {
 		keys = []store.Key{{Name: idempotencyName(ch.cfg.ID, idem), Expires: p.now().Add(idempotencyWindow),
 			Value: mustJSON(idemRecord{MID: mID, BodyHash: bodyHash(body)})}}
@@ -55,7 +60,7 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 	done := p.waiters.add(mID)
 	// A contact with nothing queued gets the job leased in the same write,
 	// and the attempt starts at once; otherwise it waits its turn.
-	_, lease, err := p.st.EnqueueLeased(c.Request.Context(), job, keys, p.now(), p.outboundLease())
+	_, lease, err := p.enqueueOutbound(c.Request.Context(), job, keys)
 	switch {
 	case err != nil:
 		p.waiters.abandon(mID, done)
@@ -68,21 +73,42 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 	}
 	status, resp := p.answer(c, ch, mID, p.await(c.Request.Context(), mID, done))
 	if idem != "" {
-		p.rememberAnswer(ch, idem, status, resp)
+		p.rememberAnswer(ch, mID, status, resp)
 	}
 }
 
-// rememberAnswer keeps the answer a key got, so a repeat gets the same one.
-func (p *pipeline) rememberAnswer(ch *channel, idem string, status int, resp any) {
+// rememberAnswer keeps the answer a keyed request got, under its mId (the
+// key's record names the mId, and expires with the key), so a repeat gets
+// the same answer and a key reused after the window gets a fresh one.
+func (p *pipeline) rememberAnswer(ch *channel, mID string, status int, resp any) {
 	rec := mustJSON(storedAnswer{Status: status, Body: mustJSON(resp)})
-	if err := p.st.Put(context.Background(), "idempotency-answer", idempotencyName(ch.cfg.ID, idem), rec); err != nil {
+	if err := p.st.Put(context.Background(), nsIdempotencyAnswer, mID, rec); err != nil {
 		p.s.log.Warn("cannot remember the answer for an Idempotency-Key", "channel", ch.cfg.ID, "error", err.Error())
 	}
 }
 
+const nsIdempotencyAnswer = "idempotency-answer"
+
+// maxIdempotencyKey bounds the header (openapi.yaml says the same).
+const maxIdempotencyKey = 255
+
 type storedAnswer struct {
 	Status int             `json:"status"`
 	Body   json.RawMessage `json:"body"`
+}
+
+// enqueueOutbound stores the job, leased to this request when its contact
+// has nothing queued and a worker slot is free (outbound.workers bounds the
+// sends in flight either way).
+func (p *pipeline) enqueueOutbound(ctx context.Context, job store.NewJob, keys []store.Key) (int64, *store.Lease, error) {
+	if int(p.outBusy.Load()) >= p.s.cfg.Outbound.Workers {
+		ids, err := p.st.Enqueue(ctx, []store.NewJob{job}, keys)
+		if err != nil {
+			return 0, nil, err
+		}
+		return ids[0], nil, nil
+	}
+	return p.st.EnqueueLeased(ctx, job, keys, p.now(), p.outboundLease())
 }
 
 // await waits for the first attempt's outcome, at most outbound.wait.
@@ -163,14 +189,29 @@ func (p *pipeline) repeatAnswer(c *gin.Context, ch *channel, idem string, body [
 		providers.WriteError(c.Writer, http.StatusUnprocessableEntity, "Idempotency-Key was already used with a different body")
 		return
 	}
-	var first storedAnswer
-	raw, err := p.st.Get(ctx, "idempotency-answer", idempotencyName(ch.cfg.ID, idem))
-	if err == nil && json.Unmarshal(raw, &first) == nil {
+	if first, ok := p.firstAnswer(ctx, rec.MID); ok {
 		c.Data(first.Status, "application/json; charset=utf-8", first.Body)
 		return
 	}
-	// The first request is still waiting for its attempt: its job exists.
+	// The first request never answered (it was cut off): its job exists.
 	providers.WriteJSON(c.Writer, http.StatusOK, map[string]string{"mId": rec.MID})
+}
+
+// firstAnswer waits (a little longer than the first request can) for the
+// answer the first request with this key gave.
+func (p *pipeline) firstAnswer(ctx context.Context, mID string) (storedAnswer, bool) {
+	deadline := time.Now().Add(p.s.cfg.Outbound.Wait + time.Second)
+	for {
+		var first storedAnswer
+		raw, err := p.st.Get(ctx, nsIdempotencyAnswer, mID)
+		if err == nil && json.Unmarshal(raw, &first) == nil {
+			return first, true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return storedAnswer{}, false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func writeDecodeError(w http.ResponseWriter, err error) {
@@ -193,3 +234,5 @@ func sendErrorStatus(channelID string, se *providers.SendError) (int, string) {
 		return http.StatusBadGateway, "the provider did not confirm the message; it may or may not have been sent: " + se.Reason
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

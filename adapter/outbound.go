@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -42,8 +43,11 @@ func (p *pipeline) dispatchOutbound(l store.Lease) {
 	}()
 }
 
-// outboundLease outlasts one attempt, so a live worker keeps its job.
-func (p *pipeline) outboundLease() time.Duration { return p.s.cfg.Outbound.SendTimeout + time.Minute }
+// outboundLease never runs out while this process lives: taking over an
+// expired outbound lease could send a message a second time (a send is not
+// idempotent), so only start-up's Recover hands such jobs back, marked as
+// interrupted. (Several replicas will need lease renewal instead.)
+func (p *pipeline) outboundLease() time.Duration { return 100 * 365 * 24 * time.Hour }
 
 // runOutbound makes one attempt at one job. It is not tied to the server's
 // context: a send in flight at shutdown finishes, or a crash leaves it for
@@ -58,8 +62,15 @@ func (p *pipeline) runOutbound(l store.Lease) {
 		return
 	}
 	if interrupted(job) {
-		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Ambiguous,
-			Reason: "outcome unknown: the server stopped while sending"})
+		p.finishInterrupted(ctx, l, job)
+		return
+	}
+	if age := p.now().Sub(job.CreatedAt); age >= p.s.cfg.Outbound.MaxAge {
+		reason := fmt.Sprintf("not delivered within %s", p.s.cfg.Outbound.MaxAge)
+		if job.LastError != "" {
+			reason += "; last error: " + job.LastError
+		}
+		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Permanent, Reason: reason})
 		return
 	}
 	err := p.send(ctx, ch, job, payload.Message)
@@ -98,6 +109,18 @@ func (p *pipeline) send(ctx context.Context, ch *channel, job store.Job, m schem
 	return err
 }
 
+// finishInterrupted ends a job whose attempt a crash cut off. A receipt
+// already recorded for it proves the provider took it; otherwise the
+// outcome is unknown and it is not sent again.
+func (p *pipeline) finishInterrupted(ctx context.Context, l store.Lease, job store.Job) {
+	if st, err := p.st.StatusOf(ctx, job.MID); err == nil && st.Value != schema.StatusFailed {
+		p.finishOutbound(ctx, l, job, nil)
+		return
+	}
+	p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Ambiguous,
+		Reason: "outcome unknown: the server stopped while sending"})
+}
+
 // interruptedMark is what start-up records on jobs that were leased when
 // the previous process died.
 const interruptedMark = "interrupted: the server stopped during this attempt"
@@ -122,8 +145,10 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 	if se != nil {
 		lastError = se.Kind.String() + ": " + se.Reason
 	}
-	if err := p.st.Complete(ctx, l.Token, lastError); err != nil {
-		p.s.log.Error("complete outbound job", "mId", job.MID, "error", err.Error())
+	if err := p.completeDurably(ctx, l.Token, lastError); err != nil {
+		// The lease never expires, so the job is not re-sent; start-up
+		// will report it as outcome unknown.
+		p.s.log.Error("cannot record the end of an outbound job", "mId", job.MID, "error", err.Error())
 		return
 	}
 	if p.waiters.deliver(job.MID, outcome{err: se}) {
@@ -137,4 +162,17 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 	if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
 		p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
 	}
+}
+
+// completeDurably retries Complete for a while: after a send, failing to
+// record it must not be given up lightly.
+func (p *pipeline) completeDurably(ctx context.Context, token, lastError string) error {
+	var err error
+	for attempt := 1; attempt <= 5; attempt++ {
+		if err = p.st.Complete(ctx, token, lastError); err == nil || errors.Is(err, store.ErrLeaseLost) {
+			return err
+		}
+		time.Sleep(backoff(100*time.Millisecond, 2*time.Second, attempt, 0))
+	}
+	return err
 }

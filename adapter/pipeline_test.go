@@ -369,3 +369,91 @@ func TestProviderDepsStatusesAndRecords(t *testing.T) {
 		t.Error("deps must carry the public URL, the fetcher and the media sink")
 	}
 }
+
+func TestIdempotencyKeyConcurrentRepeatGetsTheFirstRefusal(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	fake := &fakeProvider{script: func(n int, _ providers.Recipient, _ schema.Message) error {
+		if n == 0 {
+			close(started)
+			<-release
+		}
+		return &providers.SendError{Kind: providers.Permanent, Reason: "not a mobile number"}
+	}}
+	h := newHarnessWith(t, nil, fake)
+	send := func() int {
+		raw, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
+		req := newJSONRequest("/message", raw)
+		req.Header.Set("Authorization", "Bearer "+demoToken)
+		req.Header.Set("Idempotency-Key", "same")
+		return h.doRequest(req, raw).Code
+	}
+	first := make(chan int, 1)
+	go func() { first <- send() }()
+	<-started
+	second := make(chan int, 1)
+	go func() { second <- send() }()
+	time.Sleep(100 * time.Millisecond) // the repeat is now waiting for the first answer
+	close(release)
+	if a, b := <-first, <-second; a != http.StatusBadRequest || b != http.StatusBadRequest {
+		t.Fatalf("a repeat during the first attempt must get the first answer: %d then %d", a, b)
+	}
+}
+
+func TestIdempotencyKeyTooLongIs400(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	raw, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
+	req := newJSONRequest("/message", raw)
+	req.Header.Set("Authorization", "Bearer "+demoToken)
+	req.Header.Set("Idempotency-Key", strings.Repeat("k", 256))
+	if rec := h.doRequest(req, raw); rec.Code != http.StatusBadRequest {
+		t.Fatalf("want 400, got %d", rec.Code)
+	}
+}
+
+func TestInterruptedSendWithAReceiptIsNotReportedFailed(t *testing.T) {
+	st := store.NewMemory()
+	ctx := t.Context()
+	job := store.NewJob{Queue: store.Outbound, ChannelID: "demo", ContactID: phoneContact, MID: "m-receipt",
+		Payload: mustJSON(outboundJob{Message: *schema.TextMessage("hi")})}
+	if _, l, err := st.EnqueueLeased(ctx, job, nil, time.Now(), time.Hour); err != nil || l == nil {
+		t.Fatal(err)
+	}
+	// the previous process died after the provider took it and its receipt arrived
+	if _, err := st.AdvanceStatus(ctx, store.Status{MID: "m-receipt", Value: schema.StatusDelivered, Rank: 2}); err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeProvider{}
+	h := newHarnessOn(t, st, nil, fake) // start-up recovers the job as interrupted
+	waitFor(t, func() bool { return h.jobCount(store.Done) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if len(h.statusesFor("m-receipt")) != 0 || fake.sentCount() != 0 {
+		t.Fatalf("a delivered message is neither re-sent nor reported failed: %v, %d sends", h.statusesFor("m-receipt"), fake.sentCount())
+	}
+}
+
+func TestInterruptedSendWithoutReceiptIsOutcomeUnknown(t *testing.T) {
+	st := store.NewMemory()
+	job := store.NewJob{Queue: store.Outbound, ChannelID: "demo", ContactID: phoneContact, MID: "m-cut",
+		Payload: mustJSON(outboundJob{Message: *schema.TextMessage("hi")})}
+	if _, l, err := st.EnqueueLeased(t.Context(), job, nil, time.Now(), time.Hour); err != nil || l == nil {
+		t.Fatal(err)
+	}
+	fake := &fakeProvider{}
+	h := newHarnessOn(t, st, nil, fake)
+	waitFor(t, func() bool { return len(h.statusesFor("m-cut")) == 1 })
+	if s := h.statusesFor("m-cut")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "outcome unknown") || fake.sentCount() != 0 {
+		t.Fatalf("want failed/outcome unknown and no re-send, got %+v, %d sends", s, fake.sentCount())
+	}
+}
+
+func TestFailedAfterDeliveredIsIgnored(t *testing.T) {
+	h := newHarness(t, nil)
+	p := h.srv.pipe
+	_ = p.postStatus(t.Context(), "demo", phoneContact, "m-dl", schema.StatusDelivered, "")
+	_ = p.postStatus(t.Context(), "demo", phoneContact, "m-dl", schema.StatusFailed, "late bounce")
+	waitFor(t, func() bool { return len(h.statusesFor("m-dl")) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.statusesFor("m-dl")); n != 1 {
+		t.Fatalf("a delivered message cannot fail afterwards: %d statuses", n)
+	}
+}

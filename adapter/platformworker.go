@@ -70,11 +70,24 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 		}
 	case isPermanentPlatformError(err):
 		p.killPlatform(l, err.Error())
-	case p.now().Sub(first.CreatedAt) >= p.s.cfg.Platform.MaxAge:
+	case p.now().Sub(newest(l.Jobs).CreatedAt) >= p.s.cfg.Platform.MaxAge:
 		p.killPlatform(l, fmt.Sprintf("not accepted by BonyChat within %s: %v", p.s.cfg.Platform.MaxAge, err))
 	default:
 		p.retryPlatform(l, first, err)
 	}
+}
+
+// newest is the most recent job of a batch: a batch dies only when even
+// its newest event is past platform.max_age, so no event dies early (older
+// ones in it may outlive the age a little, which loses nothing).
+func newest(jobs []store.Job) store.Job {
+	n := jobs[0]
+	for _, j := range jobs[1:] {
+		if j.CreatedAt.After(n.CreatedAt) {
+			n = j
+		}
+	}
+	return n
 }
 
 func platformPayload(jobs []store.Job) (schema.WebhookPayload, error) {

@@ -31,6 +31,8 @@ func (p *pipeline) postStatus(ctx context.Context, channelID, contactID, mID, va
 	switch {
 	case err == nil && current.Rank >= rank:
 		return nil // late or duplicate: never move backwards
+	case err == nil && value == schema.StatusFailed && current.Rank >= statusRank[schema.StatusDelivered]:
+		return nil // a delivered or read message cannot fail any more
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return err
 	}
