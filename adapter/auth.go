@@ -101,3 +101,15 @@ func (s *Server) authenticatedJSON(w http.ResponseWriter, r *http.Request) (*cha
 	}
 	return ch, body, true
 }
+
+// channelByToken finds the channel whose token the request carries (for
+// endpoints that name no channel), comparing against every channel.
+func (s *Server) channelByToken(r *http.Request) *channel {
+	var found *channel
+	for _, ch := range s.channels {
+		if authorize(r, ch) {
+			found = ch
+		}
+	}
+	return found
+}

@@ -3,7 +3,6 @@ package adapter
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"reflect"
@@ -14,6 +13,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/providers/twilio"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
 
@@ -98,6 +99,8 @@ type ChannelConfig struct {
 	IDType        schema.IDType `yaml:"id_type"`
 	WebhookURL    string        `yaml:"webhook_url"`
 	Provider      string        `yaml:"provider"`
+	// Twilio is the provider section of a twilio channel.
+	Twilio *twilio.Config `yaml:"twilio"`
 }
 
 // secrets lists every secret of the configuration, for log redaction.
@@ -105,6 +108,9 @@ func (c *Config) secrets() []string {
 	var out []string
 	for _, ch := range c.Channels {
 		out = append(out, ch.Token.Reveal(), ch.PreviousToken.Reveal())
+		if ch.Twilio != nil {
+			out = append(out, ch.Twilio.Secrets()...)
+		}
 	}
 	return out
 }
@@ -117,27 +123,12 @@ func (c ChannelConfig) Webhook(p PlatformConfig) string {
 	return p.WebhookURL
 }
 
-// Secret is a configuration value that must never be printed or logged.
-type Secret string
+// Secret is a configuration value that must never be printed or logged
+// (see providers.Secret).
+type Secret = providers.Secret
 
-// String hides the value from fmt.
-func (Secret) String() string { return "[redacted]" }
-
-// GoString hides the value from %#v.
-func (Secret) GoString() string { return "[redacted]" }
-
-// MarshalText hides the value from encoders (JSON, YAML, slog).
-func (Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
-
-// Format hides the value from every fmt verb, even a wrong one such as %d,
-// for which fmt would otherwise print the raw string.
-func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "[redacted]") }
-
-// Reveal returns the value, for the few places that must use it.
-func (s Secret) Reveal() string { return string(s) }
-
-// Providers this build knows. The provider issues add twilio and mailgun.
-var knownProviders = []string{"console"}
+// Providers this build knows. The e-mail issue adds mailgun.
+var knownProviders = []string{"console", "twilio"}
 
 // Defaults are applied before the file, so the file overrides them.
 func defaultConfig() Config {
@@ -311,6 +302,8 @@ func (c *Config) validate() []string {
 	p.check(strings.HasPrefix(c.Store, "sqlite:") || c.Store == "memory:", "store", `must be "sqlite:PATH" or "memory:"`)
 	p.backoff("outbound", c.Outbound.RetryMin, c.Outbound.RetryMax)
 	p.check(c.Outbound.Wait > 0, "outbound.wait", "must be greater than 0")
+	p.check(c.HTTP.WriteTimeout == 0 || c.Outbound.Wait+5*time.Second <= c.HTTP.WriteTimeout, "outbound.wait",
+		"must be at least 5s below http.write_timeout, or the answer cannot be written")
 	p.check(c.Outbound.MaxAge > 0, "outbound.max_age", "must be greater than 0")
 	p.check(c.Outbound.Workers > 0, "outbound.workers", "must be greater than 0")
 	p.check(c.Outbound.SendTimeout > 0, "outbound.send_timeout", "must be greater than 0")
@@ -351,6 +344,23 @@ func (p *problemList) channel(key string, ch ChannelConfig, platform PlatformCon
 	p.check(ch.WebhookURL == "" || schema.IsHTTPURL(ch.WebhookURL), key+".webhook_url", "must be an absolute http(s) URL")
 	p.check(ch.Webhook(platform) != "", key+".webhook_url", "required when platform.webhook_url is empty")
 	p.check(slices.Contains(knownProviders, ch.Provider), key+".provider", "must be one of "+strings.Join(knownProviders, ", "))
+	p.providerSection(key, ch)
+}
+
+// providerSection checks the channel's provider section: present and valid
+// for its provider, absent for the others.
+func (p *problemList) providerSection(key string, ch ChannelConfig) {
+	switch {
+	case ch.Provider == "twilio" && ch.Twilio == nil:
+		p.check(false, key+".twilio", "required for provider twilio")
+	case ch.Provider == "twilio":
+		for _, problem := range ch.Twilio.Problems() {
+			p.list = append(p.list, key+".twilio."+problem)
+		}
+		p.check(ch.IDType == schema.IDTypePhone, key+".id_type", "must be phone for provider twilio")
+	case ch.Twilio != nil:
+		p.check(false, key+".twilio", "only for provider twilio")
+	}
 }
 
 func validListen(addr string) bool {

@@ -63,9 +63,21 @@ func (d *demoPlatform) keep(p schema.WebhookPayload) {
 	}
 }
 
+// list shows the deliveries of the channel whose token the caller gives
+// (they carry what contacts wrote).
 func (d *demoPlatform) list(c *gin.Context) {
+	ch := d.s.channelByToken(c.Request)
+	if ch == nil {
+		writeUnauthorized(c.Writer)
+		return
+	}
 	d.mu.Lock()
-	out := append([]demoDelivery{}, d.received...)
+	out := []demoDelivery{}
+	for _, r := range d.received {
+		if r.Payload.ChannelID == ch.cfg.ID {
+			out = append(out, r)
+		}
+	}
 	d.mu.Unlock()
 	providers.WriteJSON(c.Writer, http.StatusOK, map[string][]demoDelivery{"received": out})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
 	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/providers/twilio"
 	"github.com/bonychat/bonychat-adapter/schema"
 	"github.com/bonychat/bonychat-adapter/store"
 )
@@ -29,6 +30,9 @@ const (
 	demoToken     = "test-token-demo-000000000001"
 	demoPrevToken = "test-token-demo-previous-0001"
 	customToken   = "test-token-custom-0000000001"
+	smsToken      = "test-token-sms01-0000000001"
+	twilioSID     = "AC0123456789abcdef0123456789abcdef"
+	twilioToken   = "twilioauthtoken0001"
 	phoneContact  = "+60177872890"
 )
 
@@ -169,6 +173,8 @@ func testConfig(platformURL string) *Config {
 	cfg.Channels = []ChannelConfig{
 		{ID: "demo", Token: demoToken, PreviousToken: demoPrevToken, IDType: schema.IDTypePhone, Provider: "console"},
 		{ID: "custom01", Token: customToken, IDType: schema.IDTypeCustom, Provider: "console"},
+		{ID: "sms01", Token: smsToken, IDType: schema.IDTypePhone, Provider: "twilio", Twilio: &twilio.Config{
+			AccountSID: twilioSID, AuthToken: twilioToken, From: "+15550001111", APIURL: "http://127.0.0.1:1"}},
 	}
 	return &cfg
 }
@@ -237,7 +243,7 @@ func (h *harness) doRequest(req *http.Request, body []byte) *httptest.ResponseRe
 	header := req.Header.Clone()
 	rec := httptest.NewRecorder()
 	h.srv.Handler().ServeHTTP(rec, req)
-	checkExchange(h.t, h.cfg.BasePath, req.Method, req.URL.Path, header, body, rec)
+	checkExchange(h.t, h.cfg.BasePath, req.Method, req.URL.RequestURI(), header, body, rec)
 	return rec
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/providers/console"
+	"github.com/bonychat/bonychat-adapter/providers/twilio"
 	"github.com/bonychat/bonychat-adapter/store"
 )
 
@@ -95,6 +96,8 @@ func builtinProvider(ch ChannelConfig, deps providers.Deps) (providers.Provider,
 	switch ch.Provider {
 	case console.Kind:
 		return console.New(deps), nil
+	case twilio.Kind:
+		return twilio.New(*ch.Twilio, deps)
 	}
 	return nil, fmt.Errorf("channel %s: unknown provider %q", ch.ID, ch.Provider)
 }

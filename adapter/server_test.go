@@ -44,7 +44,10 @@ func TestDemoPlatformChecksWhatItReceives(t *testing.T) {
 	if rec.Code != 400 || len(errorBody(t, rec).Error.Details) == 0 {
 		t.Fatalf("invalid payload: want 400 with details, got %d %s", rec.Code, rec.Body)
 	}
-	rec = h.do(http.MethodGet, "/_demo/platform", "", "", nil)
+	if rec := h.do(http.MethodGet, "/_demo/platform", "", "", nil); rec.Code != 401 {
+		t.Fatalf("the list needs a channel token: %d", rec.Code)
+	}
+	rec = h.do(http.MethodGet, "/_demo/platform", demoToken, "", nil)
 	var list struct{ Received []demoDelivery }
 	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || len(list.Received) != 1 {
 		t.Fatalf("want the one accepted delivery listed, got %s", rec.Body)
