@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bonychat/bonychat-adapter/internal/contract"
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -298,7 +299,7 @@ func newHookEnv(t *testing.T, mutate ...func(*Config, *providers.Deps)) *hookEnv
 			rt.Handler(w, r)
 		})
 	}
-	e.adapter = httptest.NewServer(mux)
+	e.adapter = httptest.NewServer(contract.Handler(t, mux)) // every exchange checked against openapi.yaml
 	t.Cleanup(e.adapter.Close)
 	t.Cleanup(func() {
 		for _, secret := range []string{hookToken, hookOldToken} {
