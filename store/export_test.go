@@ -9,6 +9,30 @@ import (
 // writes ran in them.
 func Commits(s *SQLite) (commits, writes int64) { return s.commits.Load(), s.writes.Load() }
 
+// Isolated returns how many batches of s ran again with a savepoint per
+// write because a write failed inside SQLite.
+func Isolated(s *SQLite) int64 { return s.isolated.Load() }
+
+// SetReturningIDs makes the batched inserts of s learn their IDs with
+// RETURNING instead of SQLite's last insert rowid. Call it before any write.
+func SetReturningIDs(s *SQLite, on bool) { s.returningIDs = on }
+
+// FailingWrite is a write that fails inside SQLite (a NOT NULL constraint)
+// after it stored a row, in whatever batch it lands: the writer must undo
+// it alone.
+func FailingWrite(s *SQLite) error {
+	return s.write(t0, func(w *wtx) error {
+		if _, err := w.exec(qKVPut, "failing-write", "k", []byte("v")); err != nil {
+			return err
+		}
+		_, err := w.exec(`INSERT INTO kv (ns, name, value) VALUES ('failing-write', 'k2', NULL)`)
+		return err
+	})
+}
+
+// IsOneJobToken reports whether a lease token has the one-job form.
+var IsOneJobToken = isOneJobToken
+
 // WriterPragma reads a PRAGMA on the writer connection.
 func WriterPragma(s *SQLite, name string) (v string, err error) {
 	err = s.write(t0, func(w *wtx) error { return w.queryRow(`PRAGMA ` + name).Scan(&v) })
@@ -36,10 +60,11 @@ func Plan(s *SQLite, query string, args ...any) (string, error) {
 
 // The queries whose plans the tests check.
 var (
-	LeaseHeadsQuery = leaseHeadsQuery
+	LeaseHeadsQuery = func(byQueue, byChannel bool) string { return leaseHeadsQuery(byQueue, byChannel, 1) }
+	AnyReadyQuery   = qAnyReady
 	CountQuery      = qJobCount
 	SweepJobsQuery  = qSweepJobs
-	LaneNextQuery   = qLaneNext
+	LaneNextQuery   = laneNextQuery(5)
 	TokenQuery      = qJobComplete
 	ReviveAllQuery  = qJobReviveAll
 	JobsQuery       = jobsQuery

@@ -1,12 +1,19 @@
 package store
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // The queries of the SQL stores. They are written once, with '?'
 // placeholders (see Rebind), in SQL that SQLite and PostgreSQL both accept:
 // no INSERT OR IGNORE / REPLACE, upserts with ON CONFLICT ... DO UPDATE ...
 // WHERE, RETURNING instead of LastInsertId, times as integer milliseconds
-// passed in as arguments (no date functions), no LIMIT -1.
+// passed in as arguments (no date functions), no LIMIT -1. (One SQLite-only
+// shortcut sits behind a switch: the writer's batched INSERT learns its IDs
+// from the last insert rowid, see insertIDs; RETURNING remains the portable
+// way and is tested.) The statements over many rows of the writer's batches
+// are in sqlite_batch.go.
 //
 // Queue semantics do not rely on SQLite's single writer either: every state
 // change of a job is a conditional UPDATE whose WHERE repeats the state it
@@ -39,10 +46,12 @@ const (
 	qJobLease = `UPDATE jobs SET state = 'leased', lease_token = ?, lease_until = ?,
 		attempts = attempts + 1, updated_at = ?
 		WHERE id = ? AND ((state = 'pending' AND next_at <= ?) OR (state = 'leased' AND lease_until <= ?))`
-	// qLaneNext lists the active jobs after a lane's head, in order.
-	qLaneNext = `SELECT ` + jobCols + ` FROM jobs
-		WHERE queue = ? AND channel_id = ? AND contact_id = ? AND state IN ('pending', 'leased') AND id > ?
-		ORDER BY id LIMIT ?`
+	// qAnyReady finds any unfinished job that is pending and due or leased
+	// with an expired lease (scanning the jobs_lane index, i.e. the
+	// unfinished jobs only). Without one no lane head is ready, and Lease
+	// need not look for the heads.
+	qAnyReady = `SELECT 1 FROM jobs WHERE state IN ('pending', 'leased')
+		AND ((state = 'pending' AND next_at <= ?) OR (state = 'leased' AND lease_until <= ?)) LIMIT 1`
 
 	qJobComplete = `UPDATE jobs SET state = 'done', last_error = ?, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased'`
@@ -90,10 +99,31 @@ const (
 	qSweepJobs = `DELETE FROM jobs WHERE state = 'done' AND updated_at < ?`
 )
 
-// leaseHeadsQuery lists the ready lane heads, oldest first: per lane the
-// lowest-id job that is not done or dead, kept if it is pending and due or
-// leased with an expired lease. Arguments: [queue], [channel], now, now, limit.
-func leaseHeadsQuery(byQueue, byChannel bool) string {
+// Limits of the writer's queries are literals rounded up to a power of two
+// (the caller reads no more rows than it wants): SQLite plans with a bound
+// LIMIT's value, so binding another value each time re-prepares the
+// statement on every run.
+func limitBucket(n int) string {
+	b := 1
+	for b < n {
+		b *= 2
+	}
+	return strconv.Itoa(b)
+}
+
+// laneNextQuery lists up to limit (rounded up) active jobs after a lane's
+// head, in order. Arguments: queue, channel, contact, head id.
+func laneNextQuery(limit int) string {
+	return `SELECT ` + jobCols + ` FROM jobs
+		WHERE queue = ? AND channel_id = ? AND contact_id = ? AND state IN ('pending', 'leased') AND id > ?
+		ORDER BY id LIMIT ` + limitBucket(limit)
+}
+
+// leaseHeadsQuery lists up to limit (rounded up) ready lane heads, oldest
+// first: per lane the lowest-id job that is not done or dead, kept if it is
+// pending and due or leased with an expired lease. Arguments: [queue],
+// [channel], now, now.
+func leaseHeadsQuery(byQueue, byChannel bool, limit int) string {
 	var where []string
 	var group []string
 	where = append(where, `state IN ('pending', 'leased')`)
@@ -112,7 +142,7 @@ func leaseHeadsQuery(byQueue, byChannel bool) string {
 		JOIN (SELECT MIN(id) AS id FROM jobs WHERE ` + strings.Join(where, ` AND `) + `
 		      GROUP BY ` + strings.Join(group, `, `) + `) h ON h.id = j.id
 		WHERE (j.state = 'pending' AND j.next_at <= ?) OR (j.state = 'leased' AND j.lease_until <= ?)
-		ORDER BY j.id LIMIT ?`
+		ORDER BY j.id LIMIT ` + limitBucket(limit)
 }
 
 // jobsQuery lists jobs for a filter, oldest first, and its arguments.

@@ -39,18 +39,28 @@ const (
 //
 // Writes go through one writer goroutine and one connection. It takes the
 // writes waiting at that moment (up to maxBatch), runs them in one
-// BEGIN IMMEDIATE transaction, each inside its own SAVEPOINT so that a
-// failing write (ErrDuplicate, ErrLeaseLost, ...) is undone alone, commits
-// once (one fsync for the whole batch) and only then answers every caller
-// with its own result. Reads use a separate pool of query-only connections,
-// which WAL lets run while the writer writes.
+// BEGIN IMMEDIATE transaction, commits once (one fsync for the whole batch)
+// and only then answers every caller with its own result. A write that
+// fails with the store's own error (ErrDuplicate, ErrLeaseLost, ...) has
+// changed nothing, or ran in a SAVEPOINT of its own; a write failing inside
+// SQLite makes the writer undo the batch and run it again with a SAVEPOINT
+// per write, so that it is undone alone. The hot writes (EnqueueLeased
+// without keys, Complete) of a batch run as one statement per kind (see
+// sqlite_batch.go).
+// Reads use a separate pool of query-only connections, which WAL lets run
+// while the writer writes.
 type SQLite struct {
 	path   string
 	wdb    *sql.DB
 	wconn  *sql.Conn
-	wstmts map[string]*sql.Stmt // owned by the writer goroutine
+	wstmts map[string]*sql.Stmt   // owned by the writer goroutine
+	wsized map[sizedKey]*sql.Stmt // the same, for statements over n rows
 	rdb    *sql.DB
 	rstmts sync.Map // query -> *sql.Stmt on rdb
+	// returningIDs: batched inserts learn their IDs with RETURNING (as
+	// PostgreSQL would) rather than from SQLite's last insert rowid (tests
+	// run both).
+	returningIDs bool
 
 	ops        chan *writeOp
 	quit       chan struct{}
@@ -58,8 +68,9 @@ type SQLite struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	commits atomic.Int64 // committed write transactions (batches)
-	writes  atomic.Int64 // writes that ran inside them
+	commits  atomic.Int64 // committed write transactions (batches)
+	writes   atomic.Int64 // writes that ran inside them
+	isolated atomic.Int64 // batches run again with a savepoint per write
 }
 
 var _ Store = (*SQLite)(nil)
@@ -101,6 +112,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 		wdb:        wdb,
 		wconn:      wconn,
 		wstmts:     map[string]*sql.Stmt{},
+		wsized:     map[sizedKey]*sql.Stmt{},
 		ops:        make(chan *writeOp),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -169,6 +181,10 @@ func (s *SQLite) closeWriter() error {
 		st.Close()
 	}
 	clear(s.wstmts)
+	for _, st := range s.wsized {
+		st.Close()
+	}
+	clear(s.wsized)
 	return errors.Join(s.wconn.Close(), s.wdb.Close())
 }
 
@@ -286,29 +302,58 @@ type writeOp struct {
 	ctx  context.Context
 	fn   func(*wtx) error
 	done chan error
+	// dirtyFail: fn may fail with one of the store's own errors
+	// (ErrDuplicate, ...) after it changed something, so it runs in a
+	// savepoint of its own. The other writes fail with those errors only
+	// before they change anything, and otherwise only inside SQLite, after
+	// which the batch is undone and run again with a savepoint per write
+	// (see runBatch).
+	dirtyFail bool
+	// complete and enqueue mark the writes the writer runs together with
+	// the others of their kind in the batch, in one statement for all of
+	// them (see sqlite_batch.go); fn runs them one by one when the batch
+	// runs again write by write.
+	complete *completeOp
+	enqueue  *enqueueOp
 }
 
 // write runs fn in the writer's next transaction and returns its result once
-// that transaction committed (or failed). fn runs at most once and must keep
-// its results in variables the caller reads only when write returns nil.
+// that transaction committed (or failed). fn may run more than once (the
+// batch runs again when a write of it fails inside SQLite): it must set its
+// results afresh each time and keep them in variables the caller reads only
+// when write returns nil. If fn fails with ErrDuplicate, ErrLeaseLost or
+// ErrNotFound it must not have changed anything before (else set dirtyFail
+// and use submit).
 func (s *SQLite) write(ctx context.Context, fn func(*wtx) error) error {
-	if err := ctx.Err(); err != nil {
+	return s.submit(&writeOp{ctx: ctx, fn: fn})
+}
+
+// submit hands o to the writer and waits for its outcome.
+func (s *SQLite) submit(o *writeOp) error {
+	if err := o.ctx.Err(); err != nil {
 		return err
 	}
-	o := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	o.done = make(chan error, 1)
 	select {
 	case s.ops <- o:
 	case <-s.quit:
 		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-o.ctx.Done():
+		return o.ctx.Err()
 	}
-	// Once handed over, the outcome is decided by the transaction: wait
-	// for it, so that nil means durable and an error means not stored.
+	// Once handed over, the outcome is decided by the transaction (the
+	// writer answers every write it took): wait for it, so that nil means
+	// durable and an error means not stored.
 	return <-o.done
 }
 
 // writer is the only goroutine that uses wconn once OpenSQLite returned.
+//
+// It takes the writes waiting at that moment and runs them; it does not
+// yield or wait for more first: the writes that arrive meanwhile make the
+// next batch, and as a batch spends much of its time in its fsync, batches
+// grow with the load by themselves. (Yielding first made the batches
+// larger, but the writer is the bottleneck, and it sat idle meanwhile.)
 func (s *SQLite) writer() {
 	defer close(s.writerDone)
 	batch := make([]*writeOp, 0, maxBatch)
@@ -320,10 +365,6 @@ func (s *SQLite) writer() {
 		case <-s.quit:
 			return
 		}
-		// Let the goroutines that are about to write get to their send
-		// (with few cores they are often runnable but not running yet),
-		// then take every write that is waiting.
-		runtime.Gosched()
 	collect:
 		for len(batch) < maxBatch {
 			select {
@@ -333,12 +374,21 @@ func (s *SQLite) writer() {
 				break collect
 			}
 		}
-		s.runBatch(w, batch)
+		errs := s.runBatch(w, batch)
+		for i, o := range batch {
+			o.done <- errs[i]
+		}
 		clear(batch)
 	}
 }
 
-func (s *SQLite) runBatch(w *wtx, batch []*writeOp) {
+// errIsolate: a write failed inside SQLite while the batch ran without a
+// savepoint per write; the batch is undone and run again with them.
+var errIsolate = errors.New("store: sqlite: run the batch again, one savepoint per write")
+
+// runBatch runs the writes of batch in one transaction and returns each
+// one's outcome.
+func (s *SQLite) runBatch(w *wtx, batch []*writeOp) []error {
 	errs := make([]error, len(batch))
 	skipped := make([]bool, len(batch))
 	live := 0
@@ -352,24 +402,48 @@ func (s *SQLite) runBatch(w *wtx, batch []*writeOp) {
 			live++
 		}
 	}
-	if live > 0 {
-		if fatal := s.runTx(w, batch, errs, skipped); fatal != nil {
-			for i := range batch {
-				if !skipped[i] {
-					errs[i] = fatal
-				}
+	if live == 0 {
+		return errs
+	}
+	fatal := s.runTx(w, batch, errs, skipped, false)
+	if errors.Is(fatal, errIsolate) {
+		s.isolated.Add(1)
+		for i := range batch {
+			if !skipped[i] {
+				errs[i] = nil
+			}
+		}
+		fatal = s.runTx(w, batch, errs, skipped, true)
+	}
+	if fatal != nil {
+		for i := range batch {
+			if !skipped[i] {
+				errs[i] = fatal
 			}
 		}
 	}
-	for i, o := range batch {
-		o.done <- errs[i]
-	}
+	return errs
+}
+
+// ownErr reports whether err is one of the store's own outcomes, with which
+// a write (unless dirtyFail) fails before it changes anything.
+func ownErr(err error) bool {
+	return errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrDuplicate) || errors.Is(err, ErrNotFound)
 }
 
 // runTx runs the batch's live writes in one transaction. A write's own error
 // goes to errs and undoes only that write; the returned error is fatal for
 // the whole batch (nothing of it was committed).
-func (s *SQLite) runTx(w *wtx, batch []*writeOp, errs []error, skipped []bool) (fatal error) {
+//
+// isolated runs every write alone, in arrival order, each in its own
+// SAVEPOINT, so that a write failing inside SQLite (a constraint, disk
+// full) is undone alone.
+// Otherwise only dirtyFail writes get a savepoint: the other writes run
+// first, then the completions together, then the enqueues together (the
+// writes of a batch are concurrent, so any order is one they could have run
+// in), and a write failing inside SQLite makes runTx undo the whole
+// transaction and return errIsolate.
+func (s *SQLite) runTx(w *wtx, batch []*writeOp, errs []error, skipped []bool, isolated bool) (fatal error) {
 	if _, err := w.exec(`BEGIN IMMEDIATE`); err != nil {
 		return fmt.Errorf("store: sqlite: begin: %w", err)
 	}
@@ -379,8 +453,26 @@ func (s *SQLite) runTx(w *wtx, batch []*writeOp, errs []error, skipped []bool) (
 		}
 	}()
 	n := 0
+	var completes, enqueues []int
 	for i, o := range batch {
 		if skipped[i] {
+			continue
+		}
+		n++
+		switch {
+		case isolated || o.dirtyFail:
+		case o.complete != nil:
+			completes = append(completes, i)
+			continue
+		case o.enqueue != nil:
+			enqueues = append(enqueues, i)
+			continue
+		default:
+			err := o.fn(w)
+			if err != nil && !ownErr(err) {
+				return errIsolate
+			}
+			errs[i] = err
 			continue
 		}
 		if _, err := w.exec(`SAVEPOINT op`); err != nil {
@@ -398,7 +490,16 @@ func (s *SQLite) runTx(w *wtx, batch []*writeOp, errs []error, skipped []bool) (
 			return fmt.Errorf("store: sqlite: release savepoint: %w", rerr)
 		}
 		errs[i] = err
-		n++
+	}
+	if len(completes) > 0 {
+		if err := w.completeAll(batch, completes, errs); err != nil {
+			return errIsolate
+		}
+	}
+	if len(enqueues) > 0 {
+		if err := w.enqueueAll(batch, enqueues); err != nil {
+			return errIsolate
+		}
 	}
 	if _, err := w.exec(`COMMIT`); err != nil {
 		return fmt.Errorf("store: sqlite: commit: %w", err)

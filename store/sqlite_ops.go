@@ -79,7 +79,7 @@ func (s *SQLite) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int6
 		}
 	}
 	var ids []int64
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.submit(&writeOp{ctx: ctx, dirtyFail: len(keys) > 1, fn: func(w *wtx) error {
 		now := time.Now().UnixMilli()
 		if err := w.claimKeys(keys, now); err != nil {
 			return err
@@ -94,7 +94,7 @@ func (s *SQLite) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int6
 			ids = append(ids, id)
 		}
 		return nil
-	})
+	}})
 	if err != nil {
 		return nil, wrapErr("enqueue", err)
 	}
@@ -111,10 +111,9 @@ func (s *SQLite) EnqueueLeased(ctx context.Context, j NewJob, keys []Key, now ti
 	if leaseFor <= 0 {
 		return 0, nil, errors.New("store: enqueue leased: leaseFor must be positive")
 	}
-	var id int64
-	var lease *Lease
-	err := s.write(ctx, func(w *wtx) error {
-		id, lease = 0, nil
+	e := &enqueueOp{job: j, now: now, leaseFor: leaseFor}
+	o := &writeOp{ctx: ctx, dirtyFail: len(keys) > 1, fn: func(w *wtx) error {
+		e.id, e.lease = 0, nil
 		created := time.Now().UnixMilli()
 		if err := w.claimKeys(keys, created); err != nil {
 			return err
@@ -124,24 +123,30 @@ func (s *SQLite) EnqueueLeased(ctx context.Context, j NewJob, keys []Key, now ti
 		switch {
 		case err == nil || toMS(j.NotBefore) > toMS(now):
 			return w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-				created, created, toMS(j.NotBefore)).Scan(&id)
+				created, created, toMS(j.NotBefore)).Scan(&e.id)
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		token, until := newToken(), now.Add(leaseFor)
+		token, until := oneJobToken(), now.Add(leaseFor)
 		if err := w.queryRow(qJobInsertLeased, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-			created, created, toMS(j.NotBefore), toMS(until), token).Scan(&id); err != nil {
+			created, created, toMS(j.NotBefore), toMS(until), token).Scan(&e.id); err != nil {
 			return err
 		}
-		lease = &Lease{Token: token, Jobs: []Job{{ID: id, Queue: j.Queue, ChannelID: j.ChannelID, ContactID: j.ContactID,
+		e.lease = &Lease{Token: token, Jobs: []Job{{ID: e.id, Queue: j.Queue, ChannelID: j.ChannelID, ContactID: j.ContactID,
 			MID: j.MID, Payload: cloneBytes(j.Payload), State: Leased, Attempts: 1, CreatedAt: fromMS(created),
 			NextAt: fromMS(toMS(j.NotBefore)), LeaseUntil: fromMS(toMS(until))}}}
 		return nil
-	})
+	}}
+	if len(keys) == 0 {
+		// Without keys it cannot fail but inside SQLite: the writer may
+		// store it with the other such writes of its batch in one INSERT.
+		o.enqueue = e
+	}
+	err := s.submit(o)
 	if err != nil {
 		return 0, nil, wrapErr("enqueue leased", err)
 	}
-	return id, lease, nil
+	return e.id, e.lease, nil
 }
 
 // claimKeys records keys, or fails with ErrDuplicate if one is taken.
@@ -208,19 +213,31 @@ func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 		if req.ChannelID != "" {
 			args = append(args, req.ChannelID)
 		}
-		args = append(args, now, now, req.Lanes)
-		heads, err := scanJobs(w.query(leaseHeadsQuery(req.Queue != "", req.ChannelID != ""), args...))
+		// Most calls find nothing ready (a worker asks again whenever it
+		// finished a job): a look at the unfinished jobs tells, cheaper
+		// than finding the lane heads.
+		var one int
+		switch err := w.queryRow(qAnyReady, now, now).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil
+		case err != nil:
+			return err
+		}
+		args = append(args, now, now)
+		heads, err := scanJobs(w.query(leaseHeadsQuery(req.Queue != "", req.ChannelID != "", req.Lanes), args...))
 		if err != nil {
 			return err
 		}
+		heads = heads[:min(len(heads), req.Lanes)]
 		for _, head := range heads {
 			lane := []Job{head}
 			if req.PerLane > 1 {
-				next, err := scanJobs(w.query(qLaneNext, string(head.Queue), head.ChannelID, head.ContactID,
-					head.ID, req.PerLane-1))
+				next, err := scanJobs(w.query(laneNextQuery(req.PerLane-1), string(head.Queue), head.ChannelID, head.ContactID,
+					head.ID))
 				if err != nil {
 					return err
 				}
+				next = next[:min(len(next), req.PerLane-1)]
 				for _, j := range next {
 					if !ready(j, now) {
 						break
@@ -229,6 +246,9 @@ func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 				}
 			}
 			token := newToken()
+			if len(lane) == 1 {
+				token = oneJobToken()
+			}
 			l := Lease{Token: token}
 			for _, j := range lane {
 				// Conditional: a job another writer took since the read
@@ -270,9 +290,20 @@ func (s *SQLite) byToken(ctx context.Context, op, q string, args ...any) error {
 	}))
 }
 
-// Complete implements Store.
+// Complete implements Store. The writer completes the tokens of a batch
+// with the same lastError in one UPDATE.
 func (s *SQLite) Complete(ctx context.Context, token string, lastError string) error {
-	return s.byToken(ctx, "complete", qJobComplete, lastError, time.Now().UnixMilli(), token)
+	return wrapErr("complete", s.submit(&writeOp{ctx: ctx, complete: &completeOp{token: token, lastError: lastError},
+		fn: func(w *wtx) error {
+			n, err := w.execN(qJobComplete, lastError, time.Now().UnixMilli(), token)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrLeaseLost
+			}
+			return nil
+		}}))
 }
 
 // Retry implements Store.

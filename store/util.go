@@ -58,6 +58,19 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
+// oneJobToken returns a lease token for a lease of exactly one job. The
+// SQLite writer completes such tokens in bulk without asking which matched
+// (the count of changed rows tells). Other tokens (newToken) may lease any
+// number of jobs.
+func oneJobToken() string { return oneJobPrefix + newToken() }
+
+const oneJobPrefix = "1-"
+
+// isOneJobToken reports whether t has the form of oneJobToken.
+func isOneJobToken(t string) bool {
+	return len(t) == len(oneJobPrefix)+32 && strings.HasPrefix(t, oneJobPrefix)
+}
+
 // cloneBytes copies b; nil and empty both come back as nil.
 func cloneBytes(b []byte) []byte {
 	if len(b) == 0 {

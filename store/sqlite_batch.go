@@ -1,0 +1,383 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Statement batching: the writes of the hot path (EnqueueLeased without
+// keys, Complete) that share a writer batch run as one statement per kind
+// instead of one or two per write (plus a SAVEPOINT and a RELEASE). In the
+// pure-Go SQLite a statement costs several times the CPU of the row it
+// changes, and the single writer is the bottleneck.
+
+// maxRowsPerStatement caps the rows (or values) of one batched statement; a
+// larger group runs as several statements. Statements are prepared once per
+// size (up to this many of each kind) and kept.
+const maxRowsPerStatement = 32
+
+// sizedKey names a prepared statement over n rows or values.
+type sizedKey struct {
+	kind int
+	n    int
+}
+
+const (
+	sizedComplete = iota
+	sizedCompleteOne
+	sizedLaneBusy
+	sizedInsert
+	sizedInsertReturning
+)
+
+// sized returns the prepared statement of kind over n rows, building its
+// text with build(n) the first time.
+func (w *wtx) sized(kind, n int, build func(n int) string) (*sql.Stmt, error) {
+	k := sizedKey{kind, n}
+	if st, ok := w.s.wsized[k]; ok {
+		return st, nil
+	}
+	st, err := w.s.wconn.PrepareContext(context.Background(), Rebind(BindQuestion, build(n)))
+	if err != nil {
+		return nil, err
+	}
+	w.s.wsized[k] = st
+	return st, nil
+}
+
+// repeatJoin is n copies of s separated by ", ".
+func repeatJoin(s string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(s+", ", n), ", ")
+}
+
+// --- Complete ---
+
+type completeOp struct {
+	token     string
+	lastError string
+}
+
+// qCompleteMany completes every job leased with one of n tokens.
+func qCompleteMany(n int) string {
+	return `UPDATE jobs SET state = 'done', last_error = ?, updated_at = ?
+		WHERE state = 'leased' AND lease_token IN (` + repeatJoin("?", n) + `)`
+}
+
+// qCompleteManyReturning is qCompleteMany returning the tokens that matched
+// (a token of a PerLane lease comes once per job).
+func qCompleteManyReturning(n int) string { return qCompleteMany(n) + ` RETURNING lease_token` }
+
+// completeAll runs the Complete writes batch[idx] as one UPDATE per
+// lastError (in chunks). A write whose token matched nothing, or whose token
+// an earlier write of the batch already completed, gets ErrLeaseLost, as
+// it would have one after the other.
+func (w *wtx) completeAll(batch []*writeOp, idx []int, errs []error) error {
+	touched := time.Now().UnixMilli()
+	matched := map[string]bool{}
+	for len(idx) > 0 {
+		// The writes with the same lastError as the first one left.
+		lastError := batch[idx[0]].complete.lastError
+		var group, rest []int
+		for _, i := range idx {
+			if batch[i].complete.lastError == lastError {
+				group = append(group, i)
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		idx = rest
+		// Distinct tokens: those of one job each, then the others.
+		var one, many []string
+		seen := map[string]bool{}
+		for _, i := range group {
+			if t := batch[i].complete.token; !seen[t] {
+				seen[t] = true
+				if isOneJobToken(t) {
+					one = append(one, t)
+				} else {
+					many = append(many, t)
+				}
+			}
+		}
+		if err := w.completeTokens(one, true, lastError, touched, matched); err != nil {
+			return err
+		}
+		if err := w.completeTokens(many, false, lastError, touched, matched); err != nil {
+			return err
+		}
+		for _, i := range group {
+			t := batch[i].complete.token
+			if matched[t] {
+				errs[i] = nil
+				delete(matched, t) // a second Complete of it finds it done
+			} else {
+				errs[i] = ErrLeaseLost
+			}
+		}
+	}
+	return nil
+}
+
+// errLostInBatch: a token of one job matched nothing in a batched
+// completion, which does not tell which one; the batch runs again write by
+// write (see runTx).
+var errLostInBatch = errors.New("store: sqlite: a batched completion lost its lease")
+
+// completeTokens completes the jobs of tokens and adds the tokens that
+// matched to matched. oneJob: each token leases one job (see oneJobToken),
+// so the count of changed rows tells whether all matched, and the statement
+// need not return them.
+func (w *wtx) completeTokens(tokens []string, oneJob bool, lastError string, touched int64, matched map[string]bool) error {
+	for len(tokens) > 0 {
+		chunk := tokens[:min(len(tokens), maxRowsPerStatement)]
+		tokens = tokens[len(chunk):]
+		// Pad to a power of two with the last token, so that few
+		// statements cover every size.
+		n := 1
+		for n < len(chunk) {
+			n *= 2
+		}
+		args := make([]any, 0, 2+n)
+		args = append(args, lastError, touched)
+		for i := range n {
+			args = append(args, chunk[min(i, len(chunk)-1)])
+		}
+		if oneJob {
+			st, err := w.sized(sizedCompleteOne, n, qCompleteMany)
+			if err != nil {
+				return err
+			}
+			res, err := st.ExecContext(context.Background(), args...)
+			if err != nil {
+				return err
+			}
+			got, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if got != int64(len(chunk)) {
+				return errLostInBatch
+			}
+			for _, t := range chunk {
+				matched[t] = true
+			}
+			continue
+		}
+		st, err := w.sized(sizedComplete, n, qCompleteManyReturning)
+		if err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(context.Background(), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var t string
+			if err := rows.Scan(&t); err != nil {
+				rows.Close()
+				return err
+			}
+			matched[t] = true
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// --- EnqueueLeased ---
+
+type enqueueOp struct {
+	job      NewJob
+	now      time.Time
+	leaseFor time.Duration
+	// results
+	id    int64
+	lease *Lease
+}
+
+// qLanesBusy returns the k of each of n lanes (k, queue, channel, contact)
+// that has an unfinished job (jobs_lane index).
+func qLanesBusy(n int) string {
+	return `WITH v (k, queue, channel_id, contact_id) AS (VALUES ` + repeatJoin("(?, ?, ?, ?)", n) + `)
+		SELECT k FROM v WHERE EXISTS (SELECT 1 FROM jobs j
+			WHERE j.queue = v.queue AND j.channel_id = v.channel_id AND j.contact_id = v.contact_id
+			AND j.state IN ('pending', 'leased'))`
+}
+
+// qJobInsertMany inserts n jobs.
+func qJobInsertMany(n int) string {
+	return `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state,
+		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error)
+		VALUES ` + repeatJoin("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')", n)
+}
+
+// qJobInsertManyReturning inserts n jobs and returns their IDs.
+func qJobInsertManyReturning(n int) string { return qJobInsertMany(n) + ` RETURNING id` }
+
+// enqueueAll runs the EnqueueLeased writes batch[idx] (without keys) as if
+// one after the other in that order: one query finds which of their lanes
+// are busy, then each job is leased if its lane is idle (and stays busy for
+// the later jobs of the batch) and due, and one INSERT stores them all.
+func (w *wtx) enqueueAll(batch []*writeOp, idx []int) error {
+	busy := map[lane]bool{}
+	var lanes []lane
+	for _, i := range idx {
+		e := batch[i].enqueue
+		l := lane{e.job.Queue, e.job.ChannelID, e.job.ContactID}
+		if _, ok := busy[l]; !ok {
+			busy[l] = false
+			lanes = append(lanes, l)
+		}
+	}
+	for len(lanes) > 0 {
+		chunk := lanes[:min(len(lanes), maxRowsPerStatement)]
+		lanes = lanes[len(chunk):]
+		st, err := w.sized(sizedLaneBusy, len(chunk), qLanesBusy)
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 4*len(chunk))
+		for k, l := range chunk {
+			args = append(args, k, string(l.queue), l.channel, l.contact)
+		}
+		rows, err := st.QueryContext(context.Background(), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k int
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			if k < 0 || k >= len(chunk) {
+				rows.Close()
+				return fmt.Errorf("lane check: row %d of %d", k, len(chunk))
+			}
+			busy[chunk[k]] = true
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+
+	created := time.Now().UnixMilli()
+	for len(idx) > 0 {
+		chunk := idx[:min(len(idx), maxRowsPerStatement)]
+		idx = idx[len(chunk):]
+		var st *sql.Stmt
+		var err error
+		if w.s.returningIDs {
+			st, err = w.sized(sizedInsertReturning, len(chunk), qJobInsertManyReturning)
+		} else {
+			st, err = w.sized(sizedInsert, len(chunk), qJobInsertMany)
+		}
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 12*len(chunk))
+		for _, i := range chunk {
+			e := batch[i].enqueue
+			e.id, e.lease = 0, nil
+			j := e.job
+			l := lane{j.Queue, j.ChannelID, j.ContactID}
+			next := toMS(j.NotBefore)
+			if busy[l] || next > toMS(e.now) {
+				busy[l] = true
+				args = append(args, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+					string(Pending), 0, created, created, next, int64(0), "")
+				continue
+			}
+			busy[l] = true
+			until := toMS(e.now.Add(e.leaseFor))
+			token := oneJobToken()
+			args = append(args, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+				string(Leased), 1, created, created, next, until, token)
+			e.lease = &Lease{Token: token, Jobs: []Job{{Queue: j.Queue, ChannelID: j.ChannelID, ContactID: j.ContactID,
+				MID: j.MID, Payload: cloneBytes(j.Payload), State: Leased, Attempts: 1, CreatedAt: fromMS(created),
+				NextAt: fromMS(next), LeaseUntil: fromMS(until)}}}
+		}
+		ids, err := w.insertIDs(st, len(chunk), args)
+		if err != nil {
+			return err
+		}
+		for k, i := range chunk {
+			e := batch[i].enqueue
+			e.id = ids[k]
+			if e.lease != nil {
+				e.lease.Jobs[0].ID = ids[k]
+			}
+		}
+	}
+	return nil
+}
+
+// insertIDs runs st, which inserts n jobs, and returns their IDs in VALUES
+// order.
+func (w *wtx) insertIDs(st *sql.Stmt, n int, args []any) ([]int64, error) {
+	if !w.s.returningIDs {
+		// SQLite: one INSERT gives its rows consecutive rowids in VALUES
+		// order (AUTOINCREMENT: each is one above the largest so far), and
+		// the last one is the connection's last insert rowid. Cheaper than
+		// RETURNING, which collects the rows in a temporary table.
+		res, err := st.ExecContext(context.Background(), args...)
+		if err != nil {
+			return nil, err
+		}
+		got, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return nil, err
+		}
+		if got != int64(n) {
+			return nil, fmt.Errorf("insert of %d jobs stored %d", n, got)
+		}
+		ids := make([]int64, n)
+		for k := range ids {
+			ids[k] = last - int64(n-1-k)
+		}
+		return ids, nil
+	}
+	rows, err := st.QueryContext(context.Background(), args...)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, n)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("insert of %d jobs returned %d IDs", n, len(ids))
+	}
+	// RETURNING gives no order, but the rows got increasing IDs in VALUES
+	// order (AUTOINCREMENT: each new id is above every id before it).
+	slices.Sort(ids)
+	return ids, nil
+}
