@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -44,13 +43,13 @@ func (p *Provider) Send(_ context.Context, to providers.Recipient, m schema.Mess
 func Render(m schema.Message) string {
 	switch m.Type {
 	case schema.TypeText:
-		return deref(m.Text)
+		return providers.Deref(m.Text)
 	case schema.TypeAttachment:
 		return renderAttachment(m.Attachment)
 	case schema.TypeLocation:
-		return renderLocation(m)
+		return providers.LocationText(m)
 	case schema.TypeQuickReply:
-		return renderQuickReply(m)
+		return providers.QuickReplyText(m)
 	}
 	return ""
 }
@@ -68,37 +67,4 @@ func renderAttachment(a *schema.Attachment) string {
 		s = a.Description + "\n" + s
 	}
 	return s
-}
-
-func renderLocation(m schema.Message) string {
-	lat, lng := deref64(m.Latitude), deref64(m.Longitude)
-	link := fmt.Sprintf("https://maps.google.com/?q=%g,%g", lat, lng)
-	if addr := deref(m.Address); addr != "" {
-		return addr + "\n" + link
-	}
-	return link
-}
-
-func renderQuickReply(m schema.Message) string {
-	var b strings.Builder
-	b.WriteString(deref(m.Title))
-	for i, r := range m.Replies {
-		fmt.Fprintf(&b, "\n%d. %s", i+1, r)
-	}
-	fmt.Fprintf(&b, "\nReply 1–%d", len(m.Replies))
-	return b.String()
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-func deref64(f *float64) float64 {
-	if f == nil {
-		return 0
-	}
-	return *f
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	api "github.com/twilio/twilio-go/rest/api/v2010"
@@ -205,13 +204,13 @@ func createdSince(m api.ApiV2010Message, since time.Time) bool {
 func (p *Provider) render(m schema.Message) []part {
 	switch m.Type {
 	case schema.TypeText:
-		return textParts(deref(m.Text))
+		return textParts(providers.Deref(m.Text))
 	case schema.TypeAttachment:
 		return p.attachmentParts(m.Attachment)
 	case schema.TypeLocation:
 		return []part{p.locationPart(m)}
 	case schema.TypeQuickReply:
-		return textParts(quickReplyText(m))
+		return textParts(providers.QuickReplyText(m))
 	}
 	return nil
 }
@@ -244,52 +243,14 @@ func (p *Provider) attachmentParts(a *schema.Attachment) []part {
 }
 
 func (p *Provider) locationPart(m schema.Message) part {
-	lat, lng := deref64(m.Latitude), deref64(m.Longitude)
-	link := fmt.Sprintf("https://maps.google.com/?q=%s,%s", coord(lat), coord(lng))
-	body := link
-	if addr := deref(m.Address); addr != "" {
-		body = addr + "\n" + link
-	}
-	pt := part{Body: schema.Truncate(body, MaxBody)}
+	lat, lng := providers.Deref64(m.Latitude), providers.Deref64(m.Longitude)
+	pt := part{Body: schema.Truncate(providers.LocationText(m), MaxBody)}
 	if p.cfg.WhatsApp {
-		action := "geo:" + coord(lat) + "," + coord(lng)
-		if addr := deref(m.Address); addr != "" {
+		action := "geo:" + providers.Coord(lat) + "," + providers.Coord(lng)
+		if addr := providers.Deref(m.Address); addr != "" {
 			action += "|" + addr
 		}
 		pt.PersistentAction = []string{action}
 	}
 	return pt
-}
-
-func coord(f float64) string {
-	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.6f", f), "0"), ".")
-}
-
-// quickReplyText offers the replies as a numbered list.
-func quickReplyText(m schema.Message) string {
-	var b strings.Builder
-	b.WriteString(deref(m.Title))
-	for i, r := range m.Replies {
-		fmt.Fprintf(&b, "\n%d. %s", i+1, r)
-	}
-	if len(m.Replies) == 1 {
-		b.WriteString("\nReply 1")
-	} else {
-		fmt.Fprintf(&b, "\nReply 1–%d", len(m.Replies))
-	}
-	return b.String()
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-func deref64(f *float64) float64 {
-	if f == nil {
-		return 0
-	}
-	return *f
 }
