@@ -1,0 +1,9 @@
+// Package mailgun is the e-mail provider: it sends a channel's messages
+// through Mailgun, receives replies from a Mailgun route's forward() and
+// delivery receipts from Mailgun's event webhooks, and keeps e-mail threads
+// together.
+//
+// In progress: so far it holds the contact-ID codec (e-mail address ↔
+// BonyChat custom ID, contactid.go) and webhook signature verification
+// (signature.go); sending, routes and events follow.
+package mailgun
