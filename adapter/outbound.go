@@ -145,31 +145,72 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 	if se != nil {
 		lastError = se.Kind.String() + ": " + se.Reason
 	}
-	if err := p.completeDurably(ctx, l.Token, lastError); err != nil {
+	if !p.waiters.waiting(job.MID) {
+		p.finishInBackground(ctx, l, job, se, lastError)
+		return
+	}
+	if err := p.completeDurably(ctx, l.Token, lastError, nil); err != nil {
 		// The lease never expires, so the job is not re-sent; start-up
 		// will report it as outcome unknown.
 		p.s.log.Error("cannot record the end of an outbound job", "mId", job.MID, "error", err.Error())
 		return
 	}
-	if p.waiters.deliver(job.MID, outcome{err: se}) {
-		return
+	if !p.waiters.deliver(job.MID, outcome{err: se}) {
+		// The request gave up a moment ago: report the outcome instead.
+		value, reason := outcomeStatus(se)
+		if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
+			p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
+		}
 	}
-	value, reason := schema.StatusSent, ""
+}
+
+// finishInBackground ends a job nobody waits for: the job is completed and
+// its status event stored in one transaction, so a crash loses neither.
+func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError, lastError string) {
+	value, reason := outcomeStatus(se)
 	if se != nil {
-		value, reason = schema.StatusFailed, se.Reason
 		p.s.log.Error("message failed in the background", "channel", job.ChannelID, "mId", job.MID, "reason", se.Reason)
 	}
-	if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
-		p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
+	unlock := p.statusMu.lock(job.MID)
+	defer unlock()
+	advances, err := p.statusAdvances(ctx, job.MID, value)
+	if err != nil {
+		p.s.log.Warn("cannot read the status; reporting it anyway", "mId", job.MID, "error", err.Error())
+		advances = true
 	}
+	var follow []store.NewJob
+	if advances {
+		follow = []store.NewJob{statusJob(job.ChannelID, job.ContactID, job.MID, value, reason)}
+	}
+	if err := p.completeDurably(ctx, l.Token, lastError, follow); err != nil {
+		p.s.log.Error("cannot record the end of an outbound job", "mId", job.MID, "error", err.Error())
+		return
+	}
+	if advances {
+		if err := p.statusQueued(ctx, job.MID, value); err != nil {
+			p.s.log.Warn("cannot record the status", "mId", job.MID, "error", err.Error())
+		}
+	}
+}
+
+func outcomeStatus(se *providers.SendError) (value, reason string) {
+	if se == nil {
+		return schema.StatusSent, ""
+	}
+	return schema.StatusFailed, se.Reason
 }
 
 // completeDurably retries Complete for a while: after a send, failing to
 // record it must not be given up lightly.
-func (p *pipeline) completeDurably(ctx context.Context, token, lastError string) error {
+func (p *pipeline) completeDurably(ctx context.Context, token, lastError string, follow []store.NewJob) error {
 	var err error
 	for attempt := 1; attempt <= 5; attempt++ {
-		if err = p.st.Complete(ctx, token, lastError); err == nil || errors.Is(err, store.ErrLeaseLost) {
+		if follow == nil {
+			err = p.st.Complete(ctx, token, lastError) // batched by the SQLite writer
+		} else {
+			err = p.st.CompleteWith(ctx, token, lastError, follow)
+		}
+		if err == nil || errors.Is(err, store.ErrLeaseLost) {
 			return err
 		}
 		time.Sleep(backoff(100*time.Millisecond, 2*time.Second, attempt, 0))

@@ -24,28 +24,47 @@ var statusRank = map[string]int{
 // advance is recorded only after the event is stored, so a failure leaves
 // the receipt to be retried rather than lost.
 func (p *pipeline) postStatus(ctx context.Context, channelID, contactID, mID, value, reason string) error {
-	rank := statusRank[value]
 	unlock := p.statusMu.lock(mID)
 	defer unlock()
+	ok, err := p.statusAdvances(ctx, mID, value)
+	if err != nil || !ok {
+		return err
+	}
+	if _, err := p.st.Enqueue(ctx, []store.NewJob{statusJob(channelID, contactID, mID, value, reason)}, nil); err != nil {
+		return err
+	}
+	return p.statusQueued(ctx, mID, value)
+}
+
+// statusAdvances reports whether value moves mID's status forward. Call it
+// with the mId's status lock held.
+func (p *pipeline) statusAdvances(ctx context.Context, mID, value string) (bool, error) {
 	current, err := p.st.StatusOf(ctx, mID)
 	switch {
-	case err == nil && current.Rank >= rank:
-		return nil // late or duplicate: never move backwards
-	case err == nil && value == schema.StatusFailed && current.Rank >= statusRank[schema.StatusDelivered]:
-		return nil // a delivered or read message cannot fail any more
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return err
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	case current.Rank >= statusRank[value]:
+		return false, nil // late or duplicate: never move backwards
+	case value == schema.StatusFailed && current.Rank >= statusRank[schema.StatusDelivered]:
+		return false, nil // a delivered or read message cannot fail any more
 	}
+	return true, nil
+}
+
+// statusQueued records the status whose event was just stored.
+func (p *pipeline) statusQueued(ctx context.Context, mID, value string) error {
+	wake(p.platWake)
+	_, err := p.st.AdvanceStatus(ctx, store.Status{MID: mID, Value: value, Rank: statusRank[value]})
+	return err
+}
+
+func statusJob(channelID, contactID, mID, value, reason string) store.NewJob {
 	ev := schema.Event{Type: schema.EventMessageStatus, MID: mID, Timestamp: providers.NowMillis(),
 		Status: &schema.Status{Value: value, Message: reason}}
-	job := store.NewJob{Queue: store.Platform, ChannelID: channelID, ContactID: contactID, MID: mID,
+	return store.NewJob{Queue: store.Platform, ChannelID: channelID, ContactID: contactID, MID: mID,
 		Payload: mustJSON(platformJob{Event: ev})}
-	if _, err := p.st.Enqueue(ctx, []store.NewJob{job}, nil); err != nil {
-		return err
-	}
-	wake(p.platWake)
-	_, err = p.st.AdvanceStatus(ctx, store.Status{MID: mID, Value: value, Rank: rank})
-	return err
 }
 
 // channelStatuses is one channel's providers.StatusSink.

@@ -56,3 +56,11 @@ func (w *waiters) abandon(mID string, ch <-chan outcome) (outcome, bool) {
 		return outcome{}, false
 	}
 }
+
+// waiting reports whether a request waits for mID's outcome right now.
+func (w *waiters) waiting(mID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.m[mID]
+	return ok
+}

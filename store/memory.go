@@ -255,6 +255,19 @@ func (m *Memory) Complete(ctx context.Context, token string, lastError string) e
 	})
 }
 
+// CompleteWith implements Store (not atomic against a crash: nothing in
+// memory survives one anyway).
+func (m *Memory) CompleteWith(ctx context.Context, token string, lastError string, follow []NewJob) error {
+	if err := m.Complete(ctx, token, lastError); err != nil {
+		return err
+	}
+	if len(follow) == 0 {
+		return nil
+	}
+	_, err := m.Enqueue(ctx, follow, nil)
+	return err
+}
+
 // Retry implements Store.
 func (m *Memory) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
 	return m.finish(ctx, token, func(j *memJob, _ time.Time) {

@@ -306,6 +306,33 @@ func (s *SQLite) Complete(ctx context.Context, token string, lastError string) e
 		}}))
 }
 
+// CompleteWith implements Store.
+func (s *SQLite) CompleteWith(ctx context.Context, token string, lastError string, follow []NewJob) error {
+	for _, j := range follow {
+		if err := checkNewJob(j); err != nil {
+			return err
+		}
+	}
+	return wrapErr("complete with", s.write(ctx, func(w *wtx) error {
+		now := time.Now().UnixMilli()
+		n, err := w.execN(qJobComplete, lastError, now, token)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrLeaseLost
+		}
+		for _, j := range follow {
+			var id int64
+			if err := w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+				now, now, toMS(j.NotBefore)).Scan(&id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
 // Retry implements Store.
 func (s *SQLite) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
 	return s.byToken(ctx, "retry", qJobRetry, toMS(next), lastError, time.Now().UnixMilli(), token)

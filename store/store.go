@@ -141,6 +141,10 @@ type Store interface {
 	Lease(ctx context.Context, req LeaseRequest) ([]Lease, error)
 	// Complete marks the lease's jobs done.
 	Complete(ctx context.Context, token string, lastError string) error
+	// CompleteWith marks the lease's jobs done and enqueues follow-up jobs
+	// in the same transaction (e.g. the status event announcing the
+	// outcome), so a crash can lose neither half.
+	CompleteWith(ctx context.Context, token string, lastError string, follow []NewJob) error
 	// Retry puts the lease's jobs back to pending, due at next.
 	Retry(ctx context.Context, token string, next time.Time, lastError string) error
 	// Kill marks the lease's jobs dead with the reason.

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"EnqueueLeaseComplete", testEnqueueLeaseComplete},
 		{"EnqueueLeasedTakesAnIdleLaneOnly", testEnqueueLeased},
+		{"CompleteWithEnqueuesTheFollowUp", testCompleteWith},
 		{"LaneOrder", testLaneOrder},
 		{"LanesInParallel", testLanesInParallel},
 		{"LanesLimitOldestHeadFirst", testLanesLimit},
@@ -961,5 +962,31 @@ func testEnqueueLeased(t *testing.T, s store.Store) {
 	}
 	if _, err := s.JobByMID(ctx, store.Outbound, "m5"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("nothing is stored on a duplicate")
+	}
+}
+
+// testCompleteWith: completing a job and enqueueing its follow-up is one
+// step; a lost lease stores neither.
+func testCompleteWith(t *testing.T, s store.Store) {
+	now := base()
+	_, l, err := s.EnqueueLeased(ctx, job(store.Outbound, "ch", "c1", "m1"), nil, now, time.Minute)
+	if err != nil || l == nil {
+		t.Fatalf("EnqueueLeased: %+v %v", l, err)
+	}
+	follow := job(store.Platform, "ch", "c1", "m1")
+	if err := s.CompleteWith(ctx, l.Token, "sent", []store.NewJob{follow}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := s.Job(ctx, l.Jobs[0].ID); err != nil || j.State != store.Done || j.LastError != "sent" {
+		t.Fatalf("the job must be done: %+v %v", j, err)
+	}
+	if j, err := s.JobByMID(ctx, store.Platform, "m1"); err != nil || j.State != store.Pending {
+		t.Fatalf("the follow-up must be pending: %+v %v", j, err)
+	}
+	if err := s.CompleteWith(ctx, "bogus", "", []store.NewJob{job(store.Platform, "ch", "c1", "m2")}); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("a lost lease: want ErrLeaseLost, got %v", err)
+	}
+	if _, err := s.JobByMID(ctx, store.Platform, "m2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("with a lost lease nothing is enqueued")
 	}
 }
