@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -314,16 +313,7 @@ func TestSQLiteBatchedWritesSurviveSIGKILL(t *testing.T) {
 		return
 	}
 	path := filepath.Join(t.TempDir(), "adapter.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteBatchedWritesSurviveSIGKILL$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "STORE_TEST_KILL_BATCHED_CHILD="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startKillChild(t, "TestSQLiteBatchedWritesSurviveSIGKILL", "STORE_TEST_KILL_BATCHED_CHILD", path)
 	enqueued, completed := map[int64]string{}, map[int64]bool{}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {

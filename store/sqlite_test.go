@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -375,16 +376,7 @@ func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 		return
 	}
 	path := filepath.Join(t.TempDir(), "adapter.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteSurvivesSIGKILL$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "STORE_TEST_KILL_CHILD="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startKillChild(t, "TestSQLiteSurvivesSIGKILL", "STORE_TEST_KILL_CHILD", path)
 	var acked []int64
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
@@ -611,4 +603,21 @@ func leaseLoop(t *testing.T, s store.Store, workers int, run func(id int64)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// startKillChild re-runs this test binary as a child that runs test with
+// env=path set, and returns it with its standard output.
+func startKillChild(t *testing.T, test, env, path string) (*exec.Cmd, io.ReadCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
