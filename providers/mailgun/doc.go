@@ -4,6 +4,8 @@
 // together.
 //
 // In progress: so far it holds the contact-ID codec (e-mail address ↔
-// BonyChat custom ID, contactid.go) and webhook signature verification
-// (signature.go); sending, routes and events follow.
+// BonyChat custom ID, contactid.go), webhook signature verification
+// (signature.go), the channel's configuration (config.go) and sending
+// (send.go, client.go, errors.go, html.go) without threading headers or
+// reconciliation of ambiguous sends; routes and events follow.
 package mailgun

@@ -1,0 +1,123 @@
+package fakemailgun
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	mailgungo "github.com/mailgun/mailgun-go/v4"
+
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
+)
+
+const (
+	testDomain = "mg.example.com"
+	testKey    = "key-0123456789abcdef"
+)
+
+func client(s *Server, key string) *mailgungo.MailgunImpl {
+	mg := mailgungo.NewMailgun(s.Domain, key)
+	mg.SetAPIBase(s.URL + "/v3")
+	mg.SetClient(&http.Client{Timeout: 5 * time.Second, Transport: testkit.NewLocalOnlyTransport()})
+	return mg
+}
+
+func TestSendIsRecordedWithFieldsAndAttachments(t *testing.T) {
+	s := New(t, testDomain, testKey)
+	m := mailgungo.NewMessage("Acme <support@mg.example.com>", "Subject", "plain", "jane@example.com")
+	m.SetHTML("<p>html</p>")
+	m.AddHeader("Message-Id", "<m1@mg.example.com>")
+	m.AddVariable("mid", "m1")
+	data := []byte{0, 1, 2, 0xff, '\r', '\n'}
+	m.AddBufferAttachment("a.bin", data)
+	msg, id, err := client(s, testKey).Send(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg != "Queued. Thank you." || id != "<m1@mg.example.com>" {
+		t.Fatalf("answer %q %q", msg, id)
+	}
+	got := s.Sent()
+	if len(got) != 1 {
+		t.Fatalf("sent %d", len(got))
+	}
+	g := got[0]
+	for k, v := range map[string]string{"from": "Acme <support@mg.example.com>", "to": "jane@example.com", "subject": "Subject",
+		"text": "plain", "html": "<p>html</p>", "h:Message-Id": "<m1@mg.example.com>", "v:mid": "m1"} {
+		if g.Get(k) != v {
+			t.Errorf("%s = %q, want %q", k, g.Get(k), v)
+		}
+	}
+	if len(g.Attachments) != 1 || g.Attachments[0].FileName != "a.bin" || !bytes.Equal(g.Attachments[0].Data, data) {
+		t.Fatalf("attachments %+v", g.Attachments)
+	}
+}
+
+func TestGeneratedIDWithoutMessageID(t *testing.T) {
+	s := New(t, testDomain, testKey)
+	_, id, err := client(s, testKey).Send(context.Background(), mailgungo.NewMessage("a@mg.example.com", "s", "t", "b@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(id) < 3 || id[0] != '<' || id[len(id)-1] != '>' {
+		t.Fatalf("id %q lacks angle brackets", id)
+	}
+}
+
+func TestErrorsAndAuth(t *testing.T) {
+	s := New(t, testDomain, testKey)
+	msg := func() *mailgungo.Message { return mailgungo.NewMessage("a@mg.example.com", "s", "t", "b@example.com") }
+	status := func(err error) (int, string) {
+		var ure *mailgungo.UnexpectedResponseError
+		if !errors.As(err, &ure) {
+			t.Fatalf("error %v is not an UnexpectedResponseError", err)
+		}
+		var body struct {
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(ure.Data, &body)
+		return ure.Actual, body.Message
+	}
+	_, _, err := client(s, "wrong").Send(context.Background(), msg())
+	if code, _ := status(err); code != 401 {
+		t.Fatalf("wrong key: %d", code)
+	}
+	s.Script(Error(400, "bad to"), TooManyRequests("1"), Error(503, "down"))
+	for _, want := range []struct {
+		code int
+		msg  string
+	}{{400, "bad to"}, {429, "Too many requests"}, {503, "down"}} {
+		_, _, err := client(s, testKey).Send(context.Background(), msg())
+		if code, m := status(err); code != want.code || m != want.msg {
+			t.Fatalf("got %d %q, want %d %q", code, m, want.code, want.msg)
+		}
+	}
+	if len(s.Sent()) != 0 || len(s.Attempts()) != 3 {
+		t.Fatalf("sent %d attempts %d", len(s.Sent()), len(s.Attempts()))
+	}
+	other := mailgungo.NewMailgun("other.example.com", testKey)
+	other.SetAPIBase(s.URL + "/v3")
+	other.SetClient(&http.Client{Timeout: 5 * time.Second, Transport: testkit.NewLocalOnlyTransport()})
+	if _, _, err := other.Send(context.Background(), msg()); err == nil {
+		t.Fatal("unknown domain accepted")
+	} else if code, _ := status(err); code != 404 {
+		t.Fatalf("unknown domain: %d", code)
+	}
+}
+
+func TestRecordThenDrop(t *testing.T) {
+	s := New(t, testDomain, testKey)
+	s.Script(RecordThenDrop())
+	_, _, err := client(s, testKey).Send(context.Background(), mailgungo.NewMessage("a@mg.example.com", "s", "t", "b@example.com"))
+	var ure *mailgungo.UnexpectedResponseError
+	if err == nil || errors.As(err, &ure) {
+		t.Fatalf("want a transport error, got %v", err)
+	}
+	if got := s.Sent(); len(got) != 1 || got[0].Status != 0 {
+		t.Fatalf("sent %+v, want the message recorded", got)
+	}
+}

@@ -1,0 +1,25 @@
+package mailgun
+
+import (
+	"time"
+
+	mailgungo "github.com/mailgun/mailgun-go/v4"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+)
+
+// Provider is one Mailgun channel.
+type Provider struct {
+	cfg    Config
+	deps   providers.Deps
+	sender *mailgungo.MailgunImpl
+	now    func() time.Time
+}
+
+// New builds the provider for one channel from a validated Config.
+func New(cfg Config, deps providers.Deps) (*Provider, error) {
+	return &Provider{cfg: cfg, deps: deps, sender: newSender(cfg, deps.Transport), now: time.Now}, nil
+}
+
+// Kind implements providers.Provider.
+func (p *Provider) Kind() string { return Kind }

@@ -1,0 +1,199 @@
+package mailgun
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"mime"
+	"path"
+	"regexp"
+	"strings"
+
+	mailgungo "github.com/mailgun/mailgun-go/v4"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+// body is one rendered e-mail: both parts and the files to attach.
+type body struct {
+	Text  string
+	HTML  string
+	Files []file
+}
+
+type file struct {
+	Name string
+	Data []byte
+}
+
+// Send implements providers.Provider: one e-mail per message, with our own
+// Message-Id (<mId@domain>) and the mId as the v:mid user variable, which
+// Mailgun returns in every event about it.
+func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Message, mID string) (providers.Sent, error) {
+	addr, err := DecodeContactID(ctx, p.deps.Records, to.ContactID)
+	if errors.Is(err, ErrUnknownContact) {
+		return providers.Sent{}, &providers.SendError{Kind: providers.Permanent,
+			Reason: "unknown contact ID; this server never handed it out", Err: err}
+	}
+	if err != nil { // the store failed; nothing was sent
+		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "contact records unavailable", Err: err}
+	}
+	b, err := p.render(ctx, m)
+	if err != nil {
+		return providers.Sent{}, err
+	}
+	// A fresh Message per call: mailgun-go closes a reader attachment on
+	// the first Send, and a re-sent Message would carry it empty.
+	msg := p.message(addr, mID, b)
+	_, id, err := p.sender.Send(ctx, msg)
+	if err != nil {
+		se := sendError(err)
+		// TODO(reconcile): on Ambiguous, look our Message-Id
+		// (messageID(mID, domain)) up in Mailgun's events API
+		// (accepted/delivered/failed events whose message.headers.message-id
+		// matches, without angle brackets) and return Sent when found, so
+		// the job is neither re-sent blindly nor reported failed. Until
+		// then an ambiguous send is returned as Ambiguous.
+		return providers.Sent{}, se
+	}
+	return providers.Sent{ProviderIDs: []string{strings.Trim(id, "<>")}}, nil
+}
+
+// message builds the Mailgun message of one attempt.
+func (p *Provider) message(to, mID string, b body) *mailgungo.Message {
+	msg := mailgungo.NewMessage(p.cfg.From, p.cfg.Subject, b.Text, to)
+	msg.SetHTML(b.HTML)
+	msg.AddHeader("Message-Id", "<"+messageID(mID, p.cfg.Domain)+">")
+	// TODO(threading): Reply-To, In-Reply-To, References and "Re: …".
+	msg.AddVariable("mid", mID)
+	for _, f := range b.Files {
+		msg.AddBufferAttachment(f.Name, f.Data)
+	}
+	return msg
+}
+
+// atomLocal is a mId usable as it is in a Message-Id's left part (a
+// dot-atom of the characters that need no care anywhere).
+var atomLocal = regexp.MustCompile(`^[A-Za-z0-9_+=-]+(\.[A-Za-z0-9_+=-]+)*$`)
+
+// messageID is our Message-Id for a mId, without angle brackets: mId@domain
+// when the mId is a plain atom, else a base64url form of it, so every mId
+// has exactly one Message-Id and it can be found again (reconciliation,
+// replies' In-Reply-To).
+func messageID(mID, domain string) string {
+	if atomLocal.MatchString(mID) && !strings.HasPrefix(mID, "b64.") {
+		return mID + "@" + domain
+	}
+	return "b64." + base64.RawURLEncoding.EncodeToString([]byte(mID)) + "@" + domain
+}
+
+// render turns a BonyChat message into the e-mail's parts.
+func (p *Provider) render(ctx context.Context, m schema.Message) (body, error) {
+	switch m.Type {
+	case schema.TypeText:
+		t := providers.Deref(m.Text)
+		return body{Text: t, HTML: htmlDoc(htmlText(t))}, nil
+	case schema.TypeLocation:
+		t := providers.LocationText(m)
+		return body{Text: t, HTML: htmlDoc(htmlText(t))}, nil
+	case schema.TypeQuickReply:
+		return p.renderQuickReply(m), nil
+	case schema.TypeAttachment:
+		if m.Attachment == nil {
+			return body{}, &providers.SendError{Kind: providers.Permanent, Reason: "attachment message without an attachment"}
+		}
+		return p.renderAttachment(ctx, *m.Attachment), nil
+	}
+	return body{}, &providers.SendError{Kind: providers.Permanent, Reason: fmt.Sprintf("message type %q cannot be sent by e-mail", m.Type)}
+}
+
+// renderQuickReply: a numbered list for plain-text readers (an answer with
+// the number or the text reaches BonyChat as the option's text), and in
+// HTML one mailto: link per option, to the channel's address with the
+// option's text as the body.
+func (p *Provider) renderQuickReply(m schema.Message) body {
+	var h strings.Builder
+	if t := providers.Deref(m.Title); t != "" {
+		h.WriteString("<p>" + htmlText(t) + "</p>\n")
+	}
+	h.WriteString("<ol>\n")
+	to := p.cfg.fromAddress()
+	for _, r := range m.Replies {
+		fmt.Fprintf(&h, `<li><a href="%s">%s</a></li>`+"\n", escapeAttr(mailtoLink(to, r)), escapeHTML(r))
+	}
+	h.WriteString("</ol>\n<p>Click an option, or reply with its number.</p>")
+	return body{Text: providers.QuickReplyText(m), HTML: htmlDoc(h.String())}
+}
+
+// renderAttachment downloads the file and attaches it. A file that is too
+// large or cannot be fetched becomes a link in the body: the contact can
+// still open it, so the send is not a failure.
+func (p *Provider) renderAttachment(ctx context.Context, a schema.Attachment) body {
+	caption := a.Description
+	var (
+		got *providers.Fetched
+		err = errors.New("no fetcher configured")
+	)
+	if p.deps.Fetcher != nil {
+		got, err = p.deps.Fetcher.Fetch(ctx, providers.FetchRequest{URL: a.URL})
+	}
+	if err != nil {
+		if p.deps.Log != nil {
+			p.deps.Log.Warn("mailgun: attachment not attached, sending a link", "error", err.Error())
+		}
+		name := a.FileName
+		if name == "" {
+			name = "Attachment"
+		}
+		text := name + ": " + a.URL
+		html := "<p>" + escapeHTML(name) + `: <a href="` + escapeAttr(a.URL) + `">` + escapeHTML(a.URL) + "</a></p>"
+		if caption != "" {
+			text = caption + "\n" + text
+			html = "<p>" + htmlText(caption) + "</p>\n" + html
+		}
+		return body{Text: text, HTML: htmlDoc(html)}
+	}
+	name := attachmentName(a, got)
+	text := "Attached: " + name
+	html := "<p>Attached: " + escapeHTML(name) + "</p>"
+	if caption != "" {
+		text = caption + "\n" + text
+		html = "<p>" + htmlText(caption) + "</p>\n" + html
+	}
+	return body{Text: text, HTML: htmlDoc(html), Files: []file{{Name: name, Data: got.Body}}}
+}
+
+// attachmentName is the file name to attach under. Mailgun types an
+// attachment by its name's extension (mailgun-go sends every file as
+// application/octet-stream), so a name without an extension gets the one of
+// the message's mimeType, else of the downloaded type.
+func attachmentName(a schema.Attachment, got *providers.Fetched) string {
+	name := path.Base(strings.ReplaceAll(a.FileName, "\\", "/"))
+	if a.FileName == "" || name == "." || name == "/" {
+		name = got.FileName
+	}
+	if name == "" || name == "." || name == "/" {
+		name = "attachment"
+	}
+	if path.Ext(name) == "" {
+		ctype := a.MimeType
+		if ctype == "" {
+			ctype = got.ContentType
+		}
+		if exts, _ := mime.ExtensionsByType(ctype); len(exts) > 0 {
+			name += preferredExt(ctype, exts)
+		}
+	}
+	return name
+}
+
+// preferredExt picks the usual extension where Go's table lists several.
+func preferredExt(ctype string, exts []string) string {
+	common := map[string]string{"image/jpeg": ".jpg", "text/plain": ".txt", "audio/mpeg": ".mp3", "video/mp4": ".mp4"}
+	if e, ok := common[strings.ToLower(ctype)]; ok {
+		return e
+	}
+	return exts[0]
+}
