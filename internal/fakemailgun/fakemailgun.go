@@ -4,8 +4,13 @@
 // api:<key>, JSON answers and JSON error bodies) and records every message.
 //
 // Failures are scripted as a queue of behaviours consumed one per send, in
-// order: an error status with Mailgun's {"message": …} body, or a dropped
-// connection after the message was recorded (the ambiguous case).
+// order: an error status with Mailgun's {"message": …} body, a dropped
+// connection after the message was recorded (the ambiguous case), or a
+// dropped connection before it was (nothing sent).
+//
+// The events API (GET /v3/{domain}/events) lists an "accepted" event per
+// recorded message, filtered by message-id (without angle brackets) and
+// event, paged by limit; SetEventsDown makes it fail.
 //
 // Everything is safe for concurrent use.
 package fakemailgun
@@ -20,6 +25,8 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +50,7 @@ type Message struct {
 	Fields      map[string][]string // every form field: from, to, subject, text, html, h:…, v:…, o:…
 	Attachments []Attachment
 	Status      int // what the fake answered (0: the connection was dropped)
+	Time        time.Time
 }
 
 // Get is the first value of a field, "" when absent.
@@ -58,6 +66,7 @@ type behaviourKind int
 const (
 	kindError behaviourKind = iota + 1
 	kindRecordThenDrop
+	kindDrop
 )
 
 // Behaviour is what the fake does with one send.
@@ -84,6 +93,10 @@ func TooManyRequests(retryAfter string) Behaviour {
 // connection without an answer.
 func RecordThenDrop() Behaviour { return Behaviour{kind: kindRecordThenDrop} }
 
+// Drop drops the connection without an answer and without recording the
+// message: Mailgun never took it.
+func Drop() Behaviour { return Behaviour{kind: kindDrop} }
+
 // Server is a fake Mailgun for one domain and API key.
 type Server struct {
 	URL    string // the API root without version, for api_url
@@ -96,6 +109,23 @@ type Server struct {
 	sent     []Message // accepted messages
 	attempts []Message // every well-formed, authenticated send, whatever the answer
 	requests int
+
+	eventsDown    int // status the events API answers (0: it works)
+	eventsQueries int
+}
+
+// SetEventsDown makes the events API answer status (0: work again).
+func (s *Server) SetEventsDown(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.eventsDown = status
+}
+
+// EventQueries counts the requests to the events API.
+func (s *Server) EventQueries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eventsQueries
 }
 
 // New starts a fake for domain and apiKey, stopped when the test ends.
@@ -152,6 +182,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rest, found := strings.CutPrefix(r.URL.Path, "/v3/")
 	domain, action, _ := strings.Cut(rest, "/")
+	if found && action == "events" && domain == s.Domain {
+		s.events(w, r)
+		return
+	}
 	if !found || action != "messages" {
 		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not Found"})
 		return
@@ -179,9 +213,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if len(s.script) > 0 {
 		b, s.script = s.script[0], s.script[1:]
 	}
+	m.Time = time.Now()
 	switch b.kind {
 	case kindError:
 		m.Status = b.status
+	case kindDrop:
+		m.Status = 0
 	case kindRecordThenDrop:
 		m.Status = 0
 		s.sent = append(s.sent, m)
@@ -198,7 +235,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", b.retryAfter)
 		}
 		writeJSON(w, b.status, map[string]string{"message": b.message})
-	case kindRecordThenDrop:
+	case kindRecordThenDrop, kindDrop:
 		drop(w)
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"id": m.ID, "message": "Queued. Thank you."})
@@ -278,4 +315,86 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// events serves GET /v3/{domain}/events: one "accepted" event per recorded
+// message, newest last, filtered by "message-id" (without angle brackets)
+// and "event", paged by "limit" (default 100) and "page" (from 1).
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"message": "Method Not Allowed"})
+		return
+	}
+	q := r.URL.Query()
+	s.mu.Lock()
+	s.eventsQueries++
+	down := s.eventsDown
+	sent := append([]Message(nil), s.sent...)
+	s.mu.Unlock()
+	if down != 0 {
+		writeJSON(w, down, map[string]string{"message": "events are unavailable"})
+		return
+	}
+	wantID := strings.Trim(q.Get("message-id"), "<>")
+	wantEvent := q.Get("event")
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit <= 0 || limit > 300 {
+		limit = 100
+	}
+	page, err := strconv.Atoi(q.Get("page"))
+	if err != nil || page < 1 {
+		page = 1
+	}
+	var items []map[string]any
+	for i, m := range sent {
+		id := strings.Trim(m.ID, "<>")
+		if (wantID != "" && id != wantID) || (wantEvent != "" && wantEvent != "accepted") {
+			continue
+		}
+		items = append(items, acceptedEvent(i, id, m))
+	}
+	from := min((page-1)*limit, len(items))
+	to := min(from+limit, len(items))
+	pageURL := func(n int) string {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		v.Set("page", strconv.Itoa(n))
+		return s.URL + r.URL.Path + "?" + v.Encode()
+	}
+	paging := map[string]string{"first": pageURL(1), "next": pageURL(page + 1)}
+	if page > 1 {
+		paging["previous"] = pageURL(page - 1)
+	}
+	out := items[from:to]
+	if out == nil {
+		out = []map[string]any{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": out, "paging": paging})
+}
+
+// acceptedEvent is the events API's record of one taken message. Empty
+// user variables are [], as Mailgun sends them.
+func acceptedEvent(i int, id string, m Message) map[string]any {
+	var vars any = []any{}
+	v := map[string]string{}
+	for k := range m.Fields {
+		if name, ok := strings.CutPrefix(k, "v:"); ok {
+			v[name] = m.Get(k)
+		}
+	}
+	if len(v) > 0 {
+		vars = v
+	}
+	return map[string]any{
+		"event":     "accepted",
+		"id":        fmt.Sprintf("ev%06d%s", i, randomHex(4)),
+		"timestamp": float64(m.Time.UnixMicro()) / 1e6,
+		"recipient": m.Get("to"),
+		"message": map[string]any{"headers": map[string]string{
+			"message-id": id, "from": m.Get("from"), "to": m.Get("to"), "subject": m.Get("subject"),
+		}},
+		"user-variables": vars,
+	}
 }

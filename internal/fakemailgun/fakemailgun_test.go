@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mailgungo "github.com/mailgun/mailgun-go/v4"
+	"github.com/mailgun/mailgun-go/v4/events"
 
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
 )
@@ -119,5 +120,75 @@ func TestRecordThenDrop(t *testing.T) {
 	}
 	if got := s.Sent(); len(got) != 1 || got[0].Status != 0 {
 		t.Fatalf("sent %+v, want the message recorded", got)
+	}
+}
+
+func thrListEvents(t *testing.T, s *Server, filter map[string]string, limit int) ([]mailgungo.Event, error) {
+	t.Helper()
+	it := client(s, testKey).ListEvents(&mailgungo.ListEventOptions{Filter: filter, Limit: limit})
+	var all, page []mailgungo.Event
+	for it.Next(context.Background(), &page) {
+		all = append(all, page...)
+	}
+	return all, it.Err()
+}
+
+func TestEventsListAcceptedMessages(t *testing.T) {
+	s := New(t, testDomain, testKey)
+	mg := client(s, testKey)
+	for _, id := range []string{"m1", "m2", "m3"} {
+		m := mailgungo.NewMessage("Acme <support@mg.example.com>", "Subject", "plain", "jane@example.com")
+		m.AddHeader("Message-Id", "<"+id+"@mg.example.com>")
+		if id != "m3" {
+			m.AddVariable("mid", id)
+		}
+		if _, _, err := mg.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := thrListEvents(t, s, nil, 2) // two pages
+	if err != nil || len(all) != 3 {
+		t.Fatalf("listed %d events (%v), want 3", len(all), err)
+	}
+	got, err := thrListEvents(t, s, map[string]string{"message-id": "m2@mg.example.com", "event": "accepted"}, 0)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("filtered: %d events (%v), want 1", len(got), err)
+	}
+	a, ok := got[0].(*events.Accepted)
+	if !ok || a.Message.Headers.MessageID != "m2@mg.example.com" || a.GetID() == "" || a.GetTimestamp().IsZero() {
+		t.Fatalf("event = %#v", got[0])
+	}
+	if vars, ok := a.UserVariables.(map[string]any); !ok || vars["mid"] != "m2" {
+		t.Fatalf("user-variables = %#v", a.UserVariables)
+	}
+	if got, _ := thrListEvents(t, s, map[string]string{"message-id": "m3@mg.example.com"}, 0); len(got) != 1 {
+		t.Fatal("m3 not listed")
+	} else if vars, ok := got[0].(*events.Accepted).UserVariables.([]any); !ok || len(vars) != 0 {
+		t.Fatalf("empty user-variables = %#v, want [] as Mailgun sends them", got[0].(*events.Accepted).UserVariables)
+	}
+	if got, err := thrListEvents(t, s, map[string]string{"message-id": "m2@mg.example.com", "event": "delivered"}, 0); err != nil || len(got) != 0 {
+		t.Fatalf("delivered: %d events (%v), want none", len(got), err)
+	}
+	s.SetEventsDown(http.StatusServiceUnavailable)
+	if _, err := thrListEvents(t, s, nil, 0); err == nil {
+		t.Fatal("events API down, but no error")
+	}
+	if s.EventQueries() == 0 {
+		t.Fatal("queries not counted")
+	}
+}
+
+func TestDropRecordsNothing(t *testing.T) {
+	s := New(t, testDomain, testKey)
+	s.Script(Drop())
+	m := mailgungo.NewMessage("Acme <support@mg.example.com>", "Subject", "plain", "jane@example.com")
+	if _, _, err := client(s, testKey).Send(context.Background(), m); err == nil {
+		t.Fatal("a dropped connection was not an error")
+	}
+	if len(s.Sent()) != 0 || len(s.Attempts()) != 1 || s.Attempts()[0].Status != 0 {
+		t.Fatalf("sent %d, attempts %+v", len(s.Sent()), s.Attempts())
+	}
+	if got, err := thrListEvents(t, s, nil, 0); err != nil || len(got) != 0 {
+		t.Fatalf("events: %d (%v), want none", len(got), err)
 	}
 }

@@ -1,6 +1,7 @@
 package mailgun
 
 import (
+	"sync"
 	"time"
 
 	mailgungo "github.com/mailgun/mailgun-go/v4"
@@ -14,11 +15,20 @@ type Provider struct {
 	deps   providers.Deps
 	sender *mailgungo.MailgunImpl
 	now    func() time.Time
+
+	threadMu sync.Mutex // serializes thread record updates
+
+	// Reconciliation of an ambiguous send: how many events API queries,
+	// and the wait before each one after the first (Mailgun's events
+	// appear with a short delay).
+	reconcileTries int
+	reconcileWait  time.Duration
 }
 
 // New builds the provider for one channel from a validated Config.
 func New(cfg Config, deps providers.Deps) (*Provider, error) {
-	return &Provider{cfg: cfg, deps: deps, sender: newSender(cfg, deps.Transport), now: time.Now}, nil
+	return &Provider{cfg: cfg, deps: deps, sender: newSender(cfg, deps.Transport), now: time.Now,
+		reconcileTries: defaultReconcileTries, reconcileWait: defaultReconcileWait}, nil
 }
 
 // Kind implements providers.Provider.

@@ -30,7 +30,10 @@ type file struct {
 
 // Send implements providers.Provider: one e-mail per message, with our own
 // Message-Id (<mId@domain>) and the mId as the v:mid user variable, which
-// Mailgun returns in every event about it.
+// Mailgun returns in every event about it. It carries the contact's thread
+// (thread.go): Reply-To, In-Reply-To, References and "Re: <subject>". An
+// ambiguous failure is reconciled through the events API (reconcile.go)
+// before it is reported.
 func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Message, mID string) (providers.Sent, error) {
 	addr, err := DecodeContactID(ctx, p.deps.Records, to.ContactID)
 	if errors.Is(err, ErrUnknownContact) {
@@ -40,33 +43,66 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	if err != nil { // the store failed; nothing was sent
 		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "contact records unavailable", Err: err}
 	}
-	b, err := p.render(ctx, m)
+	t, err := p.loadThread(ctx, to.ContactID)
+	if err == nil && t.ReplyAddress != p.ReplyAddress(to.ContactID) {
+		// The reply address is handed out in this e-mail: store its
+		// mapping first, so a reply to it can be traced to the contact.
+		p.threadMu.Lock()
+		if t, err = p.loadThread(ctx, to.ContactID); err == nil {
+			if err = p.ensureReplyAddress(ctx, to.ContactID, &t); err == nil {
+				err = p.saveThread(ctx, to.ContactID, t)
+			}
+		}
+		p.threadMu.Unlock()
+	}
+	if err != nil { // nothing was sent
+		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "thread records unavailable", Err: err}
+	}
+	b, err := p.render(ctx, m, t.ReplyAddress)
 	if err != nil {
 		return providers.Sent{}, err
 	}
 	// A fresh Message per call: mailgun-go closes a reader attachment on
 	// the first Send, and a re-sent Message would carry it empty.
-	msg := p.message(addr, mID, b)
+	msgID := messageID(mID, p.cfg.Domain)
+	msg := p.message(addr, mID, t, b)
 	_, id, err := p.sender.Send(ctx, msg)
 	if err != nil {
 		se := sendError(err)
-		// TODO(reconcile): on Ambiguous, look our Message-Id
-		// (messageID(mID, domain)) up in Mailgun's events API
-		// (accepted/delivered/failed events whose message.headers.message-id
-		// matches, without angle brackets) and return Sent when found, so
-		// the job is neither re-sent blindly nor reported failed. Until
-		// then an ambiguous send is returned as Ambiguous.
-		return providers.Sent{}, se
+		if se.Kind != providers.Ambiguous {
+			return providers.Sent{}, se
+		}
+		// Mailgun may have taken it: look our Message-Id up before the
+		// job is either re-sent or reported failed.
+		if id, se = p.reconcile(ctx, msgID, se); se != nil {
+			return providers.Sent{}, se
+		}
 	}
-	return providers.Sent{ProviderIDs: []string{strings.Trim(id, "<>")}}, nil
+	id = strings.Trim(id, "<> ")
+	if id == "" {
+		id = msgID
+	}
+	if err := p.recordOutbound(ctx, to.ContactID, msgID, p.threadSubject(t)); err != nil {
+		// The e-mail is out: failing the send would send it again.
+		p.threadWarn("mailgun: sent, but the thread was not updated", "error", err.Error())
+	}
+	return providers.Sent{ProviderIDs: []string{id}}, nil
 }
 
-// message builds the Mailgun message of one attempt.
-func (p *Provider) message(to, mID string, b body) *mailgungo.Message {
-	msg := mailgungo.NewMessage(p.cfg.From, p.cfg.Subject, b.Text, to)
+// message builds the Mailgun message of one attempt, in thread t.
+func (p *Provider) message(to, mID string, t threadRecord, b body) *mailgungo.Message {
+	msg := mailgungo.NewMessage(p.cfg.From, p.threadSubject(t), b.Text, to)
 	msg.SetHTML(b.HTML)
 	msg.AddHeader("Message-Id", "<"+messageID(mID, p.cfg.Domain)+">")
-	// TODO(threading): Reply-To, In-Reply-To, References and "Re: …".
+	if t.ReplyAddress != "" {
+		msg.SetReplyTo(t.ReplyAddress)
+	}
+	if t.LastInboundMessageID != "" {
+		msg.AddHeader("In-Reply-To", t.LastInboundMessageID)
+	}
+	if len(t.References) > 0 {
+		msg.AddHeader("References", strings.Join(t.References, " "))
+	}
 	msg.AddVariable("mid", mID)
 	for _, f := range b.Files {
 		msg.AddBufferAttachment(f.Name, f.Data)
@@ -90,7 +126,8 @@ func messageID(mID, domain string) string {
 }
 
 // render turns a BonyChat message into the e-mail's parts.
-func (p *Provider) render(ctx context.Context, m schema.Message) (body, error) {
+// replyTo is the contact's reply address (quick replies' mailto: links).
+func (p *Provider) render(ctx context.Context, m schema.Message, replyTo string) (body, error) {
 	switch m.Type {
 	case schema.TypeText:
 		t := providers.Deref(m.Text)
@@ -99,7 +136,7 @@ func (p *Provider) render(ctx context.Context, m schema.Message) (body, error) {
 		t := providers.LocationText(m)
 		return body{Text: t, HTML: htmlDoc(htmlText(t))}, nil
 	case schema.TypeQuickReply:
-		return p.renderQuickReply(m), nil
+		return p.renderQuickReply(m, replyTo), nil
 	case schema.TypeAttachment:
 		if m.Attachment == nil {
 			return body{}, &providers.SendError{Kind: providers.Permanent, Reason: "attachment message without an attachment"}
@@ -111,15 +148,18 @@ func (p *Provider) render(ctx context.Context, m schema.Message) (body, error) {
 
 // renderQuickReply: a numbered list for plain-text readers (an answer with
 // the number or the text reaches BonyChat as the option's text), and in
-// HTML one mailto: link per option, to the channel's address with the
-// option's text as the body.
-func (p *Provider) renderQuickReply(m schema.Message) body {
+// HTML one mailto: link per option, to the contact's reply address (the
+// channel's address when there is none) with the option's text as the body.
+func (p *Provider) renderQuickReply(m schema.Message, replyTo string) body {
 	var h strings.Builder
 	if t := providers.Deref(m.Title); t != "" {
 		h.WriteString("<p>" + htmlText(t) + "</p>\n")
 	}
 	h.WriteString("<ol>\n")
-	to := p.cfg.fromAddress()
+	to := replyTo
+	if to == "" {
+		to = p.cfg.fromAddress()
+	}
 	for _, r := range m.Replies {
 		fmt.Fprintf(&h, `<li><a href="%s">%s</a></li>`+"\n", escapeAttr(mailtoLink(to, r)), escapeHTML(r))
 	}

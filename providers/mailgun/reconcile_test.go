@@ -1,0 +1,147 @@
+package mailgun
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/bonychat/bonychat-adapter/internal/fakemailgun"
+	"github.com/bonychat/bonychat-adapter/providers"
+)
+
+// thrJob sends like the job pipeline does: again while the error is
+// retryable, never after an ambiguous one.
+func thrJob(t *testing.T, e *sendEnv, mID string, maxTries int) (providers.Sent, error, int) {
+	t.Helper()
+	var (
+		sent providers.Sent
+		err  error
+	)
+	for try := 1; try <= maxTries; try++ {
+		sent, err = e.send(t, context.Background(), sendContact, text("hello"), mID)
+		if err == nil || !providers.AsSendError(err).Kind.Retryable() {
+			return sent, err, try
+		}
+	}
+	return sent, err, maxTries
+}
+
+// Mailgun took the e-mail and the answer was lost: the events API shows it
+// accepted, so the send succeeds and is not repeated.
+func TestReconcileRecordThenDropIsOneEmail(t *testing.T) {
+	e := sendNew(t, nil)
+	e.fake.Script(fakemailgun.RecordThenDrop())
+	sent, err, tries := thrJob(t, e, "m20", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tries != 1 || len(sent.ProviderIDs) != 1 || sent.ProviderIDs[0] != "m20@"+sendDomain {
+		t.Fatalf("tries = %d, sent = %+v", tries, sent)
+	}
+	if got := sendOnly(t, e.fake); got.ID != "<m20@"+sendDomain+">" {
+		t.Fatalf("sent %q", got.ID)
+	}
+	if n := len(e.fake.Attempts()); n != 1 {
+		t.Fatalf("fake saw %d sends, want 1", n)
+	}
+	// The reconciled e-mail is part of the thread: a reply to it chains.
+	thrSend(t, e, sendContact, "m21")
+	if got := thrLast(t, e.fake).Get("h:References"); got != "<m20@"+sendDomain+">" {
+		t.Fatalf("References = %q", got)
+	}
+}
+
+// The connection dropped before Mailgun took anything: no accepted event,
+// so the send is retryable, and the retry sends exactly one e-mail.
+func TestReconcileDropWithoutRecordRetriesOnce(t *testing.T) {
+	e := sendNew(t, nil)
+	e.fake.Script(fakemailgun.Drop())
+	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m22")
+	se := sendKind(t, err)
+	if se.Kind != providers.Unreachable || !se.Kind.Retryable() || se.Reason != "Mailgun did not take the message; retrying" {
+		t.Fatalf("got %v %q, want retryable unreachable", se.Kind, se.Reason)
+	}
+	if n := e.fake.EventQueries(); n != e.p.reconcileTries {
+		t.Errorf("events API asked %d times, want %d", n, e.p.reconcileTries)
+	}
+	if n := len(e.fake.Sent()); n != 0 {
+		t.Fatalf("fake took %d e-mails before the retry", n)
+	}
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m22"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sendOnly(t, e.fake); got.ID != "<m22@"+sendDomain+">" {
+		t.Fatalf("sent %q", got.ID)
+	}
+	if n := len(e.fake.Attempts()); n != 2 {
+		t.Fatalf("fake saw %d sends, want 2", n)
+	}
+}
+
+// Only our own Message-Id counts: another e-mail's accepted event does not
+// make a lost send a success.
+func TestReconcileLooksForOurMessageID(t *testing.T) {
+	e := sendNew(t, nil)
+	thrSend(t, e, sendContact, "m23")
+	e.fake.Script(fakemailgun.Drop())
+	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m24")
+	if se := sendKind(t, err); se.Kind != providers.Unreachable {
+		t.Fatalf("got %v %q, want unreachable", se.Kind, se.Reason)
+	}
+	// An mId that is not a plain atom is looked up by its encoded id.
+	e.fake.Script(fakemailgun.RecordThenDrop())
+	sent, err := e.send(t, context.Background(), sendContact, text("hello"), "m 25/ü")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := messageID("m 25/ü", sendDomain); sent.ProviderIDs[0] != want {
+		t.Fatalf("id = %q, want %q", sent.ProviderIDs[0], want)
+	}
+	if n := len(e.fake.Sent()); n != 2 {
+		t.Fatalf("fake took %d e-mails, want 2", n)
+	}
+}
+
+// An events API that cannot answer leaves the send ambiguous: it is not
+// re-sent (the job stops), whether or not Mailgun took it.
+func TestReconcileEventsDownStaysAmbiguous(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		b     fakemailgun.Behaviour
+		taken int
+	}{
+		{"record then drop", fakemailgun.RecordThenDrop(), 1},
+		{"503", fakemailgun.Error(503, "Service Unavailable"), 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := sendNew(t, nil)
+			e.fake.SetEventsDown(500)
+			e.fake.Script(c.b)
+			_, err, tries := thrJob(t, e, "m26", 3)
+			se := sendKind(t, err)
+			if se.Kind != providers.Ambiguous || se.Kind.Retryable() || !strings.Contains(se.Reason, "not sent again") {
+				t.Fatalf("got %v %q, want ambiguous", se.Kind, se.Reason)
+			}
+			if tries != 1 || len(e.fake.Attempts()) != 1 || len(e.fake.Sent()) != c.taken {
+				t.Fatalf("tries = %d, attempts = %d, taken = %d", tries, len(e.fake.Attempts()), len(e.fake.Sent()))
+			}
+			if n := e.fake.EventQueries(); n != e.p.reconcileTries {
+				t.Errorf("events API asked %d times, want %d", n, e.p.reconcileTries)
+			}
+			if strings.Contains(err.Error(), sendKey) {
+				t.Fatal("the API key is in the error")
+			}
+		})
+	}
+}
+
+// A send whose context is over cannot be reconciled: ambiguous.
+func TestReconcileWithoutTimeIsAmbiguous(t *testing.T) {
+	e := sendNew(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	se, err := e.p.reconcile(ctx, "m27@"+sendDomain, &providers.SendError{Kind: providers.Ambiguous, Reason: "no answer"})
+	if se != "" || err == nil || err.Kind != providers.Ambiguous {
+		t.Fatalf("got %q, %v", se, err)
+	}
+}
