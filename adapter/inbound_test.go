@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 	"github.com/bonychat/bonychat-adapter/store"
 )
@@ -194,5 +195,30 @@ func TestConsoleInboundStoreFailureIs503(t *testing.T) {
 	rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("an event that cannot be stored must not be acknowledged: got %d", rec.Code)
+	}
+}
+
+func TestIngestExtraKeysRefuseAReplayAndAcceptARedelivery(t *testing.T) {
+	h := newHarness(t, nil)
+	ingest := h.srv.ingester(h.srv.channels["demo"])
+	in := func(id, token string) providers.Inbound {
+		return providers.Inbound{DedupeKey: id, ContactID: phoneContact, Keys: []providers.InboundKey{{Name: "token:" + token, Value: id}},
+			Events: []schema.Event{{Type: "message", MID: id, Timestamp: 1, Message: schema.TextMessage("hi")}}}
+	}
+	ctx := t.Context()
+	if _, err := ingest.Ingest(ctx, in("msg-1", "tok-a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.Ingest(ctx, in("msg-1", "tok-a")); err != nil {
+		t.Fatalf("a redelivery with the same token is acknowledged: %v", err)
+	}
+	_, err := ingest.Ingest(ctx, in("msg-2", "tok-a"))
+	if status, _ := providers.IngestStatus(err); err == nil || status != http.StatusNotAcceptable {
+		t.Fatalf("a token reused for another message must be refused with 406, got %v", err)
+	}
+	h.waitPosts(1)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.eventsOf("msg-2")); n != 0 || len(h.eventsOf("msg-1")) != 1 {
+		t.Fatalf("only the first message is posted, once")
 	}
 }

@@ -37,10 +37,13 @@ func (p *pipeline) ingest(ctx context.Context, ch *channel, in providers.Inbound
 		}
 		jobs[i] = store.NewJob{Queue: store.Platform, ChannelID: ch.cfg.ID, ContactID: in.ContactID, MID: e.MID, Payload: mustJSON(pj)}
 	}
-	keys := p.dedupeKeys(ch, in, ids)
+	keys := append(p.dedupeKeys(ch, in, ids), p.extraKeys(ch, in)...)
 	_, err := p.st.Enqueue(ctx, jobs, keys)
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
+		if rerr := p.replayed(ctx, ch, in); rerr != nil {
+			return nil, rerr
+		}
 		p.s.log.Info("duplicate inbound ignored", "channel", ch.cfg.ID, "key", keys[0].Name)
 		return ids, nil
 	case err != nil:
@@ -62,6 +65,34 @@ func (p *pipeline) dedupeKeys(ch *channel, in providers.Inbound, ids []string) [
 		keys[i] = store.Key{Name: "inbound:" + ch.cfg.ID + ":" + id, Expires: expires}
 	}
 	return keys
+}
+
+// extraKeys are the provider's further keys, namespaced per channel.
+func (p *pipeline) extraKeys(ch *channel, in providers.Inbound) []store.Key {
+	expires := p.now().Add(p.s.cfg.Inbound.DedupeWindow)
+	keys := make([]store.Key, len(in.Keys))
+	for i, k := range in.Keys {
+		keys[i] = store.Key{Name: "inbound-key:" + ch.cfg.ID + ":" + k.Name, Value: []byte(k.Value), Expires: expires}
+	}
+	return keys
+}
+
+// replayed: after a duplicate, an extra key recorded with another value
+// means the same proof (e.g. a signed token) came with a different message.
+func (p *pipeline) replayed(ctx context.Context, ch *channel, in providers.Inbound) error {
+	for _, k := range in.Keys {
+		rec, err := p.st.LookupKey(ctx, "inbound-key:"+ch.cfg.ID+":"+k.Name, p.now())
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return &providers.IngestError{Status: http.StatusServiceUnavailable, Message: "events could not be checked; try again", Err: err}
+		case string(rec.Value) != k.Value:
+			p.s.log.Warn("replayed webhook refused", "channel", ch.cfg.ID, "key", k.Name)
+			return &providers.IngestError{Status: http.StatusNotAcceptable, Message: "this webhook token was already used for another message"}
+		}
+	}
+	return nil
 }
 
 func eventIDs(events []schema.Event) []string {

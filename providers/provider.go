@@ -56,9 +56,21 @@ type Inbound struct {
 	// e-mail Message-Id): a redelivery with the same key is acknowledged
 	// and posts nothing. Empty: each event's mId is the key.
 	DedupeKey string
+	// Keys are further names recorded in the same transaction as the
+	// events, each with a value (e.g. a webhook token and the Message-Id it
+	// signed). A key already recorded with the same value is a redelivery
+	// (acknowledged, nothing posted); with another value it is a replay, and
+	// Ingest fails with an IngestError of status 406.
+	Keys      []InboundKey
 	ContactID string
 	Contact   *schema.Contact
 	Events    []schema.Event
+}
+
+// InboundKey is one extra key of an Inbound.
+type InboundKey struct {
+	Name  string
+	Value string
 }
 
 // Ingester takes inbound events. It returns nil only when the events are
