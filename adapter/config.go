@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/providers/mailgun"
 	"github.com/bonychat/bonychat-adapter/providers/twilio"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
@@ -101,6 +102,8 @@ type ChannelConfig struct {
 	Provider      string        `yaml:"provider"`
 	// Twilio is the provider section of a twilio channel.
 	Twilio *twilio.Config `yaml:"twilio"`
+	// Mailgun is the provider section of a mailgun channel.
+	Mailgun *mailgun.Config `yaml:"mailgun"`
 }
 
 // secrets lists every secret of the configuration, for log redaction.
@@ -110,6 +113,9 @@ func (c *Config) secrets() []string {
 		out = append(out, ch.Token.Reveal(), ch.PreviousToken.Reveal())
 		if ch.Twilio != nil {
 			out = append(out, ch.Twilio.Secrets()...)
+		}
+		if ch.Mailgun != nil {
+			out = append(out, ch.Mailgun.Secrets()...)
 		}
 	}
 	return out
@@ -127,8 +133,8 @@ func (c ChannelConfig) Webhook(p PlatformConfig) string {
 // (see providers.Secret).
 type Secret = providers.Secret
 
-// Providers this build knows. The e-mail issue adds mailgun.
-var knownProviders = []string{"console", "twilio"}
+// Providers this build knows.
+var knownProviders = []string{"console", "twilio", "mailgun"}
 
 // Defaults are applied before the file, so the file overrides them.
 func defaultConfig() Config {
@@ -360,6 +366,17 @@ func (p *problemList) providerSection(key string, ch ChannelConfig) {
 		p.check(ch.IDType == schema.IDTypePhone, key+".id_type", "must be phone for provider twilio")
 	case ch.Twilio != nil:
 		p.check(false, key+".twilio", "only for provider twilio")
+	}
+	switch {
+	case ch.Provider == "mailgun" && ch.Mailgun == nil:
+		p.check(false, key+".mailgun", "required for provider mailgun")
+	case ch.Provider == "mailgun":
+		for _, problem := range ch.Mailgun.Problems() {
+			p.list = append(p.list, key+".mailgun."+problem)
+		}
+		p.check(ch.IDType == schema.IDTypeCustom, key+".id_type", "must be custom for provider mailgun (e-mail addresses are not phone numbers)")
+	case ch.Mailgun != nil:
+		p.check(false, key+".mailgun", "only for provider mailgun")
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/providers/console"
+	"github.com/bonychat/bonychat-adapter/providers/mailgun"
 	"github.com/bonychat/bonychat-adapter/providers/twilio"
 	"github.com/bonychat/bonychat-adapter/store"
 )
@@ -98,6 +99,8 @@ func builtinProvider(ch ChannelConfig, deps providers.Deps) (providers.Provider,
 		return console.New(deps), nil
 	case twilio.Kind:
 		return twilio.New(*ch.Twilio, deps)
+	case mailgun.Kind:
+		return mailgun.New(*ch.Mailgun, deps)
 	}
 	return nil, fmt.Errorf("channel %s: unknown provider %q", ch.ID, ch.Provider)
 }
