@@ -16,6 +16,7 @@ import (
 
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
 	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/providers/mailgun"
 	"github.com/bonychat/bonychat-adapter/providers/twilio"
 	"github.com/bonychat/bonychat-adapter/schema"
 	"github.com/bonychat/bonychat-adapter/store"
@@ -33,6 +34,9 @@ const (
 	smsToken      = "test-token-sms01-0000000001"
 	twilioSID     = "AC0123456789abcdef0123456789abcdef"
 	twilioToken   = "twilioauthtoken0001"
+	mailToken     = "test-token-mail01-000000001"
+	mailgunKey    = "key-api-test-0000000000001"
+	mailgunSign   = "key-sign-test-000000000001"
 	phoneContact  = "+60177872890"
 )
 
@@ -175,6 +179,9 @@ func testConfig(platformURL string) *Config {
 		{ID: "custom01", Token: customToken, IDType: schema.IDTypeCustom, Provider: "console"},
 		{ID: "sms01", Token: smsToken, IDType: schema.IDTypePhone, Provider: "twilio", Twilio: &twilio.Config{
 			AccountSID: twilioSID, AuthToken: twilioToken, From: "+15550001111", APIURL: "http://127.0.0.1:1"}},
+		{ID: "mail01", Token: mailToken, IDType: schema.IDTypeCustom, Provider: "mailgun", Mailgun: &mailgun.Config{
+			Domain: "mg.example.com", APIKey: mailgunKey, WebhookSigningKey: mailgunSign, APIURL: "http://127.0.0.1:1",
+			From: "Acme Support <support@mg.example.com>", Subject: "Your conversation with Acme", SignatureMaxAge: 24 * time.Hour}},
 	}
 	return &cfg
 }

@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -66,7 +67,9 @@ func (s *Server) dispatch(kind, key string, bearer bool) gin.HandlerFunc {
 			providers.WriteError(c.Writer, http.StatusNotFound, "unknown channel")
 			return
 		}
-		ch.routes[key].Handler(c.Writer, c.Request)
+		route := ch.routes[key]
+		routeBodyLimit(c, route.MaxBodyBytes)
+		route.Handler(c.Writer, c.Request)
 	}
 }
 
@@ -111,8 +114,19 @@ func (s *Server) recovery(c *gin.Context) {
 }
 
 func (s *Server) limitBody(c *gin.Context) {
+	c.Set(rawBodyKey, c.Request.Body) // a provider route may allow more
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.HTTP.MaxBodyBytes)
 	c.Next()
+}
+
+const rawBodyKey = "raw_body"
+
+// routeBodyLimit applies a provider route's own, larger body limit.
+func routeBodyLimit(c *gin.Context, limit int64) {
+	raw, ok := c.Get(rawBodyKey)
+	if body, isBody := raw.(io.ReadCloser); ok && isBody && limit > 0 {
+		c.Request.Body = http.MaxBytesReader(c.Writer, body, limit)
+	}
 }
 
 func newRequestID() string { return providers.NewMID() }

@@ -42,7 +42,10 @@ type Route struct {
 	// BearerAuth asks the adapter to check the channel's token before the
 	// handler runs; providers with signed webhooks verify them themselves.
 	BearerAuth bool
-	Handler    http.HandlerFunc
+	// MaxBodyBytes raises the server's body limit for this route (e-mail
+	// forwards carry attachments); 0 keeps http.max_body_bytes.
+	MaxBodyBytes int64
+	Handler      http.HandlerFunc
 }
 
 // WebhookProvider is a provider that receives webhooks.

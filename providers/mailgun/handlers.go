@@ -1,0 +1,255 @@
+package mailgun
+
+// HTTP handlers: the route forward (POST /mailgun/{channelId}/inbound) and
+// the event webhooks (POST /mailgun/{channelId}/events). Both are signed by
+// Mailgun and verified here, not by bearer token.
+//
+// Answers follow Mailgun's retry rules: 200 takes the request, 406 makes
+// Mailgun stop retrying (bad or stale signature, a replayed token, a
+// request that can never succeed), any other error status makes it retry.
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+const (
+	// maxForwardBytes caps a route forward. It must exceed Mailgun's own
+	// message limit (25 MB) with the parsed form's overhead (body-plain,
+	// body-html and stripped-text besides the attachments), since a 413 is
+	// retried and never succeeds.
+	maxForwardBytes = 64 << 20
+	// maxEventBytes caps an event webhook (a few KB in practice).
+	maxEventBytes = 1 << 20
+)
+
+// Routes implements providers.WebhookProvider: the route forward and the
+// event webhook, both verified by Mailgun's signature.
+func (p *Provider) Routes() []providers.Route {
+	return []providers.Route{
+		{Method: http.MethodPost, Action: "inbound", MaxBodyBytes: maxForwardBytes, Handler: p.inboundHandler(maxForwardBytes)},
+		{Method: http.MethodPost, Action: "events", Handler: p.handleEvents},
+	}
+}
+
+func (p *Provider) log() *slog.Logger {
+	if p.deps.Log != nil {
+		return p.deps.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func writeOK(w http.ResponseWriter) {
+	providers.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// inboundHandler serves a route forward with bodies capped at maxBytes.
+func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { p.handleInbound(w, r, maxBytes) }
+}
+
+// handleInbound: parse, verify the signature, turn the mail into events,
+// ingest them together with the route token (replay protection), then
+// record the thread.
+func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxBytes int64) {
+	log := p.log().With("channel", p.deps.ChannelID)
+	// Counted under ParseForward's cap: a multipart body cut off inside a
+	// part's header surfaces as a MIME error, not ErrForwardTooLarge.
+	body := &countingReader{r: r.Body}
+	if r.Body != nil {
+		r.Body = body
+	}
+	f, err := ParseForward(r, maxBytes)
+	if errors.Is(err, ErrForwardTooLarge) || (err != nil && body.n > maxBytes) || r.ContentLength > maxBytes {
+		log.Warn("mailgun forward too large", "error", err.Error())
+		providers.WriteError(w, http.StatusRequestEntityTooLarge, "the forwarded message is too large")
+		return
+	}
+	if err != nil {
+		// A forward that cannot be read never will be: 406 stops retries.
+		log.Warn("mailgun forward unreadable", "error", err.Error())
+		providers.WriteError(w, http.StatusNotAcceptable, "the forwarded message could not be read")
+		return
+	}
+	if err := Verify(p.cfg.WebhookSigningKey, f.Timestamp, f.Token, f.Signature, p.now(), p.cfg.signatureMaxAge()); err != nil {
+		log.Warn("mailgun forward refused: signature", "error", err.Error())
+		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
+		return
+	}
+	ctx := r.Context()
+	// TODO(mailgun): the configurable list of business
+	// addresses/domains (message_echo) has no Config key yet; until it
+	// has, every forward is from a contact.
+	var business []string
+
+	contactID, err := p.forwardContactID(r, f, business)
+	if err != nil {
+		p.inboundFailed(w, log, f, err)
+		return
+	}
+	newThread, err := p.isNewThread(r, contactID, f)
+	if err != nil {
+		p.inboundFailed(w, log, f, err)
+		return
+	}
+	in, err := p.InboundEvents(ctx, f, newThread, business)
+	if err != nil {
+		p.inboundFailed(w, log, f, err)
+		return
+	}
+	// TODO(mailgun): map a quick-reply answer ("2" or an option's text) to
+	// the option once Send remembers the options it offered; the package
+	// keeps no such record yet.
+	in.Keys = []providers.InboundKey{{Name: "mailgun-token:" + f.Token, Value: in.DedupeKey}}
+	if _, err := p.deps.Ingest.Ingest(ctx, in); err != nil {
+		status, msg := providers.IngestStatus(err)
+		log.Warn("mailgun forward not taken", "message_id", f.MessageID, "status", status, "error", err.Error())
+		providers.WriteError(w, status, msg)
+		return
+	}
+	if err := p.RecordInbound(ctx, in.ContactID, f.Subject, f.MessageID, forwardRefs(f)); err != nil {
+		// The events are stored: threading suffers, the mail does not.
+		log.Error("mailgun thread not recorded", "message_id", f.MessageID, "error", err.Error())
+	}
+	writeOK(w)
+}
+
+// inboundFailed answers an error before ingesting: 406 for a mail without a
+// usable contact (it can never succeed), 503 for this server's stores.
+func (p *Provider) inboundFailed(w http.ResponseWriter, log *slog.Logger, f *Forward, err error) {
+	if errors.Is(err, ErrInvalidAddress) {
+		log.Warn("mailgun forward without a usable contact; dropped", "message_id", f.MessageID, "error", err.Error())
+		providers.WriteError(w, http.StatusNotAcceptable, "the e-mail has no usable contact address")
+		return
+	}
+	log.Error("mailgun forward not taken; Mailgun retries", "message_id", f.MessageID, "error", err.Error())
+	providers.WriteError(w, http.StatusServiceUnavailable, "the message could not be stored; try again")
+}
+
+// forwardContactID is the contact InboundEvents will post for: the sender,
+// or for mail from the business its first outside recipient.
+func (p *Provider) forwardContactID(r *http.Request, f *Forward, business []string) (string, error) {
+	addr, err := inboundFrom(f.From)
+	if err != nil {
+		return "", err
+	}
+	if inboundIsBusiness(addr.Address, business) {
+		if addr = p.inboundEchoContact(f, business); addr == nil {
+			return "", ErrInvalidAddress
+		}
+	}
+	return EncodeContactID(r.Context(), p.deps.Records, addr.Address)
+}
+
+// forwardRefs are the ids the mail refers to: References and In-Reply-To.
+func forwardRefs(f *Forward) []string {
+	refs := append([]string(nil), f.References...)
+	if f.InReplyTo != "" && !containsString(refs, f.InReplyTo) {
+		refs = append(refs, f.InReplyTo)
+	}
+	return refs
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// isNewThread: the mail starts a thread unless it refers to one of the
+// contact's thread e-mails or carries the thread's subject (or none), the
+// same rule RecordInbound applies.
+func (p *Provider) isNewThread(r *http.Request, contactID string, f *Forward) (bool, error) {
+	p.threadMu.Lock()
+	t, err := p.loadThread(r.Context(), contactID)
+	p.threadMu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	if threadSharesAny(threadIDs(forwardRefs(f)...), t.References) {
+		return false, nil
+	}
+	if t.Subject == "" {
+		return true, nil
+	}
+	subj := stripSubject(f.Subject)
+	return subj != "" && !strings.EqualFold(subj, t.Subject), nil
+}
+
+// handleEvents serves an event webhook: verify, map to a status, post it
+// for the mId Send put in the message's user variables.
+func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
+	log := p.log().With("channel", p.deps.ChannelID)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEventBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			providers.WriteError(w, http.StatusRequestEntityTooLarge, "the event is too large")
+			return
+		}
+		providers.WriteError(w, http.StatusBadRequest, "the event could not be read")
+		return
+	}
+	e, err := ParseEvent(body)
+	if err != nil {
+		log.Warn("mailgun event unreadable", "error", err.Error())
+		providers.WriteError(w, http.StatusNotAcceptable, "not a Mailgun event webhook")
+		return
+	}
+	if err := Verify(p.cfg.WebhookSigningKey, e.Signature.Timestamp, e.Signature.Token, e.Signature.Signature,
+		p.now(), p.cfg.signatureMaxAge()); err != nil {
+		log.Warn("mailgun event refused: signature", "event", e.Name, "error", err.Error())
+		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
+		return
+	}
+	value, reason, report := StatusFor(e)
+	if !report {
+		writeOK(w)
+		return
+	}
+	mid := strings.TrimSpace(e.UserVariables["mid"])
+	if mid == "" || schema.Length(mid) > schema.MaxMID {
+		log.Info("mailgun event without a usable mid; nothing to report", "event", e.Name, "event_id", e.ID)
+		writeOK(w)
+		return
+	}
+	ctx := r.Context()
+	contactID, err := EncodeContactID(ctx, p.deps.Records, e.Recipient)
+	if errors.Is(err, ErrInvalidAddress) {
+		log.Warn("mailgun event for an unusable recipient; nothing to report", "event", e.Name, "mid", mid,
+			"error", err.Error())
+		writeOK(w)
+		return
+	}
+	if err == nil {
+		err = p.deps.Statuses.PostStatus(ctx, contactID, mid, value, reason)
+	}
+	if err != nil {
+		log.Error("mailgun event not taken; Mailgun retries", "event", e.Name, "mid", mid, "error", err.Error())
+		providers.WriteError(w, http.StatusServiceUnavailable, "the status could not be stored; try again")
+		return
+	}
+	writeOK(w)
+}
+
+// countingReader counts what is read through it.
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }

@@ -1,0 +1,496 @@
+package mailgun
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+// hdNow is the handlers' clock in these tests.
+var hdNow = time.Date(2026, 11, 19, 12, 0, 0, 0, time.UTC)
+
+// hdIngester records what it is given and answers err.
+type hdIngester struct {
+	mu  sync.Mutex
+	got []providers.Inbound
+	err error
+}
+
+func (g *hdIngester) Ingest(_ context.Context, in providers.Inbound) ([]string, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return nil, g.err
+	}
+	g.got = append(g.got, in)
+	return nil, nil
+}
+
+type hdStatus struct{ contact, mid, value, reason string }
+
+// hdStatuses records PostStatus calls and answers err.
+type hdStatuses struct {
+	mu    sync.Mutex
+	calls []hdStatus
+	err   error
+}
+
+func (s *hdStatuses) PostStatus(_ context.Context, contactID, mID, value, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, hdStatus{contactID, mID, value, reason})
+	return s.err
+}
+
+type hdEnv struct {
+	p        *Provider
+	ingest   *hdIngester
+	statuses *hdStatuses
+	media    *inMedia
+	rec      *memRecords
+}
+
+func hdSetup(t *testing.T) *hdEnv {
+	t.Helper()
+	env := &hdEnv{ingest: &hdIngester{}, statuses: &hdStatuses{}, media: &inMedia{}, rec: newMemRecords()}
+	cfg := Config{Domain: "mg.example.com", APIKey: "key-1", WebhookSigningKey: inSigningKey,
+		From: "Acme Support <support@mg.example.com>", Subject: "Your conversation with Acme",
+		SignatureMaxAge: time.Hour}
+	p, err := New(cfg, providers.Deps{ChannelID: "mail01", IDType: schema.IDTypeCustom, Media: env.media,
+		Records: env.rec, Ingest: env.ingest, Statuses: env.statuses})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.now = func() time.Time { return hdNow }
+	env.p = p
+	return env
+}
+
+// hdSign is Mailgun's signature of timestamp and token with key.
+func hdSign(key, timestamp, token string) string {
+	return hex.EncodeToString(sign(providers.Secret(key), timestamp, token))
+}
+
+// hdFresh is a timestamp age before hdNow.
+func hdFresh(age time.Duration) string { return strconv.FormatInt(hdNow.Add(-age).Unix(), 10) }
+
+// hdForward is a testdata forward (name.form urlencoded, name.txt
+// multipart) with timestamp, token and signature replaced.
+func hdForward(t *testing.T, name, timestamp, token, signature string) *http.Request {
+	t.Helper()
+	fields := map[string]string{"timestamp": timestamp, "token": token, "signature": signature}
+	raw := inFile(t, name)
+	var body []byte
+	ctype := "application/x-www-form-urlencoded"
+	if base, ok := strings.CutSuffix(name, ".txt"); ok {
+		ctype = strings.TrimSpace(string(inFile(t, base+".ct")))
+		_, params, err := mime.ParseMediaType(ctype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		mw := multipart.NewWriter(&out)
+		if err := mw.SetBoundary(params["boundary"]); err != nil {
+			t.Fatal(err)
+		}
+		mr := multipart.NewReader(bytes.NewReader(raw), params["boundary"])
+		for {
+			part, err := mr.NextRawPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			content, err := io.ReadAll(part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := fields[part.FormName()]; ok && part.FileName() == "" {
+				content = []byte(v)
+			}
+			pw, err := mw.CreatePart(part.Header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = pw.Write(content)
+		}
+		if err := mw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		body = out.Bytes()
+	} else {
+		form, err := url.ParseQuery(string(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range fields {
+			form.Set(k, v)
+		}
+		body = []byte(form.Encode())
+	}
+	r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/inbound", bytes.NewReader(body))
+	r.Header.Set("Content-Type", ctype)
+	return r
+}
+
+// hdSigned is a forward freshly signed with the channel's key.
+func hdSigned(t *testing.T, name, timestamp, token string) *http.Request {
+	t.Helper()
+	return hdForward(t, name, timestamp, token, hdSign(inSigningKey, timestamp, token))
+}
+
+func hdServe(h http.HandlerFunc, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h(w, r)
+	return w
+}
+
+func hdInbound(env *hdEnv, r *http.Request) *httptest.ResponseRecorder {
+	return hdServe(env.p.inboundHandler(maxForwardBytes), r)
+}
+
+func hdCheckOK(t *testing.T, w *httptest.ResponseRecorder) {
+	t.Helper()
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d, want 200; body %s", w.Code, w.Body)
+	}
+	var got map[string]string
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got["status"] != "ok" {
+		t.Fatalf("body %q, want {\"status\":\"ok\"}", w.Body)
+	}
+}
+
+func hdCheckError(t *testing.T, w *httptest.ResponseRecorder, status int) {
+	t.Helper()
+	if w.Code != status {
+		t.Fatalf("status %d, want %d; body %s", w.Code, status, w.Body)
+	}
+	var got providers.ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.Error.Message == "" {
+		t.Fatalf("body %q is not the JSON error shape", w.Body)
+	}
+}
+
+const hdToken = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071829"
+
+func TestRoutes(t *testing.T) {
+	env := hdSetup(t)
+	got := map[string]bool{}
+	for _, rt := range env.p.Routes() {
+		if rt.Method != http.MethodPost || rt.BearerAuth || rt.Handler == nil {
+			t.Errorf("route %+v: want POST, signature-verified, with a handler", rt)
+		}
+		got[rt.Action] = true
+	}
+	if !got["inbound"] || !got["events"] || len(got) != 2 {
+		t.Errorf("actions %v, want inbound and events", got)
+	}
+}
+
+func TestHandleInboundMultipart(t *testing.T) {
+	env := hdSetup(t)
+	w := hdInbound(env, hdSigned(t, "forward-multipart.txt", hdFresh(time.Minute), hdToken))
+	hdCheckOK(t, w)
+	if len(env.ingest.got) != 1 {
+		t.Fatalf("ingested %d times, want 1", len(env.ingest.got))
+	}
+	in := env.ingest.got[0]
+	want := inParse(t, "forward-multipart.txt")
+	if want.MessageID == "" || in.DedupeKey != want.MessageID {
+		t.Errorf("DedupeKey %q, want the Message-Id %q", in.DedupeKey, want.MessageID)
+	}
+	wantKeys := []providers.InboundKey{{Name: "mailgun-token:" + hdToken, Value: want.MessageID}}
+	if !reflect.DeepEqual(in.Keys, wantKeys) {
+		t.Errorf("Keys %+v, want %+v", in.Keys, wantKeys)
+	}
+	inCheckValid(t, in)
+	var attachments int
+	for _, e := range in.Events {
+		if e.Type != schema.EventMessage {
+			t.Errorf("event %q has type %q", e.MID, e.Type)
+		}
+		if e.Message.Type == schema.TypeAttachment {
+			attachments++
+		}
+	}
+	if attachments != 3 || len(env.media.saved) != 3 {
+		t.Errorf("%d attachment events, %d saved; want 3 (two attachments and an inline image)", attachments, len(env.media.saved))
+	}
+	// A first message starts a thread: its subject is shown, and recorded.
+	if first := in.Events[0].Message; first.Type != schema.TypeText || !strings.HasPrefix(hdText(first), "Subject: ") {
+		t.Errorf("first event %+v: want the text with the subject on a new thread", first)
+	}
+	if _, ok := env.rec.get(nsThread, in.ContactID); !ok {
+		t.Errorf("no thread recorded for %q", in.ContactID)
+	}
+}
+
+func TestHandleInboundThreadContinues(t *testing.T) {
+	env := hdSetup(t)
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken)))
+	// A second mail of the same conversation (same subject), another token.
+	second := hdSigned(t, "forward-urlencoded.form", hdFresh(0), strings.Repeat("b", 50))
+	hdCheckOK(t, hdInbound(env, second))
+	if len(env.ingest.got) != 2 {
+		t.Fatalf("ingested %d times, want 2", len(env.ingest.got))
+	}
+	if text := hdText(env.ingest.got[0].Events[0].Message); !strings.HasPrefix(text, "Subject: Opening hours") {
+		t.Errorf("first mail's text %q: want the subject prefix", text)
+	}
+	if text := hdText(env.ingest.got[1].Events[0].Message); strings.HasPrefix(text, "Subject:") {
+		t.Errorf("the thread's second mail %q: want no subject prefix", text)
+	}
+}
+
+func TestHandleInboundRefusesBadSignature(t *testing.T) {
+	for name, sig := range map[string]string{
+		"other key": hdSign("key-someone-else", hdFresh(time.Minute), hdToken),
+		"missing":   "",
+		"not hex":   "zz",
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := hdSetup(t)
+			w := hdInbound(env, hdForward(t, "forward-multipart.txt", hdFresh(time.Minute), hdToken, sig))
+			hdCheckError(t, w, http.StatusNotAcceptable)
+			if len(env.ingest.got) != 0 || len(env.media.saved) != 0 || env.rec.writes() != 0 {
+				t.Errorf("stored something: %d ingested, %d media, %d records",
+					len(env.ingest.got), len(env.media.saved), env.rec.writes())
+			}
+		})
+	}
+}
+
+func TestHandleInboundRefusesStaleTimestamp(t *testing.T) {
+	env := hdSetup(t)
+	// Older than signature_max_age (an hour here), correctly signed.
+	w := hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Hour+time.Minute), hdToken))
+	hdCheckError(t, w, http.StatusNotAcceptable)
+	// The testdata's own signature is valid but its timestamp is not ours.
+	w = hdInbound(env, inRequest(t, "forward-urlencoded.form"))
+	hdCheckError(t, w, http.StatusNotAcceptable)
+	if len(env.ingest.got) != 0 {
+		t.Errorf("ingested %d times, want none", len(env.ingest.got))
+	}
+}
+
+func TestHandleInboundRetryIsIngestedWithTheSameKeys(t *testing.T) {
+	env := hdSetup(t)
+	ts := hdFresh(50 * time.Minute) // Mailgun's retry resends the original timestamp
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", ts, hdToken)))
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", ts, hdToken)))
+	if len(env.ingest.got) != 2 {
+		t.Fatalf("ingested %d times, want 2 (the ingester decides what is a duplicate)", len(env.ingest.got))
+	}
+	a, b := env.ingest.got[0], env.ingest.got[1]
+	if a.DedupeKey == "" || a.DedupeKey != b.DedupeKey || !reflect.DeepEqual(a.Keys, b.Keys) || len(a.Keys) != 1 {
+		t.Errorf("redelivery keys differ: %q %+v vs %q %+v", a.DedupeKey, a.Keys, b.DedupeKey, b.Keys)
+	}
+	if len(a.Events) != len(b.Events) || a.Events[0].MID != b.Events[0].MID {
+		t.Errorf("redelivery mIds differ:\n%+v\n%+v", a.Events, b.Events)
+	}
+}
+
+func TestHandleInboundIngestFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"replayed token", &providers.IngestError{Status: http.StatusNotAcceptable, Message: "token replayed"}, http.StatusNotAcceptable},
+		{"store unavailable", &providers.IngestError{Status: http.StatusServiceUnavailable, Message: "try again"}, http.StatusServiceUnavailable},
+		{"plain error", errors.New("database down"), http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := hdSetup(t)
+			env.ingest.err = tc.err
+			w := hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken))
+			hdCheckError(t, w, tc.want)
+			if k := hdThreadKeys(env.rec); len(k) != 0 {
+				t.Errorf("thread recorded although nothing was ingested: %q", k)
+			}
+		})
+	}
+}
+
+func TestHandleInboundStoreFailureIs503(t *testing.T) {
+	env := hdSetup(t)
+	env.rec.failGet = errors.New("records down")
+	w := hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken))
+	hdCheckError(t, w, http.StatusServiceUnavailable)
+	if len(env.ingest.got) != 0 {
+		t.Errorf("ingested %d times, want none", len(env.ingest.got))
+	}
+}
+
+func TestHandleInboundThreadFailureStillOK(t *testing.T) {
+	env := hdSetup(t)
+	env.rec.failPut = errors.New("records read-only")
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken)))
+	if len(env.ingest.got) != 1 {
+		t.Errorf("ingested %d times, want 1", len(env.ingest.got))
+	}
+}
+
+func TestHandleInboundOversize(t *testing.T) {
+	for _, name := range []string{"forward-multipart.txt", "forward-urlencoded.form"} {
+		t.Run(name, func(t *testing.T) {
+			env := hdSetup(t)
+			w := hdServe(env.p.inboundHandler(512), hdSigned(t, name, hdFresh(time.Minute), hdToken))
+			hdCheckError(t, w, http.StatusRequestEntityTooLarge)
+			if len(env.ingest.got) != 0 {
+				t.Errorf("ingested %d times, want none", len(env.ingest.got))
+			}
+		})
+	}
+}
+
+// hdEvent is a testdata event with a fresh signature (signed with key).
+func hdEvent(t *testing.T, name, key string, age time.Duration) *http.Request {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(inFile(t, name), &doc); err != nil {
+		t.Fatal(err)
+	}
+	ts, token := hdFresh(age), hdToken
+	doc["signature"] = map[string]any{"timestamp": ts, "token": token, "signature": hdSign(key, ts, token)}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/events", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	return r
+}
+
+func TestHandleEventsFixtures(t *testing.T) {
+	const mid = "01JD2XK8Q3W5Y7Z9A1B3C5D7E9"
+	for _, tc := range []struct {
+		file   string
+		want   *hdStatus // contact filled in below
+		reason string    // substring of the reason
+	}{
+		{"event-accepted.json", &hdStatus{mid: mid, value: schema.StatusSent}, ""},
+		{"event-delivered.json", &hdStatus{mid: mid, value: schema.StatusDelivered}, ""},
+		{"event-opened.json", &hdStatus{mid: mid, value: schema.StatusRead}, ""},
+		{"event-failed-permanent.json", &hdStatus{mid: "01JD2Y0000BOUNCE00000000", value: schema.StatusFailed}, "550 5.1.1"},
+		{"event-failed-temporary.json", nil, ""},
+		{"event-uservars-empty-array.json", nil, ""},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			env := hdSetup(t)
+			hdCheckOK(t, hdServe(env.p.handleEvents, hdEvent(t, tc.file, inSigningKey, time.Minute)))
+			if tc.want == nil {
+				if len(env.statuses.calls) != 0 {
+					t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
+				}
+				return
+			}
+			if len(env.statuses.calls) != 1 {
+				t.Fatalf("PostStatus calls %+v, want one", env.statuses.calls)
+			}
+			got := env.statuses.calls[0]
+			contact, err := EncodeContactID(context.Background(), env.rec, inEvent(t, tc.file).Recipient)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.contact != contact || got.mid != tc.want.mid || got.value != tc.want.value {
+				t.Errorf("PostStatus(%q, %q, %q), want (%q, %q, %q)", got.contact, got.mid, got.value,
+					contact, tc.want.mid, tc.want.value)
+			}
+			if (tc.reason == "") != (got.reason == "") || !strings.Contains(got.reason, tc.reason) {
+				t.Errorf("reason %q, want one containing %q", got.reason, tc.reason)
+			}
+		})
+	}
+}
+
+func TestHandleEventsWithoutMid(t *testing.T) {
+	env := hdSetup(t)
+	var doc map[string]any
+	_ = json.Unmarshal(inFile(t, "event-delivered.json"), &doc)
+	doc["event-data"].(map[string]any)["user-variables"] = []any{}
+	ts := hdFresh(time.Minute)
+	doc["signature"] = map[string]any{"timestamp": ts, "token": hdToken, "signature": hdSign(inSigningKey, ts, hdToken)}
+	body, _ := json.Marshal(doc)
+	r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/events", bytes.NewReader(body))
+	hdCheckOK(t, hdServe(env.p.handleEvents, r))
+	if len(env.statuses.calls) != 0 {
+		t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
+	}
+}
+
+func TestHandleEventsRefused(t *testing.T) {
+	for name, r := range map[string]func(t *testing.T) *http.Request{
+		"bad signature": func(t *testing.T) *http.Request {
+			return hdEvent(t, "event-delivered.json", "key-someone-else", time.Minute)
+		},
+		"stale timestamp": func(t *testing.T) *http.Request {
+			return hdEvent(t, "event-delivered.json", inSigningKey, 2*time.Hour)
+		},
+		"testdata signature": func(t *testing.T) *http.Request {
+			return httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(inFile(t, "event-delivered.json")))
+		},
+		"not an event": func(t *testing.T) *http.Request {
+			return httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"hello":1}`))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := hdSetup(t)
+			hdCheckError(t, hdServe(env.p.handleEvents, r(t)), http.StatusNotAcceptable)
+			if len(env.statuses.calls) != 0 {
+				t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
+			}
+		})
+	}
+}
+
+func TestHandleEventsPostStatusFailing(t *testing.T) {
+	env := hdSetup(t)
+	env.statuses.err = errors.New("store down")
+	hdCheckError(t, hdServe(env.p.handleEvents, hdEvent(t, "event-delivered.json", inSigningKey, time.Minute)),
+		http.StatusServiceUnavailable)
+}
+
+func TestHandleEventsOversize(t *testing.T) {
+	env := hdSetup(t)
+	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(bytes.Repeat([]byte(" "), maxEventBytes+1)))
+	hdCheckError(t, hdServe(env.p.handleEvents, r), http.StatusRequestEntityTooLarge)
+}
+
+// hdThreadKeys are the stored thread records' keys.
+func hdThreadKeys(r *memRecords) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for k := range r.data {
+		if strings.HasPrefix(k, nsThread+"\x00") {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func hdText(m *schema.Message) string {
+	if m == nil || m.Text == nil {
+		return ""
+	}
+	return *m.Text
+}
