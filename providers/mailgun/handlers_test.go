@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bonychat/bonychat-adapter/internal/contract"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
@@ -60,6 +61,7 @@ func (s *hdStatuses) PostStatus(_ context.Context, contactID, mID, value, reason
 }
 
 type hdEnv struct {
+	t        testing.TB
 	p        *Provider
 	ingest   *hdIngester
 	statuses *hdStatuses
@@ -69,7 +71,7 @@ type hdEnv struct {
 
 func hdSetup(t *testing.T) *hdEnv {
 	t.Helper()
-	env := &hdEnv{ingest: &hdIngester{}, statuses: &hdStatuses{}, media: &inMedia{}, rec: newMemRecords()}
+	env := &hdEnv{t: t, ingest: &hdIngester{}, statuses: &hdStatuses{}, media: &inMedia{}, rec: newMemRecords()}
 	cfg := Config{Domain: "mg.example.com", APIKey: "key-1", WebhookSigningKey: inSigningKey,
 		From: "Acme Support <support@mg.example.com>", Subject: "Your conversation with Acme",
 		SignatureMaxAge: time.Hour}
@@ -157,14 +159,15 @@ func hdSigned(t *testing.T, name, timestamp, token string) *http.Request {
 	return hdForward(t, name, timestamp, token, hdSign(inSigningKey, timestamp, token))
 }
 
-func hdServe(h http.HandlerFunc, r *http.Request) *httptest.ResponseRecorder {
+// hdServe runs one request and checks the exchange against openapi.yaml.
+func hdServe(t testing.TB, h http.HandlerFunc, r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
-	h(w, r)
+	contract.Handler(t, h).ServeHTTP(w, r)
 	return w
 }
 
 func hdInbound(env *hdEnv, r *http.Request) *httptest.ResponseRecorder {
-	return hdServe(env.p.inboundHandler(maxForwardBytes), r)
+	return hdServe(env.t, env.p.inboundHandler(maxForwardBytes), r)
 }
 
 func hdCheckOK(t *testing.T, w *httptest.ResponseRecorder) {
@@ -353,7 +356,7 @@ func TestHandleInboundOversize(t *testing.T) {
 	for _, name := range []string{"forward-multipart.txt", "forward-urlencoded.form"} {
 		t.Run(name, func(t *testing.T) {
 			env := hdSetup(t)
-			w := hdServe(env.p.inboundHandler(512), hdSigned(t, name, hdFresh(time.Minute), hdToken))
+			w := hdServe(t, env.p.inboundHandler(512), hdSigned(t, name, hdFresh(time.Minute), hdToken))
 			hdCheckError(t, w, http.StatusRequestEntityTooLarge)
 			if len(env.ingest.got) != 0 {
 				t.Errorf("ingested %d times, want none", len(env.ingest.got))
@@ -396,7 +399,7 @@ func TestHandleEventsFixtures(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			env := hdSetup(t)
-			hdCheckOK(t, hdServe(env.p.handleEvents, hdEvent(t, tc.file, inSigningKey, time.Minute)))
+			hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEvent(t, tc.file, inSigningKey, time.Minute)))
 			if tc.want == nil {
 				if len(env.statuses.calls) != 0 {
 					t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
@@ -431,7 +434,8 @@ func TestHandleEventsWithoutMid(t *testing.T) {
 	doc["signature"] = map[string]any{"timestamp": ts, "token": hdToken, "signature": hdSign(inSigningKey, ts, hdToken)}
 	body, _ := json.Marshal(doc)
 	r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/events", bytes.NewReader(body))
-	hdCheckOK(t, hdServe(env.p.handleEvents, r))
+	r.Header.Set("Content-Type", "application/json")
+	hdCheckOK(t, hdServe(t, env.p.handleEvents, r))
 	if len(env.statuses.calls) != 0 {
 		t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
 	}
@@ -446,15 +450,15 @@ func TestHandleEventsRefused(t *testing.T) {
 			return hdEvent(t, "event-delivered.json", inSigningKey, 2*time.Hour)
 		},
 		"testdata signature": func(t *testing.T) *http.Request {
-			return httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(inFile(t, "event-delivered.json")))
+			return hdJSONRequest(bytes.NewReader(inFile(t, "event-delivered.json")))
 		},
 		"not an event": func(t *testing.T) *http.Request {
-			return httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"hello":1}`))
+			return hdJSONRequest(strings.NewReader(`{"hello":1}`))
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			env := hdSetup(t)
-			hdCheckError(t, hdServe(env.p.handleEvents, r(t)), http.StatusNotAcceptable)
+			hdCheckError(t, hdServe(t, env.p.handleEvents, r(t)), http.StatusNotAcceptable)
 			if len(env.statuses.calls) != 0 {
 				t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
 			}
@@ -465,14 +469,14 @@ func TestHandleEventsRefused(t *testing.T) {
 func TestHandleEventsPostStatusFailing(t *testing.T) {
 	env := hdSetup(t)
 	env.statuses.err = errors.New("store down")
-	hdCheckError(t, hdServe(env.p.handleEvents, hdEvent(t, "event-delivered.json", inSigningKey, time.Minute)),
+	hdCheckError(t, hdServe(t, env.p.handleEvents, hdEvent(t, "event-delivered.json", inSigningKey, time.Minute)),
 		http.StatusServiceUnavailable)
 }
 
 func TestHandleEventsOversize(t *testing.T) {
 	env := hdSetup(t)
-	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(bytes.Repeat([]byte(" "), maxEventBytes+1)))
-	hdCheckError(t, hdServe(env.p.handleEvents, r), http.StatusRequestEntityTooLarge)
+	r := hdJSONRequest(bytes.NewReader(bytes.Repeat([]byte(" "), maxEventBytes+1)))
+	hdCheckError(t, hdServe(t, env.p.handleEvents, r), http.StatusRequestEntityTooLarge)
 }
 
 // hdThreadKeys are the stored thread records' keys.
@@ -493,4 +497,11 @@ func hdText(m *schema.Message) string {
 		return ""
 	}
 	return *m.Text
+}
+
+// hdJSONRequest is an event webhook POST with body.
+func hdJSONRequest(body io.Reader) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/events", body)
+	r.Header.Set("Content-Type", "application/json")
+	return r
 }
