@@ -28,6 +28,10 @@ type Config struct {
 	// SignatureMaxAge is the accepted age of a webhook timestamp; Mailgun's
 	// retries reuse the original one for hours (default 24h).
 	SignatureMaxAge time.Duration `yaml:"signature_max_age"`
+	// BusinessAddresses are the business's own addresses or domains
+	// ("agent@acme.com", "acme.com"): mail from them, copied to the channel
+	// address, is posted as message_echo for the contact it went to.
+	BusinessAddresses []string `yaml:"business_addresses"`
 }
 
 // Defaults of the optional keys.

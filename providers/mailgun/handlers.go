@@ -83,10 +83,7 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		return
 	}
 	ctx := r.Context()
-	// TODO(mailgun): the configurable list of business
-	// addresses/domains (message_echo) has no Config key yet; until it
-	// has, every forward is from a contact.
-	var business []string
+	business := p.cfg.BusinessAddresses
 
 	contactID, err := p.forwardContactID(r, f, business)
 	if err != nil {
@@ -103,9 +100,7 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		p.inboundFailed(w, log, f, err)
 		return
 	}
-	// TODO(mailgun): map a quick-reply answer ("2" or an option's text) to
-	// the option once Send remembers the options it offered; the package
-	// keeps no such record yet.
+	p.mapQuickReplyAnswers(ctx, contactID, in.Events)
 	in.Keys = []providers.InboundKey{{Name: "mailgun-token:" + f.Token, Value: in.DedupeKey}}
 	if _, err := p.deps.Ingest.Ingest(ctx, in); err != nil {
 		status, msg := providers.IngestStatus(err)

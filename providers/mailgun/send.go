@@ -62,6 +62,11 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	if err != nil {
 		return providers.Sent{}, err
 	}
+	if m.Type == schema.TypeQuickReply { // before sending: the answer may come quickly
+		if err := p.rememberOptions(ctx, to.ContactID, m.Replies); err != nil {
+			return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "cannot remember the reply options", Err: err}
+		}
+	}
 	// A fresh Message per call: mailgun-go closes a reader attachment on
 	// the first Send, and a re-sent Message would carry it empty.
 	msgID := messageID(mID, p.cfg.Domain)
