@@ -321,6 +321,9 @@ func (c *Config) validate() []string {
 	seen := map[string]bool{}
 	for i, ch := range c.Channels {
 		p.channel(fmt.Sprintf("channels[%d]", i), ch, c.Platform, seen)
+		// A recorded webhook token must outlive the signatures it guards.
+		p.check(ch.Mailgun == nil || ch.Mailgun.SignatureMaxAge <= c.Inbound.DedupeWindow,
+			fmt.Sprintf("channels[%d].mailgun.signature_max_age", i), "must not exceed inbound.dedupe_window")
 	}
 	return p.list
 }

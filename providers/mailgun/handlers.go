@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"strings"
 
@@ -66,8 +67,9 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		r.Body = body
 	}
 	f, err := ParseForward(r, maxBytes)
-	if errors.Is(err, ErrForwardTooLarge) || (err != nil && body.n > maxBytes) || r.ContentLength > maxBytes {
-		log.Warn("mailgun forward too large", "error", err.Error())
+	if errors.Is(err, ErrForwardTooLarge) || errors.Is(err, multipart.ErrMessageTooLarge) ||
+		(err != nil && body.n > maxBytes) || r.ContentLength > maxBytes {
+		log.Warn("mailgun forward too large", "bytes", body.n)
 		providers.WriteError(w, http.StatusRequestEntityTooLarge, "the forwarded message is too large")
 		return
 	}
@@ -83,6 +85,14 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		return
 	}
 	ctx := r.Context()
+	subject := "inbound:" + f.MessageID
+	if f.MessageID == "" {
+		subject = "inbound:" + f.Token
+	}
+	if _, err := p.checkToken(ctx, f.Token, subject); err != nil {
+		p.tokenAnswer(w, log, false, err)
+		return
+	}
 	business := p.cfg.BusinessAddresses
 
 	contactID, err := p.forwardContactID(r, f, business)
@@ -111,6 +121,11 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 	if err := p.RecordInbound(ctx, in.ContactID, f.Subject, f.MessageID, forwardRefs(f)); err != nil {
 		// The events are stored: threading suffers, the mail does not.
 		log.Error("mailgun thread not recorded", "message_id", f.MessageID, "error", err.Error())
+	}
+	// Also for a duplicate delivery (another route's token for the same
+	// mail), whose token the ingest transaction did not record.
+	if err := p.recordToken(ctx, f.Token, subject); err != nil {
+		log.Warn("mailgun token not recorded", "error", err.Error())
 	}
 	writeOK(w)
 }
@@ -205,15 +220,20 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
 		return
 	}
+	subject := "event:" + e.ID
+	if seen, err := p.checkToken(r.Context(), e.Signature.Token, subject); err != nil || seen {
+		p.tokenAnswer(w, log, seen, err)
+		return
+	}
 	value, reason, report := StatusFor(e)
 	if !report {
-		writeOK(w)
+		p.recordTokenOK(w, r, log, e.Signature.Token, subject)
 		return
 	}
 	mid := strings.TrimSpace(e.UserVariables["mid"])
 	if mid == "" || schema.Length(mid) > schema.MaxMID {
 		log.Info("mailgun event without a usable mid; nothing to report", "event", e.Name, "event_id", e.ID)
-		writeOK(w)
+		p.recordTokenOK(w, r, log, e.Signature.Token, subject)
 		return
 	}
 	ctx := r.Context()
@@ -221,7 +241,7 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, ErrInvalidAddress) {
 		log.Warn("mailgun event for an unusable recipient; nothing to report", "event", e.Name, "mid", mid,
 			"error", err.Error())
-		writeOK(w)
+		p.recordTokenOK(w, r, log, e.Signature.Token, subject)
 		return
 	}
 	if err == nil {
@@ -230,6 +250,32 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		log.Error("mailgun event not taken; Mailgun retries", "event", e.Name, "mid", mid, "error", err.Error())
 		providers.WriteError(w, http.StatusServiceUnavailable, "the status could not be stored; try again")
+		return
+	}
+	p.recordTokenOK(w, r, log, e.Signature.Token, subject)
+}
+
+// tokenAnswer answers a token seen before: 200 for a retry, 406 for a
+// replay, 503 when the registry cannot be read.
+func (p *Provider) tokenAnswer(w http.ResponseWriter, log *slog.Logger, seen bool, err error) {
+	switch {
+	case errors.Is(err, errTokenReplayed):
+		log.Warn("mailgun webhook refused: replayed token")
+		providers.WriteError(w, http.StatusNotAcceptable, "this webhook token was already used")
+	case err != nil:
+		log.Error("mailgun token registry unavailable", "error", err.Error())
+		providers.WriteError(w, http.StatusServiceUnavailable, "try again")
+	default:
+		writeOK(w) // a Mailgun retry of what was already taken
+	}
+}
+
+// recordTokenOK registers the token and answers 200 (503 if it cannot be
+// registered: the retry will be recognised then).
+func (p *Provider) recordTokenOK(w http.ResponseWriter, r *http.Request, log *slog.Logger, token, subject string) {
+	if err := p.recordToken(r.Context(), token, subject); err != nil {
+		log.Error("mailgun token not recorded", "error", err.Error())
+		providers.WriteError(w, http.StatusServiceUnavailable, "try again")
 		return
 	}
 	writeOK(w)

@@ -505,3 +505,40 @@ func hdJSONRequest(body io.Reader) *http.Request {
 	r.Header.Set("Content-Type", "application/json")
 	return r
 }
+
+// hdEventBody is a delivered event for mid, signed with token.
+func hdEventBody(t *testing.T, eventID, token, mid string) *http.Request {
+	t.Helper()
+	ts := hdFresh(time.Minute)
+	body, err := json.Marshal(map[string]any{
+		"signature": map[string]string{"timestamp": ts, "token": token, "signature": hdSign(inSigningKey, ts, token)},
+		"event-data": map[string]any{"id": eventID, "event": "delivered", "recipient": "jane.doe@example.org",
+			"user-variables": map[string]string{"mid": mid}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hdJSONRequest(bytes.NewReader(body))
+}
+
+func TestEventTokensCannotBeReplayed(t *testing.T) {
+	env := hdSetup(t)
+	hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEventBody(t, "ev-1", "tok-ev-1", "mid-1")))
+	hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEventBody(t, "ev-1", "tok-ev-1", "mid-1")))
+	if n := len(env.statuses.calls); n != 1 {
+		t.Fatalf("a Mailgun retry of an event is acknowledged once: %d status calls", n)
+	}
+	hdCheckError(t, hdServe(t, env.p.handleEvents, hdEventBody(t, "ev-forged", "tok-ev-1", "mid-2")), http.StatusNotAcceptable)
+	if n := len(env.statuses.calls); n != 1 {
+		t.Fatal("a captured token with another event must not post a status")
+	}
+}
+
+func TestEventTokenCannotBeReusedForInboundMail(t *testing.T) {
+	env := hdSetup(t)
+	hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEventBody(t, "ev-2", hdToken, "mid-3")))
+	hdCheckError(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken)), http.StatusNotAcceptable)
+	if n := len(env.ingest.got); n != 0 {
+		t.Fatalf("a forged forward with an event's token must store nothing: %d ingests", n)
+	}
+}

@@ -145,3 +145,22 @@ func TestReconcileWithoutTimeIsAmbiguous(t *testing.T) {
 		t.Fatalf("got %q, %v", se, err)
 	}
 }
+
+// A retry after an unconfirmed attempt looks the Message-Id up again
+// before sending: an e-mail Mailgun took late is not sent twice.
+func TestRetryAfterUnconfirmedAttemptChecksBeforeSending(t *testing.T) {
+	e := sendNew(t, nil)
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m30"); err != nil {
+		t.Fatal(err)
+	}
+	// As if that attempt had looked unconfirmed (the events API was late).
+	if err := e.records.Put(context.Background(), nsUnconfirmed, "m30", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m30"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.fake.Attempts()); n != 1 {
+		t.Fatalf("the retry must find the e-mail and not send it again: %d sends", n)
+	}
+}

@@ -70,18 +70,9 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	// A fresh Message per call: mailgun-go closes a reader attachment on
 	// the first Send, and a re-sent Message would carry it empty.
 	msgID := messageID(mID, p.cfg.Domain)
-	msg := p.message(addr, mID, t, b)
-	_, id, err := p.sender.Send(ctx, msg)
+	id, err := p.sendOnce(ctx, mID, msgID, p.message(addr, mID, t, b))
 	if err != nil {
-		se := sendError(err)
-		if se.Kind != providers.Ambiguous {
-			return providers.Sent{}, se
-		}
-		// Mailgun may have taken it: look our Message-Id up before the
-		// job is either re-sent or reported failed.
-		if id, se = p.reconcile(ctx, msgID, se); se != nil {
-			return providers.Sent{}, se
-		}
+		return providers.Sent{}, err
 	}
 	id = strings.Trim(id, "<> ")
 	if id == "" {
@@ -241,4 +232,47 @@ func preferredExt(ctype string, exts []string) string {
 		return e
 	}
 	return exts[0]
+}
+
+// nsUnconfirmed marks mIds whose earlier attempt Mailgun may have taken
+// without showing it in its events yet: the next attempt looks again
+// before it sends, so a slow events API never doubles an e-mail.
+const nsUnconfirmed = "mailgun-unconfirmed"
+
+// sendOnce sends msg unless an earlier, unconfirmed attempt turns out to
+// have gone through; an ambiguous failure is reconciled.
+func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgungo.Message) (string, error) {
+	if v, found, err := p.deps.Records.Get(ctx, nsUnconfirmed, mID); err != nil {
+		return "", &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
+	} else if found && len(v) > 0 {
+		accepted, err := p.findAccepted(ctx, msgID)
+		if err != nil {
+			return "", &providers.SendError{Kind: providers.Ambiguous, Err: err,
+				Reason: "an earlier attempt may have been sent and Mailgun's events cannot be checked; not sent again"}
+		}
+		if accepted {
+			return msgID, nil
+		}
+	}
+	_, id, err := p.sender.Send(ctx, msg)
+	if err == nil {
+		return id, nil
+	}
+	se := sendError(err)
+	if se.Kind != providers.Ambiguous {
+		return "", se
+	}
+	// Mailgun may have taken it: look our Message-Id up before the job is
+	// either re-sent or reported failed.
+	id, se = p.reconcile(ctx, msgID, se)
+	if se != nil && se.Kind == providers.Unreachable {
+		if err := p.deps.Records.Put(ctx, nsUnconfirmed, mID, []byte("1")); err != nil {
+			return "", &providers.SendError{Kind: providers.Ambiguous, Err: err,
+				Reason: "Mailgun did not confirm the message and the attempt could not be noted; not sent again"}
+		}
+	}
+	if se != nil {
+		return "", se
+	}
+	return id, nil
 }

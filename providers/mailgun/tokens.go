@@ -1,0 +1,39 @@
+package mailgun
+
+import (
+	"context"
+	"errors"
+)
+
+// Mailgun's signature covers only timestamp and token, never the body, so
+// a captured signature could be replayed with another body for as long as
+// the timestamp is accepted. Every signed token is therefore registered
+// with what it signed ("inbound:<message>", "event:<event id>"), on both
+// routes: the same token with the same subject is a Mailgun retry; with
+// anything else it is a replay. (The inbound route also records its token
+// in the same transaction as the events, see handleInbound.) Single
+// process: the check and the record are not one atomic step.
+const nsTokens = "mailgun-token"
+
+// errTokenReplayed: a signed token came back with something else.
+var errTokenReplayed = errors.New("mailgun: webhook token already used for another message or event")
+
+// checkToken reports whether token was seen with subject before (a retry),
+// and errTokenReplayed when it was seen with something else.
+func (p *Provider) checkToken(ctx context.Context, token, subject string) (seen bool, err error) {
+	v, found, err := p.deps.Records.Get(ctx, nsTokens, token)
+	switch {
+	case err != nil:
+		return false, err
+	case !found || len(v) == 0:
+		return false, nil
+	case string(v) != subject:
+		return false, errTokenReplayed
+	}
+	return true, nil
+}
+
+// recordToken registers what token signed.
+func (p *Provider) recordToken(ctx context.Context, token, subject string) error {
+	return p.deps.Records.Put(ctx, nsTokens, token, []byte(subject))
+}
