@@ -24,7 +24,7 @@ func sendError(err error) *providers.SendError {
 	if errors.As(err, &ure) {
 		return statusError(ure)
 	}
-	if neverSent(err) {
+	if providers.NeverSent(err) {
 		return &providers.SendError{Kind: providers.Unreachable, Reason: "Mailgun could not be reached", Err: err}
 	}
 	return &providers.SendError{Kind: providers.Ambiguous,

@@ -45,7 +45,7 @@ func sendError(err error, contact string) *providers.SendError {
 	if errors.As(err, &te) {
 		return restError(te, contact)
 	}
-	if neverSent(err) {
+	if providers.NeverSent(err) {
 		return &providers.SendError{Kind: providers.Unreachable, Reason: "Twilio could not be reached", Err: err}
 	}
 	return &providers.SendError{Kind: providers.Ambiguous, Reason: "no answer from Twilio; the message may have been sent", Err: err}
