@@ -358,28 +358,28 @@ func (p *problemList) channel(key string, ch ChannelConfig, platform PlatformCon
 
 // providerSection checks the channel's provider section: present and valid
 // for its provider, absent for the others.
+// providerSection checks the provider sections. (A method value of a nil
+// section is fine: it is only called when the section is present.)
 func (p *problemList) providerSection(key string, ch ChannelConfig) {
+	p.section(key, ch, "twilio", ch.Twilio != nil, ch.Twilio.Problems, schema.IDTypePhone, "")
+	p.section(key, ch, "mailgun", ch.Mailgun != nil, ch.Mailgun.Problems, schema.IDTypeCustom,
+		" (e-mail addresses are not phone numbers)")
+}
+
+// section checks one provider's section: required (and valid, with the ID
+// type the provider needs) on its channels, refused on the others.
+func (p *problemList) section(key string, ch ChannelConfig, provider string, present bool, problems func() []string,
+	idType schema.IDType, why string) {
 	switch {
-	case ch.Provider == "twilio" && ch.Twilio == nil:
-		p.check(false, key+".twilio", "required for provider twilio")
-	case ch.Provider == "twilio":
-		for _, problem := range ch.Twilio.Problems() {
-			p.list = append(p.list, key+".twilio."+problem)
+	case ch.Provider == provider && !present:
+		p.check(false, key+"."+provider, "required for provider "+provider)
+	case ch.Provider == provider:
+		for _, problem := range problems() {
+			p.list = append(p.list, key+"."+provider+"."+problem)
 		}
-		p.check(ch.IDType == schema.IDTypePhone, key+".id_type", "must be phone for provider twilio")
-	case ch.Twilio != nil:
-		p.check(false, key+".twilio", "only for provider twilio")
-	}
-	switch {
-	case ch.Provider == "mailgun" && ch.Mailgun == nil:
-		p.check(false, key+".mailgun", "required for provider mailgun")
-	case ch.Provider == "mailgun":
-		for _, problem := range ch.Mailgun.Problems() {
-			p.list = append(p.list, key+".mailgun."+problem)
-		}
-		p.check(ch.IDType == schema.IDTypeCustom, key+".id_type", "must be custom for provider mailgun (e-mail addresses are not phone numbers)")
-	case ch.Mailgun != nil:
-		p.check(false, key+".mailgun", "only for provider mailgun")
+		p.check(ch.IDType == idType, key+".id_type", "must be "+string(idType)+" for provider "+provider+why)
+	case present:
+		p.check(false, key+"."+provider, "only for provider "+provider)
 	}
 }
 
