@@ -356,9 +356,8 @@ func (p *problemList) channel(key string, ch ChannelConfig, platform PlatformCon
 	p.providerSection(key, ch)
 }
 
-// providerSection checks the channel's provider section: present and valid
-// for its provider, absent for the others.
-// providerSection checks the provider sections. (A method value of a nil
+// providerSection checks the channel's provider sections: present and
+// valid for its provider, absent for the others. (A method value of a nil
 // section is fine: it is only called when the section is present.)
 func (p *problemList) providerSection(key string, ch ChannelConfig) {
 	p.section(key, ch, "twilio", ch.Twilio != nil, ch.Twilio.Problems, schema.IDTypePhone, "")
