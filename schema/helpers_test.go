@@ -108,12 +108,6 @@ func assertFieldErrors(t *testing.T, err error, wants ...want) {
 	}
 }
 
-// requestBody builds a /message body for the test channel and contact.
-func requestBody(t testing.TB, message any) []byte {
-	t.Helper()
-	return requestBodyFor(t, testContactID, message)
-}
-
 func requestBodyFor(t testing.TB, contactID string, message any) []byte {
 	t.Helper()
 	b, err := json.Marshal(map[string]any{"channelId": testChannelID, "contactId": contactID, "message": message})

@@ -81,7 +81,6 @@ func newValidator() *validator.Validate {
 	})
 	mustRegister(v, "httpurl", func(fl validator.FieldLevel) bool { return IsHTTPURL(fl.Field().String()) })
 	mustRegister(v, "extension", func(fl validator.FieldLevel) bool { return fileNamePattern.MatchString(fl.Field().String()) })
-	mustRegister(v, "contactid", func(fl validator.FieldLevel) bool { return customIDPattern.MatchString(fl.Field().String()) })
 	mustRegister(v, "locale", func(fl validator.FieldLevel) bool { return localePattern.MatchString(fl.Field().String()) })
 	v.RegisterStructValidation(validateMessageUnion, Message{})
 	return v
@@ -249,8 +248,6 @@ func describe(path string, fe validator.FieldError) FieldError {
 		f.Rule, f.Message = "url", "must be an absolute http or https URL"
 	case "extension":
 		f.Message = "must end with a file extension, e.g. report.pdf"
-	case "contactid":
-		f.Rule, f.Message = "contact_id", "must be 1 to 50 characters of A-Z a-z 0-9 _ = + / @"
 	default:
 		f.Message = "fails rule " + fe.Tag()
 	}
