@@ -73,16 +73,16 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 	}
 	status, resp := p.answer(c, ch, mID, p.await(c.Request.Context(), mID, done))
 	if idem != "" {
-		p.rememberAnswer(ch, mID, status, resp)
+		p.rememberAnswer(ch, mID, status, resp, keys[0].Expires)
 	}
 }
 
 // rememberAnswer keeps the answer a keyed request got, under its mId (the
-// key's record names the mId, and expires with the key), so a repeat gets
-// the same answer and a key reused after the window gets a fresh one.
-func (p *pipeline) rememberAnswer(ch *channel, mID string, status int, resp any) {
+// key's record names the mId), until the key expires, so a repeat gets the
+// same answer and a key reused after the window gets a fresh one.
+func (p *pipeline) rememberAnswer(ch *channel, mID string, status int, resp any, expires time.Time) {
 	rec := mustJSON(storedAnswer{Status: status, Body: mustJSON(resp)})
-	if err := p.st.Put(context.Background(), nsIdempotencyAnswer, mID, rec); err != nil {
+	if err := p.st.PutUntil(context.Background(), nsIdempotencyAnswer, mID, rec, expires); err != nil {
 		p.s.log.Warn("cannot remember the answer for an Idempotency-Key", "channel", ch.cfg.ID, "error", err.Error())
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 	"github.com/bonychat/bonychat-adapter/store"
 )
@@ -91,20 +92,23 @@ func (p *pipeline) run(ctx context.Context) {
 	go func() { defer p.wg.Done(); p.janitor(ctx) }()
 }
 
-// Housekeeping: how often, and how long finished jobs stay listable.
+// Housekeeping: how often, and how long finished jobs stay listable (the
+// last status of a message is kept for providers.MessageRecordTTL).
 const (
 	sweepInterval = 10 * time.Minute
 	keepDoneJobs  = 7 * 24 * time.Hour
 )
 
-// janitor deletes expired keys, old finished jobs and expired media.
-// Dead and pending jobs are never deleted.
+// janitor deletes expired keys and records, old finished jobs, statuses
+// of messages with no news for long, and expired media. Dead and pending
+// jobs are never deleted.
 func (p *pipeline) janitor(ctx context.Context) {
 	ticker := time.NewTicker(sweepInterval)
 	defer ticker.Stop()
 	for {
 		now := p.now()
-		if err := p.st.Sweep(ctx, now, now.Add(-keepDoneJobs)); err != nil && ctx.Err() == nil {
+		req := store.SweepRequest{Now: now, DoneBefore: now.Add(-keepDoneJobs), StatusBefore: now.Add(-providers.MessageRecordTTL)}
+		if err := p.st.Sweep(ctx, req); err != nil && ctx.Err() == nil {
 			p.s.log.Warn("sweep store", "error", err.Error())
 		}
 		if err := p.s.media.sweep(ctx); err != nil && ctx.Err() == nil {

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -230,6 +231,18 @@ func TestIdempotencyKeyReturnsTheFirstAnswer(t *testing.T) {
 	}
 	if code, _ := send("key-2", "hello"); code != 200 || len(fake.sentTexts(phoneContact)) != 2 {
 		t.Fatal("another key is another message")
+	}
+	// The remembered answer goes with its key: swept once the key expired.
+	mID := mIDOf(t, []byte(body1))
+	if _, err := h.st.Get(t.Context(), nsIdempotencyAnswer, mID); err != nil {
+		t.Fatalf("the first answer is not remembered: %v", err)
+	}
+	sweep := store.SweepRequest{Now: time.Now().Add(idempotencyWindow + time.Minute)}
+	if err := h.st.Sweep(t.Context(), sweep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.Get(t.Context(), nsIdempotencyAnswer, mID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the answer outlived its Idempotency-Key: %v", err)
 	}
 }
 

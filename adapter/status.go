@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -85,6 +86,10 @@ type storeRecords struct{ st store.Store }
 
 func (r storeRecords) Put(ctx context.Context, ns, key string, value []byte) error {
 	return r.st.Put(ctx, ns, key, value)
+}
+
+func (r storeRecords) PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	return r.st.PutUntil(ctx, ns, key, value, expires)
 }
 
 func (r storeRecords) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/schema"
 )
@@ -107,10 +108,20 @@ type StatusSink interface {
 // Records keeps small durable records a provider needs between requests
 // (opt-outs, quick-reply options, e-mail threads), by namespace and key.
 type Records interface {
+	// Put keeps a record for good (those of a contact: a handful each).
 	Put(ctx context.Context, ns, key string, value []byte) error
-	// Get reports found=false, with no error, when there is no record.
+	// PutUntil keeps a record until expires: those written per message or
+	// per webhook, which would otherwise grow the store forever.
+	PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error
+	// Get reports found=false, with no error, when there is no record (or
+	// it expired).
 	Get(ctx context.Context, ns, key string) (value []byte, found bool, err error)
 }
+
+// MessageRecordTTL is how long what is kept per message lives: provider
+// records about one message or webhook, and the message's last status.
+// A receipt arriving later is taken as the first news of its message.
+const MessageRecordTTL = 30 * 24 * time.Hour
 
 // Deps is what the adapter hands a provider for one channel.
 type Deps struct {

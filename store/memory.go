@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -21,8 +22,8 @@ type Memory struct {
 	lanes  map[lane][]int64   // per lane the IDs of its pending and leased jobs, ascending
 	tokens map[string][]int64 // lease token -> the jobs it was given
 	keys   map[string]Key
-	status map[string]Status
-	kv     map[[2]string][]byte
+	status map[string]memStatus
+	kv     map[[2]string]memRecord
 	media  map[string]Media
 }
 
@@ -56,8 +57,8 @@ func NewMemory() *Memory {
 		lanes:  map[lane][]int64{},
 		tokens: map[string][]int64{},
 		keys:   map[string]Key{},
-		status: map[string]Status{},
-		kv:     map[[2]string][]byte{},
+		status: map[string]memStatus{},
+		kv:     map[[2]string]memRecord{},
 		media:  map[string]Media{},
 	}
 }
@@ -441,7 +442,7 @@ func (m *Memory) AdvanceStatus(ctx context.Context, s Status) (bool, error) {
 	if old, ok := m.status[s.MID]; ok && s.Rank <= old.Rank {
 		return false, nil
 	}
-	m.status[s.MID] = s
+	m.status[s.MID] = memStatus{Status: s, updated: time.Now()}
 	return true, nil
 }
 
@@ -455,17 +456,34 @@ func (m *Memory) StatusOf(ctx context.Context, mID string) (Status, error) {
 	if !ok {
 		return Status{}, ErrNotFound
 	}
-	return st, nil
+	return st.Status, nil
 }
 
 // Put implements Store.
 func (m *Memory) Put(ctx context.Context, ns, key string, value []byte) error {
+	return m.PutUntil(ctx, ns, key, value, time.Time{})
+}
+
+// PutUntil implements Store.
+func (m *Memory) PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
 	if err := m.lock(ctx); err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	m.kv[[2]string{ns, key}] = cloneBytes(value)
+	m.kv[[2]string{ns, key}] = memRecord{value: cloneBytes(value), expires: expiresToMS(expires)}
 	return nil
+}
+
+// memStatus is a status with when it last advanced.
+type memStatus struct {
+	Status
+	updated time.Time
+}
+
+// memRecord is a kv record; expires in unix ms, neverMS for never.
+type memRecord struct {
+	value   []byte
+	expires int64
 }
 
 // Get implements Store.
@@ -474,11 +492,11 @@ func (m *Memory) Get(ctx context.Context, ns, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	v, ok := m.kv[[2]string{ns, key}]
-	if !ok {
+	r, ok := m.kv[[2]string{ns, key}]
+	if !ok || r.expires <= time.Now().UnixMilli() {
 		return nil, ErrNotFound
 	}
-	return cloneBytes(v), nil
+	return cloneBytes(r.value), nil
 }
 
 // PutMedia implements Store.
@@ -532,7 +550,8 @@ func sortMedia(ms []Media) {
 }
 
 // Sweep implements Store.
-func (m *Memory) Sweep(ctx context.Context, now time.Time, doneBefore time.Time) error {
+func (m *Memory) Sweep(ctx context.Context, req SweepRequest) error {
+	now := req.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
@@ -545,10 +564,14 @@ func (m *Memory) Sweep(ctx context.Context, now time.Time, doneBefore time.Time)
 			delete(m.keys, name)
 		}
 	}
-	if doneBefore.IsZero() {
+	maps.DeleteFunc(m.kv, func(_ [2]string, r memRecord) bool { return r.expires <= toMS(now) })
+	if !req.StatusBefore.IsZero() {
+		maps.DeleteFunc(m.status, func(_ string, s memStatus) bool { return toMS(s.updated) < toMS(req.StatusBefore) })
+	}
+	if req.DoneBefore.IsZero() {
 		return nil
 	}
-	cut := toMS(doneBefore)
+	cut := toMS(req.DoneBefore)
 	m.order = slices.DeleteFunc(m.order, func(id int64) bool {
 		j := m.jobs[id]
 		if j.State == Done && toMS(j.updatedAt) < cut {

@@ -78,15 +78,15 @@ const (
 		UNION ALL SELECT 'done', COUNT(*) FROM jobs WHERE state = 'done'
 		UNION ALL SELECT 'dead', COUNT(*) FROM jobs WHERE state = 'dead'`
 
-	qStatusAdvance = `INSERT INTO status (mid, value, rank) VALUES (?, ?, ?)
-		ON CONFLICT (mid) DO UPDATE SET value = excluded.value, rank = excluded.rank
+	qStatusAdvance = `INSERT INTO status (mid, value, rank, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (mid) DO UPDATE SET value = excluded.value, rank = excluded.rank, updated_at = excluded.updated_at
 		WHERE excluded.rank > status.rank`
 
 	qStatusGet = `SELECT mid, value, rank FROM status WHERE mid = ?`
 
-	qKVPut = `INSERT INTO kv (ns, name, value) VALUES (?, ?, ?)
-		ON CONFLICT (ns, name) DO UPDATE SET value = excluded.value`
-	qKVGet = `SELECT value FROM kv WHERE ns = ? AND name = ?`
+	qKVPut = `INSERT INTO kv (ns, name, value, expires) VALUES (?, ?, ?, ?)
+		ON CONFLICT (ns, name) DO UPDATE SET value = excluded.value, expires = excluded.expires`
+	qKVGet = `SELECT value FROM kv WHERE ns = ? AND name = ? AND expires > ?`
 
 	mediaCols = `id, file_name, content_type, size, path, created_at, expires`
 	qMediaPut = `INSERT INTO media (` + mediaCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -97,6 +97,9 @@ const (
 
 	qSweepKeys = `DELETE FROM dedupe_keys WHERE expires <= ?`
 	qSweepJobs = `DELETE FROM jobs WHERE state = 'done' AND updated_at < ?`
+	// The second condition lets the partial kv_expires index serve it.
+	qSweepKV     = `DELETE FROM kv WHERE expires <= ? AND expires < 9223372036854775807`
+	qSweepStatus = `DELETE FROM status WHERE updated_at < ?`
 )
 
 // Limits of the writer's queries are literals rounded up to a power of two

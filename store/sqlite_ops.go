@@ -499,7 +499,7 @@ func (s *SQLite) LookupKey(ctx context.Context, name string, now time.Time) (Key
 func (s *SQLite) AdvanceStatus(ctx context.Context, st Status) (bool, error) {
 	var changed bool
 	err := s.write(ctx, func(w *wtx) error {
-		n, err := w.execN(qStatusAdvance, st.MID, st.Value, st.Rank)
+		n, err := w.execN(qStatusAdvance, st.MID, st.Value, st.Rank, time.Now().UnixMilli())
 		changed = n > 0
 		return err
 	})
@@ -527,15 +527,20 @@ func (s *SQLite) StatusOf(ctx context.Context, mID string) (Status, error) {
 
 // Put implements Store.
 func (s *SQLite) Put(ctx context.Context, ns, key string, value []byte) error {
+	return s.PutUntil(ctx, ns, key, value, time.Time{})
+}
+
+// PutUntil implements Store.
+func (s *SQLite) PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
 	return wrapErr("put", s.write(ctx, func(w *wtx) error {
-		_, err := w.exec(qKVPut, ns, key, blob(value))
+		_, err := w.exec(qKVPut, ns, key, blob(value), expiresToMS(expires))
 		return err
 	}))
 }
 
 // Get implements Store.
 func (s *SQLite) Get(ctx context.Context, ns, key string) ([]byte, error) {
-	row, err := s.rqueryRow(ctx, qKVGet, ns, key)
+	row, err := s.rqueryRow(ctx, qKVGet, ns, key, time.Now().UnixMilli())
 	if err != nil {
 		return nil, wrapErr("get", err)
 	}
@@ -601,7 +606,8 @@ func (s *SQLite) ExpiredMedia(ctx context.Context, now time.Time) ([]Media, erro
 }
 
 // Sweep implements Store.
-func (s *SQLite) Sweep(ctx context.Context, now time.Time, doneBefore time.Time) error {
+func (s *SQLite) Sweep(ctx context.Context, req SweepRequest) error {
+	now := req.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
@@ -609,10 +615,19 @@ func (s *SQLite) Sweep(ctx context.Context, now time.Time, doneBefore time.Time)
 		if _, err := w.exec(qSweepKeys, toMS(now)); err != nil {
 			return err
 		}
-		if doneBefore.IsZero() {
-			return nil
+		if _, err := w.exec(qSweepKV, toMS(now)); err != nil {
+			return err
 		}
-		_, err := w.exec(qSweepJobs, toMS(doneBefore))
-		return err
+		if !req.DoneBefore.IsZero() {
+			if _, err := w.exec(qSweepJobs, toMS(req.DoneBefore)); err != nil {
+				return err
+			}
+		}
+		if !req.StatusBefore.IsZero() {
+			if _, err := w.exec(qSweepStatus, toMS(req.StatusBefore)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}))
 }

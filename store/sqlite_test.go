@@ -176,6 +176,50 @@ func TestSQLiteMigrationsIdempotent(t *testing.T) {
 	}
 }
 
+// TestSQLiteUpgradeKeepsRecordsAndStatuses: a database at schema version 1
+// (before records and statuses could expire) is upgraded in place; its
+// records never expire and its statuses count as updated at the upgrade.
+func TestSQLiteUpgradeKeepsRecordsAndStatuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	v1, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+		string(v1),
+		`INSERT INTO schema_migrations VALUES (1, '0001_init', 0)`,
+		`INSERT INTO kv (ns, name, value) VALUES ('mailgun-contact', 'x', 'jane@example.com')`,
+		`INSERT INTO status (mid, value, rank) VALUES ('m1', 'delivered', 2)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%.40s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	s := openSQLite(t, path)
+	defer s.Close()
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	must("Sweep", s.Sweep(ctx, store.SweepRequest{Now: time.Now().Add(1000 * 24 * time.Hour), StatusBefore: time.Now().Add(-time.Hour)}))
+	v, err := s.Get(ctx, "mailgun-contact", "x")
+	must("Get the old record", err)
+	if string(v) != "jane@example.com" {
+		t.Errorf("old record = %q", v)
+	}
+	st, err := s.StatusOf(ctx, "m1")
+	must("StatusOf the old status", err)
+	if st.Value != "delivered" {
+		t.Errorf("old status = %q", st.Value)
+	}
+}
+
 // Two stores on one file (as the server and the jobs CLI are) must never
 // hand one job to two workers.
 func TestSQLiteTwoStoresNeverDoubleLease(t *testing.T) {
@@ -477,6 +521,8 @@ func TestSQLitePragmasAndPlan(t *testing.T) {
 	check("count", "jobs_lane,jobs_done,jobs_dead", store.CountQuery)
 	check("sweep", "jobs_done", "SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?", 0)
 	check("by token", "jobs_token", "SELECT id FROM jobs WHERE lease_token = ? AND state = 'leased'", "t")
+	check("sweep records", "kv_expires", "SELECT name FROM kv WHERE expires <= ? AND expires < 9223372036854775807", 0)
+	check("sweep statuses", "status_updated", "SELECT mid FROM status WHERE updated_at < ?", 0)
 	q, args := store.JobsQuery(store.JobFilter{State: store.Dead, Limit: 10})
 	check("dead jobs", "jobs_dead", q, args...)
 }

@@ -123,6 +123,15 @@ type Status struct {
 	Rank  int
 }
 
+// SweepRequest says what Sweep deletes: keys and records expired at Now,
+// done jobs finished before DoneBefore, and the statuses of messages last
+// updated before StatusBefore. A zero cutoff keeps those.
+type SweepRequest struct {
+	Now          time.Time
+	DoneBefore   time.Time
+	StatusBefore time.Time
+}
+
 // Store is the durable state. Methods are safe for concurrent use; every
 // write is durable when it returns.
 type Store interface {
@@ -177,8 +186,12 @@ type Store interface {
 	// recorded one (or none is recorded); it reports whether it advanced.
 	AdvanceStatus(ctx context.Context, s Status) (bool, error)
 
-	// Put and Get hold small records by namespace and key.
+	// Put and Get hold small records by namespace and key. Put's records
+	// never expire.
 	Put(ctx context.Context, ns, key string, value []byte) error
+	// PutUntil is Put for a record that Get no longer returns from expires
+	// on, and Sweep deletes.
+	PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error
 	Get(ctx context.Context, ns, key string) ([]byte, error)
 
 	PutMedia(ctx context.Context, m Media) error
@@ -186,8 +199,8 @@ type Store interface {
 	// ExpiredMedia removes and returns the metadata of media expired at now.
 	ExpiredMedia(ctx context.Context, now time.Time) ([]Media, error)
 
-	// Sweep deletes expired keys and done jobs finished before the cutoff.
-	Sweep(ctx context.Context, now time.Time, doneBefore time.Time) error
+	// Sweep deletes what has expired or is older than its cutoff.
+	Sweep(ctx context.Context, req SweepRequest) error
 	// Ping checks the store can be used.
 	Ping(ctx context.Context) error
 	Close() error

@@ -1,6 +1,7 @@
 // Package testkit holds helpers shared by tests: a transport that can only
-// reach loopback addresses, so no test can ever touch the internet, and a
-// log capture for asserting on what was logged.
+// reach loopback addresses, so no test can ever touch the internet, a log
+// capture for asserting on what was logged, and Expiries for fake record
+// stores.
 package testkit
 
 import (

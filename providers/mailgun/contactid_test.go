@@ -10,7 +10,10 @@ import (
 	"sync"
 	"testing"
 	"testing/quick"
+	"time"
 	"unicode/utf8"
+
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
 )
 
 // idPattern is BonyChat's custom ID rule, written out again here rather
@@ -23,6 +26,7 @@ type memRecords struct {
 	mu      sync.Mutex
 	data    map[string][]byte
 	puts    int
+	expires testkit.Expiries // of the records put with PutUntil
 	failGet error
 	failPut error
 }
@@ -38,6 +42,14 @@ func (r *memRecords) Put(_ context.Context, ns, key string, value []byte) error 
 	r.puts++
 	r.data[ns+"\x00"+key] = append([]byte(nil), value...)
 	return nil
+}
+
+func (r *memRecords) PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	err := r.Put(ctx, ns, key, value)
+	if err == nil {
+		r.expires.Set(ns, key, expires)
+	}
+	return err
 }
 
 func (r *memRecords) Get(_ context.Context, ns, key string) ([]byte, bool, error) {

@@ -532,6 +532,12 @@ func TestEventTokensCannotBeReplayed(t *testing.T) {
 	if n := len(env.statuses.calls); n != 1 {
 		t.Fatal("a captured token with another event must not post a status")
 	}
+	// The token is remembered for as long as anything about a message is
+	// kept, not forever: one record per webhook would grow the store.
+	exp := env.rec.expires.Of(nsTokens, "tok-ev-1")
+	if d := time.Until(exp); d < providers.MessageRecordTTL-time.Minute || d > providers.MessageRecordTTL {
+		t.Fatalf("token record expires in %v, want about %v", d, providers.MessageRecordTTL)
+	}
 }
 
 func TestEventTokenCannotBeReusedForInboundMail(t *testing.T) {

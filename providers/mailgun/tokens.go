@@ -3,6 +3,9 @@ package mailgun
 import (
 	"context"
 	"errors"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/providers"
 )
 
 // Mailgun's signature covers only timestamp and token, never the body, so
@@ -33,7 +36,8 @@ func (p *Provider) checkToken(ctx context.Context, token, subject string) (seen 
 	return true, nil
 }
 
-// recordToken registers what token signed.
+// recordToken registers what token signed, for as long as anything about
+// one message is kept (far longer than Mailgun retries a webhook).
 func (p *Provider) recordToken(ctx context.Context, token, subject string) error {
-	return p.deps.Records.Put(ctx, nsTokens, token, []byte(subject))
+	return p.deps.Records.PutUntil(ctx, nsTokens, token, []byte(subject), time.Now().Add(providers.MessageRecordTTL))
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
@@ -36,6 +37,7 @@ type outRecords struct {
 	data    map[string][]byte
 	failGet map[string]error // by namespace
 	failPut map[string]error // by namespace
+	expires testkit.Expiries // of the records put with PutUntil
 }
 
 func outNewRecords() *outRecords {
@@ -50,6 +52,14 @@ func (r *outRecords) Put(_ context.Context, ns, key string, value []byte) error 
 	}
 	r.data[ns+"\x00"+key] = append([]byte(nil), value...)
 	return nil
+}
+
+func (r *outRecords) PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	err := r.Put(ctx, ns, key, value)
+	if err == nil {
+		r.expires.Set(ns, key, expires)
+	}
+	return err
 }
 
 func (r *outRecords) Get(_ context.Context, ns, key string) ([]byte, bool, error) {

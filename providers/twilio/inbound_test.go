@@ -97,6 +97,10 @@ func (r *hookRecords) Put(_ context.Context, ns, key string, value []byte) error
 	return nil
 }
 
+func (r *hookRecords) PutUntil(ctx context.Context, ns, key string, value []byte, _ time.Time) error {
+	return r.Put(ctx, ns, key, value)
+}
+
 func (r *hookRecords) Get(_ context.Context, ns, key string) ([]byte, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -60,7 +60,7 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 		}
 		memo.SIDs = append(memo.SIDs, sid)
 		p.rememberSID(ctx, contact, sid)
-		if err := p.putJSON(ctx, nsParts, mID, memo); err != nil {
+		if err := p.putMessageJSON(ctx, nsParts, mID, memo); err != nil {
 			// The part is sent; losing the note could repeat it on a retry.
 			return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Ambiguous,
 				Reason: "part sent but its progress could not be recorded", Err: err}

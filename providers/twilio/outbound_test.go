@@ -208,6 +208,10 @@ func TestSendAfterAFailedLaterPartSendsOnlyTheRest(t *testing.T) {
 			if len(first) != 1 || first[0].Body != parts[0] {
 				t.Fatalf("after the failure Twilio has %d messages", len(first))
 			}
+			// The memo of sent parts is a per-message record: it expires.
+			if d := time.Until(e.records.expires.Of(nsParts, "resume-1")); d < providers.MessageRecordTTL-time.Minute || d > providers.MessageRecordTTL {
+				t.Fatalf("parts memo expires in %v, want about %v", d, providers.MessageRecordTTL)
+			}
 			if !slices.Equal(sent.ProviderIDs, []string{first[0].SID}) {
 				t.Fatalf("failed Send reports %v", sent.ProviderIDs)
 			}

@@ -97,3 +97,13 @@ func (p *Provider) putJSON(ctx context.Context, ns, key string, v any) error {
 	}
 	return p.deps.Records.Put(ctx, ns, key, raw)
 }
+
+// putMessageJSON keeps a record about one message, for
+// providers.MessageRecordTTL.
+func (p *Provider) putMessageJSON(ctx context.Context, ns, mID string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return p.deps.Records.PutUntil(ctx, ns, mID, raw, time.Now().Add(providers.MessageRecordTTL))
+}

@@ -50,6 +50,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PutGet", testPutGet},
 		{"Media", testMedia},
 		{"Sweep", testSweep},
+		{"RecordsExpireAndAreSwept", testRecordExpiry},
+		{"OldStatusesAreSwept", testStatusSweep},
 		{"LeaseLostBogusToken", testBogusToken},
 		{"ConcurrentWorkersNeverRunAJobTwice", testConcurrentWorkers},
 	}
@@ -783,9 +785,9 @@ func testSweep(t *testing.T, s store.Store) {
 	}
 
 	// Cutoff before the completion: the done job stays.
-	must(t, "Sweep", s.Sweep(ctx, now, time.Now().Add(-time.Hour)))
+	must(t, "Sweep", s.Sweep(ctx, store.SweepRequest{Now: now, DoneBefore: time.Now().Add(-time.Hour)}))
 	wantState(t, s, in[0], store.Done)
-	must(t, "Sweep", s.Sweep(ctx, now.Add(30*time.Minute), time.Now().Add(time.Hour)))
+	must(t, "Sweep", s.Sweep(ctx, store.SweepRequest{Now: now.Add(30 * time.Minute), DoneBefore: time.Now().Add(time.Hour)}))
 	_, err := s.Job(ctx, in[0])
 	wantErr(t, "swept done job", err, store.ErrNotFound)
 	wantState(t, s, in[1], store.Dead)
@@ -988,5 +990,66 @@ func testCompleteWith(t *testing.T, s store.Store) {
 	}
 	if _, err := s.JobByMID(ctx, store.Platform, "m2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("with a lost lease nothing is enqueued")
+	}
+}
+
+// testRecordExpiry: a record put with an expiry is not returned once it
+// expired, is deleted by the next Sweep, and a Put record never expires.
+func testRecordExpiry(t *testing.T, s store.Store) {
+	now := time.Now()
+	must(t, "PutUntil past", s.PutUntil(ctx, "memo", "old", []byte("1"), now.Add(-time.Second)))
+	must(t, "PutUntil future", s.PutUntil(ctx, "memo", "new", []byte("2"), now.Add(time.Hour)))
+	must(t, "Put forever", s.Put(ctx, "memo", "forever", []byte("3")))
+	_, err := s.Get(ctx, "memo", "old")
+	wantErr(t, "expired record", err, store.ErrNotFound)
+	// Rewriting an expired record brings it back with its new expiry.
+	must(t, "PutUntil again", s.PutUntil(ctx, "memo", "again", []byte("x"), now.Add(-time.Second)))
+	must(t, "Put again", s.Put(ctx, "memo", "again", []byte("y")))
+
+	must(t, "Sweep", s.Sweep(ctx, store.SweepRequest{Now: now.Add(2 * time.Hour)}))
+	_, err = s.Get(ctx, "memo", "new")
+	wantErr(t, "record swept after its expiry", err, store.ErrNotFound)
+	for key, want := range map[string]string{"forever": "3", "again": "y"} {
+		v, err := s.Get(ctx, "memo", key)
+		must(t, "Get "+key, err)
+		if string(v) != want {
+			t.Errorf("Get(memo, %s) = %q, want %q", key, v, want)
+		}
+	}
+	// An expired record that was swept stays gone once its time is back.
+	must(t, "PutUntil later", s.PutUntil(ctx, "memo", "old", []byte("4"), now.Add(time.Hour)))
+	v, err := s.Get(ctx, "memo", "old")
+	must(t, "Get rewritten", err)
+	if string(v) != "4" {
+		t.Errorf("Get(memo, old) = %q after rewriting, want 4", v)
+	}
+}
+
+// testStatusSweep: statuses of messages with no news since the cutoff are
+// deleted; newer ones stay and still only move forward.
+func testStatusSweep(t *testing.T, s store.Store) {
+	_, err := s.AdvanceStatus(ctx, store.Status{MID: "m-old", Value: "sent", Rank: 1})
+	must(t, "AdvanceStatus", err)
+	must(t, "Sweep before the update", s.Sweep(ctx, store.SweepRequest{StatusBefore: time.Now().Add(-time.Hour)}))
+	if _, err := s.StatusOf(ctx, "m-old"); err != nil {
+		t.Fatalf("status updated after the cutoff was swept: %v", err)
+	}
+	time.Sleep(5 * time.Millisecond) // the store keeps milliseconds
+	cut := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	_, err = s.AdvanceStatus(ctx, store.Status{MID: "m-new", Value: "delivered", Rank: 2})
+	must(t, "AdvanceStatus", err)
+	must(t, "Sweep", s.Sweep(ctx, store.SweepRequest{StatusBefore: cut}))
+	_, err = s.StatusOf(ctx, "m-old")
+	wantErr(t, "old status", err, store.ErrNotFound)
+	st, err := s.StatusOf(ctx, "m-new")
+	must(t, "StatusOf new", err)
+	if st.Value != "delivered" {
+		t.Errorf("kept status = %q, want delivered", st.Value)
+	}
+	advanced, err := s.AdvanceStatus(ctx, store.Status{MID: "m-new", Value: "sent", Rank: 1})
+	must(t, "AdvanceStatus backwards", err)
+	if advanced {
+		t.Error("a kept status moved backwards after a sweep")
 	}
 }
