@@ -110,8 +110,9 @@ type StatusSink interface {
 type Records interface {
 	// Put keeps a record for good (those of a contact: a handful each).
 	Put(ctx context.Context, ns, key string, value []byte) error
-	// PutUntil keeps a record until expires: those written per message or
-	// per webhook, which would otherwise grow the store forever.
+	// PutUntil keeps a record until expires (zero: for good, as Put): those
+	// written per message or per webhook, which would otherwise grow the
+	// store forever.
 	PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error
 	// Get reports found=false, with no error, when there is no record (or
 	// it expired).
@@ -122,6 +123,10 @@ type Records interface {
 // records about one message or webhook, and the message's last status.
 // A receipt arriving later is taken as the first news of its message.
 const MessageRecordTTL = 30 * 24 * time.Hour
+
+// MessageRecordExpiry is when a record about one message, written now,
+// expires.
+func MessageRecordExpiry() time.Time { return time.Now().Add(MessageRecordTTL) }
 
 // Deps is what the adapter hands a provider for one channel.
 type Deps struct {

@@ -442,7 +442,7 @@ func (m *Memory) AdvanceStatus(ctx context.Context, s Status) (bool, error) {
 	if old, ok := m.status[s.MID]; ok && s.Rank <= old.Rank {
 		return false, nil
 	}
-	m.status[s.MID] = memStatus{Status: s, updated: time.Now()}
+	m.status[s.MID] = memStatus{Status: s, updated: time.Now().UnixMilli()}
 	return true, nil
 }
 
@@ -474,10 +474,10 @@ func (m *Memory) PutUntil(ctx context.Context, ns, key string, value []byte, exp
 	return nil
 }
 
-// memStatus is a status with when it last advanced.
+// memStatus is a status with when it last advanced (unix ms).
 type memStatus struct {
 	Status
-	updated time.Time
+	updated int64
 }
 
 // memRecord is a kv record; expires in unix ms, neverMS for never.
@@ -566,7 +566,7 @@ func (m *Memory) Sweep(ctx context.Context, req SweepRequest) error {
 	}
 	maps.DeleteFunc(m.kv, func(_ [2]string, r memRecord) bool { return r.expires <= toMS(now) })
 	if !req.StatusBefore.IsZero() {
-		maps.DeleteFunc(m.status, func(_ string, s memStatus) bool { return toMS(s.updated) < toMS(req.StatusBefore) })
+		maps.DeleteFunc(m.status, func(_ string, s memStatus) bool { return s.updated < toMS(req.StatusBefore) })
 	}
 	if req.DoneBefore.IsZero() {
 		return nil

@@ -190,7 +190,7 @@ type Store interface {
 	// never expire.
 	Put(ctx context.Context, ns, key string, value []byte) error
 	// PutUntil is Put for a record that Get no longer returns from expires
-	// on, and Sweep deletes.
+	// on, and Sweep deletes (zero expires: never, as Put).
 	PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error
 	Get(ctx context.Context, ns, key string) ([]byte, error)
 

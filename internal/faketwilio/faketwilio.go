@@ -631,11 +631,11 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		WriteError(w, http.StatusUnauthorized, 20003, errorMessages[20003])
+		unauthorized(w)
 		return
 	}
 	if r.PathValue("account") != s.AccountSID {
-		WriteError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+		notFound(w, r)
 		return
 	}
 	if parseErr != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
@@ -819,16 +819,11 @@ type ListPage struct {
 }
 
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
-	ok := s.authorized(r)
-	if applyRead(w, r, s.next(List, r, nil, ok)) {
-		return
-	}
-	if !ok {
-		WriteError(w, http.StatusUnauthorized, 20003, errorMessages[20003])
+	if s.refusedRead(w, r, List) {
 		return
 	}
 	if r.PathValue("account") != s.AccountSID {
-		WriteError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+		notFound(w, r)
 		return
 	}
 	q := r.URL.Query()
@@ -930,19 +925,35 @@ func dateFilter(v string) (time.Time, error) {
 	return time.Parse(time.RFC3339, v)
 }
 
-func (s *Server) serveFetch(w http.ResponseWriter, r *http.Request) {
+// refusedRead reports whether a read request was answered already: by the
+// script of its kind, or with 401 for bad credentials.
+func (s *Server) refusedRead(w http.ResponseWriter, r *http.Request, ep Endpoint) bool {
 	ok := s.authorized(r)
-	if applyRead(w, r, s.next(Fetch, r, nil, ok)) {
-		return
+	if applyRead(w, r, s.next(ep, r, nil, ok)) {
+		return true
 	}
 	if !ok {
-		WriteError(w, http.StatusUnauthorized, 20003, errorMessages[20003])
+		unauthorized(w)
+	}
+	return !ok
+}
+
+func unauthorized(w http.ResponseWriter) {
+	WriteError(w, http.StatusUnauthorized, 20003, errorMessages[20003])
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	WriteError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+}
+
+func (s *Server) serveFetch(w http.ResponseWriter, r *http.Request) {
+	if s.refusedRead(w, r, Fetch) {
 		return
 	}
 	sid, isJSON := strings.CutSuffix(r.PathValue("file"), ".json")
 	m, found := s.Message(sid)
 	if !isJSON || !found || r.PathValue("account") != s.AccountSID {
-		WriteError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+		notFound(w, r)
 		return
 	}
 	s.mu.Lock()
@@ -952,12 +963,7 @@ func (s *Server) serveFetch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
-	ok := s.authorized(r)
-	if applyRead(w, r, s.next(Media, r, nil, ok)) {
-		return
-	}
-	if !ok {
-		WriteError(w, http.StatusUnauthorized, 20003, errorMessages[20003])
+	if s.refusedRead(w, r, Media) {
 		return
 	}
 	name := r.PathValue("name")
@@ -965,7 +971,7 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	_, found := s.media[name]
 	s.mu.Unlock()
 	if !found {
-		WriteError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+		notFound(w, r)
 		return
 	}
 	expires := strconv.FormatInt(s.clock().Add(4*time.Hour).Unix(), 10)
@@ -983,7 +989,7 @@ func (s *Server) serveOther(w http.ResponseWriter, r *http.Request) {
 	if applyRead(w, r, s.next(Other, r, nil, s.authorized(r))) {
 		return
 	}
-	WriteError(w, http.StatusNotFound, 20404, "The requested resource "+r.URL.Path+" was not found")
+	notFound(w, r)
 }
 
 // ---- CDN host ----

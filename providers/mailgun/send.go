@@ -9,7 +9,6 @@ import (
 	"path"
 	"regexp"
 	"strings"
-	"time"
 
 	mailgungo "github.com/mailgun/mailgun-go/v4"
 
@@ -267,7 +266,7 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgun
 	// either re-sent or reported failed.
 	id, se = p.reconcile(ctx, msgID, se)
 	if se != nil && se.Kind == providers.Unreachable {
-		if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte("1"), time.Now().Add(providers.MessageRecordTTL)); err != nil {
+		if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte("1"), providers.MessageRecordExpiry()); err != nil {
 			return "", &providers.SendError{Kind: providers.Ambiguous, Err: err,
 				Reason: "Mailgun did not confirm the message and the attempt could not be noted; not sent again"}
 		}

@@ -3,7 +3,6 @@ package mailgun
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 )
@@ -39,5 +38,5 @@ func (p *Provider) checkToken(ctx context.Context, token, subject string) (seen 
 // recordToken registers what token signed, for as long as anything about
 // one message is kept (far longer than Mailgun retries a webhook).
 func (p *Provider) recordToken(ctx context.Context, token, subject string) error {
-	return p.deps.Records.PutUntil(ctx, nsTokens, token, []byte(subject), time.Now().Add(providers.MessageRecordTTL))
+	return p.deps.Records.PutUntil(ctx, nsTokens, token, []byte(subject), providers.MessageRecordExpiry())
 }

@@ -458,7 +458,7 @@ func (e *hookEnv) setOptedOut(contact string) {
 func (e *hookEnv) offer(contact string, expires time.Time, options ...string) {
 	e.t.Helper()
 	memo := quickReplyMemo{Options: options, Expires: expires}
-	if err := e.p.putJSON(context.Background(), nsQuickReply, e.p.quickReplyKey(contact), memo); err != nil {
+	if err := e.p.putJSON(context.Background(), nsQuickReply, e.p.quickReplyKey(contact), memo, time.Time{}); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -41,7 +41,7 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	parts := p.render(m)
 	if m.Type == schema.TypeQuickReply {
 		memo := quickReplyMemo{Options: m.Replies, Expires: p.now().Add(quickReplyTTL)}
-		if err := p.putJSON(ctx, nsQuickReply, p.quickReplyKey(to.ContactID), memo); err != nil {
+		if err := p.putJSON(ctx, nsQuickReply, p.quickReplyKey(to.ContactID), memo, time.Time{}); err != nil {
 			return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "cannot remember the reply options", Err: err}
 		}
 	}
@@ -60,7 +60,7 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 		}
 		memo.SIDs = append(memo.SIDs, sid)
 		p.rememberSID(ctx, contact, sid)
-		if err := p.putMessageJSON(ctx, nsParts, mID, memo); err != nil {
+		if err := p.putJSON(ctx, nsParts, mID, memo, providers.MessageRecordExpiry()); err != nil {
 			// The part is sent; losing the note could repeat it on a retry.
 			return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Ambiguous,
 				Reason: "part sent but its progress could not be recorded", Err: err}
@@ -110,7 +110,7 @@ func (p *Provider) rememberSID(ctx context.Context, contact, sid string) {
 	if len(r.SIDs) > keepRecentSIDs {
 		r.SIDs = r.SIDs[len(r.SIDs)-keepRecentSIDs:]
 	}
-	if err := p.putJSON(ctx, nsRecentSIDs, contact, r); err != nil {
+	if err := p.putJSON(ctx, nsRecentSIDs, contact, r, time.Time{}); err != nil {
 		p.deps.Log.Warn("cannot record a sent SID", "error", err.Error())
 	}
 }

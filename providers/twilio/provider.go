@@ -90,20 +90,11 @@ func (p *Provider) getJSON(ctx context.Context, ns, key string, v any) (bool, er
 	return true, nil
 }
 
-func (p *Provider) putJSON(ctx context.Context, ns, key string, v any) error {
+// putJSON keeps a record for good (zero expires) or until expires.
+func (p *Provider) putJSON(ctx context.Context, ns, key string, v any, expires time.Time) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return p.deps.Records.Put(ctx, ns, key, raw)
-}
-
-// putMessageJSON keeps a record about one message, for
-// providers.MessageRecordTTL.
-func (p *Provider) putMessageJSON(ctx context.Context, ns, mID string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return p.deps.Records.PutUntil(ctx, ns, mID, raw, time.Now().Add(providers.MessageRecordTTL))
+	return p.deps.Records.PutUntil(ctx, ns, key, raw, expires)
 }

@@ -166,7 +166,7 @@ func (p *Provider) wholeMessageStatus(ctx context.Context, mid string, part, par
 	}
 	key := strconv.Itoa(part)
 	state[key] = mergePart(state[key], value)
-	if err := p.putMessageJSON(ctx, nsPartStatus, mid, state); err != nil {
+	if err := p.putJSON(ctx, nsPartStatus, mid, state, providers.MessageRecordExpiry()); err != nil {
 		return "", err
 	}
 	if value == schema.StatusFailed && state[key] == schema.StatusFailed {
