@@ -30,9 +30,6 @@ func FailingWrite(s *SQLite) error {
 	})
 }
 
-// IsOneJobToken reports whether a lease token has the one-job form.
-var IsOneJobToken = isOneJobToken
-
 // WriterPragma reads a PRAGMA on the writer connection.
 func WriterPragma(s *SQLite, name string) (v string, err error) {
 	err = s.write(t0, func(w *wtx) error { return w.queryRow(`PRAGMA ` + name).Scan(&v) })
@@ -60,14 +57,17 @@ func Plan(s *SQLite, query string, args ...any) (string, error) {
 
 // The queries whose plans the tests check.
 var (
-	LeaseHeadsQuery = func(byQueue, byChannel bool) string { return leaseHeadsQuery(byQueue, byChannel, 1) }
-	AnyReadyQuery   = qAnyReady
-	CountQuery      = qJobCount
-	SweepJobsQuery  = qSweepJobs
-	LaneNextQuery   = laneNextQuery(5)
-	TokenQuery      = qJobComplete
-	ReviveAllQuery  = qJobReviveAll
-	JobsQuery       = jobsQuery
+	ReadyHeadsQuery = func(kind int, byChannel bool) string {
+		return readyHeadsQuery(readyKind(kind), byChannel, 1)
+	}
+	PromoteQuery   = qPromoteAfter(2)
+	UnheadQuery    = qLaneUnhead
+	CountQuery     = qJobCount
+	SweepJobsQuery = qSweepJobs
+	LaneNextQuery  = laneNextQuery(5)
+	TokenQuery     = qJobComplete
+	ReviveAllQuery = qJobReviveAll
+	JobsQuery      = jobsQuery
 )
 
 var t0 = context.Background()

@@ -163,14 +163,14 @@ func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 
 	var heads []*memJob
 	for l, ids := range m.lanes {
-		if (req.Queue != "" && l.queue != req.Queue) || (req.ChannelID != "" && l.channel != req.ChannelID) {
+		if l.queue != req.Queue || (req.ChannelID != "" && l.channel != req.ChannelID) {
 			continue
 		}
 		if h := m.jobs[ids[0]]; ready(h.Job, now) {
 			heads = append(heads, h)
 		}
 	}
-	slices.SortFunc(heads, func(a, b *memJob) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(heads, func(a, b *memJob) int { return compareReady(a.Job, b.Job) })
 	if len(heads) > req.Lanes {
 		heads = heads[:req.Lanes]
 	}

@@ -30,13 +30,16 @@ const (
 	qKeyGet    = `SELECT name, value, expires FROM dedupe_keys WHERE name = ?`
 	qKeyLookup = `SELECT name, value, expires FROM dedupe_keys WHERE name = ? AND expires > ?`
 
+	// qJobInsert stores a pending job; its head argument is 1 when its lane
+	// has no unfinished job (qLaneBusy).
 	qJobInsert = `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state,
-		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error)
-		VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, 0, '', '') RETURNING id`
+		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error, head)
+		VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, 0, '', '', ?) RETURNING id`
 
+	// qJobInsertLeased stores a job leased at once: its lane was idle.
 	qJobInsertLeased = `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state,
-		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error)
-		VALUES (?, ?, ?, ?, ?, 'leased', 1, ?, ?, ?, ?, ?, '') RETURNING id`
+		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error, head)
+		VALUES (?, ?, ?, ?, ?, 'leased', 1, ?, ?, ?, ?, ?, '', 1) RETURNING id`
 	// qLaneBusy finds any unfinished job of a lane (jobs_lane index).
 	qLaneBusy = `SELECT 1 FROM jobs WHERE queue = ? AND channel_id = ? AND contact_id = ?
 		AND state IN ('pending', 'leased') LIMIT 1`
@@ -46,23 +49,26 @@ const (
 	qJobLease = `UPDATE jobs SET state = 'leased', lease_token = ?, lease_until = ?,
 		attempts = attempts + 1, updated_at = ?
 		WHERE id = ? AND ((state = 'pending' AND next_at <= ?) OR (state = 'leased' AND lease_until <= ?))`
-	// qAnyReady finds any unfinished job that is pending and due or leased
-	// with an expired lease (scanning the jobs_lane index, i.e. the
-	// unfinished jobs only). Without one no lane head is ready, and Lease
-	// need not look for the heads.
-	qAnyReady = `SELECT 1 FROM jobs WHERE state IN ('pending', 'leased')
-		AND ((state = 'pending' AND next_at <= ?) OR (state = 'leased' AND lease_until <= ?)) LIMIT 1`
-
-	qJobComplete = `UPDATE jobs SET state = 'done', last_error = ?, updated_at = ?
-		WHERE lease_token = ? AND state = 'leased'`
+	// qJobComplete and qJobKill finish the jobs of a lease and return their
+	// token and IDs; the next job of their lanes becomes the head (see
+	// promoteAfter).
+	qJobComplete = `UPDATE jobs SET state = 'done', head = 0, last_error = ?, updated_at = ?
+		WHERE lease_token = ? AND state = 'leased' RETURNING lease_token, id`
 	qJobRetry = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, last_error = ?, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased'`
-	qJobKill = `UPDATE jobs SET state = 'dead', last_error = ?, updated_at = ?
-		WHERE lease_token = ? AND state = 'leased'`
+	qJobKill = `UPDATE jobs SET state = 'dead', head = 0, last_error = ?, updated_at = ?
+		WHERE lease_token = ? AND state = 'leased' RETURNING lease_token, id`
 	qJobReviveOne = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, attempts = 0, updated_at = ?
 		WHERE id = ? AND state = 'dead'`
 	qJobReviveAll = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, attempts = 0, updated_at = ?
 		WHERE state = 'dead'`
+	// qDeadIDs lists the dead jobs.
+	qDeadIDs = `SELECT id FROM jobs WHERE state = 'dead'`
+	// qLaneUnhead clears the head mark in the lane of a job, before
+	// promoteAfter sets it again on the lane's first job (a revived job may
+	// come before the head).
+	qLaneUnhead = `UPDATE jobs SET head = 0 WHERE head = 1 AND state IN ('pending', 'leased')
+		AND (queue, channel_id, contact_id) = (SELECT queue, channel_id, contact_id FROM jobs WHERE id = ?)`
 
 	// qJobRecover returns a queue's leased jobs to pending. next_at stays:
 	// it was due when the job was leased, so the job is due now.
@@ -122,30 +128,41 @@ func laneNextQuery(limit int) string {
 		ORDER BY id LIMIT ` + limitBucket(limit)
 }
 
-// leaseHeadsQuery lists up to limit (rounded up) ready lane heads, oldest
-// first: per lane the lowest-id job that is not done or dead, kept if it is
-// pending and due or leased with an expired lease. Arguments: [queue],
-// [channel], now, now.
-func leaseHeadsQuery(byQueue, byChannel bool, limit int) string {
-	var where []string
-	var group []string
-	where = append(where, `state IN ('pending', 'leased')`)
-	if byQueue {
-		where = append(where, `queue = ?`)
-	} else {
-		group = append(group, `queue`)
+// readyKind is one of the three kinds of ready lane heads.
+type readyKind int
+
+const (
+	readyNew     readyKind = iota // pending, due since enqueued (next_at 0): by ID
+	readyRetry                    // pending with a next_at that has come: by next_at
+	readyExpired                  // leased with a lease that ran out: by lease_until
+)
+
+// readyHeadsQuery lists up to limit (rounded up) ready lane heads of a
+// kind, each kind walking its index (jobs_ready, or jobs_expiring) in
+// order. Arguments: queue, [channel], now (not for readyNew).
+func readyHeadsQuery(kind readyKind, byChannel bool, limit int) string {
+	where := []string{`head = 1`}
+	switch kind {
+	case readyExpired:
+		where = append(where, `state = 'leased'`)
+	default:
+		where = append(where, `state = 'pending'`)
 	}
+	where = append(where, `queue = ?`)
 	if byChannel {
 		where = append(where, `channel_id = ?`)
-	} else {
-		group = append(group, `channel_id`)
 	}
-	group = append(group, `contact_id`)
-	return `SELECT ` + prefixCols("j.", jobCols) + ` FROM jobs j
-		JOIN (SELECT MIN(id) AS id FROM jobs WHERE ` + strings.Join(where, ` AND `) + `
-		      GROUP BY ` + strings.Join(group, `, `) + `) h ON h.id = j.id
-		WHERE (j.state = 'pending' AND j.next_at <= ?) OR (j.state = 'leased' AND j.lease_until <= ?)
-		ORDER BY j.id LIMIT ` + limitBucket(limit)
+	order := `id`
+	switch kind {
+	case readyNew:
+		where = append(where, `next_at = 0`)
+	case readyRetry:
+		where, order = append(where, `next_at > 0 AND next_at <= ?`), `next_at, id`
+	case readyExpired:
+		where, order = append(where, `lease_until <= ?`), `lease_until, id`
+	}
+	return `SELECT ` + jobCols + ` FROM jobs WHERE ` + strings.Join(where, ` AND `) +
+		` ORDER BY ` + order + ` LIMIT ` + limitBucket(limit)
 }
 
 // jobsQuery lists jobs for a filter, oldest first, and its arguments.

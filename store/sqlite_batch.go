@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,7 +11,9 @@ import (
 
 // Statement batching: the writes of the hot path (EnqueueLeased without
 // keys, Complete) that share a writer batch run as one statement per kind
-// instead of one or two per write (plus a SAVEPOINT and a RELEASE). In the
+// (completions: one UPDATE, and one more that marks the next job of their
+// lanes as head) instead of one or two per write (plus a SAVEPOINT and a
+// RELEASE). In the
 // pure-Go SQLite a statement costs several times the CPU of the row it
 // changes, and the single writer is the bottleneck.
 
@@ -29,7 +30,7 @@ type sizedKey struct {
 
 const (
 	sizedComplete = iota
-	sizedCompleteOne
+	sizedPromote
 	sizedLaneBusy
 	sizedInsert
 	sizedInsertReturning
@@ -62,54 +63,47 @@ type completeOp struct {
 	lastError string
 }
 
-// qCompleteMany completes every job leased with one of n tokens.
+// qCompleteMany completes every job leased with one of n tokens and returns
+// the token and the ID of each.
 func qCompleteMany(n int) string {
-	return `UPDATE jobs SET state = 'done', last_error = ?, updated_at = ?
-		WHERE state = 'leased' AND lease_token IN (` + repeatJoin("?", n) + `)`
+	return `UPDATE jobs SET state = 'done', head = 0, last_error = ?, updated_at = ?
+		WHERE state = 'leased' AND lease_token IN (` + repeatJoin("?", n) + `)
+		RETURNING lease_token, id`
 }
 
-// qCompleteManyReturning is qCompleteMany returning the tokens that matched
-// (a token of a PerLane lease comes once per job).
-func qCompleteManyReturning(n int) string { return qCompleteMany(n) + ` RETURNING lease_token` }
-
 // completeAll runs the Complete writes batch[idx] as one UPDATE per
-// lastError (in chunks). A write whose token matched nothing, or whose token
-// an earlier write of the batch already completed, gets ErrLeaseLost, as
-// it would have one after the other.
+// lastError (in chunks), then moves the head mark of their lanes on. A
+// write whose token matched nothing, or whose token an earlier write of the
+// batch already completed, gets ErrLeaseLost, as it would have one after
+// the other.
 func (w *wtx) completeAll(batch []*writeOp, idx []int, errs []error) error {
 	touched := time.Now().UnixMilli()
 	matched := map[string]bool{}
+	var done []int64
 	for len(idx) > 0 {
 		// The writes with the same lastError as the first one left.
 		lastError := batch[idx[0]].complete.lastError
 		var group, rest []int
+		var tokens []string // distinct
+		seen := map[string]bool{}
 		for _, i := range idx {
-			if batch[i].complete.lastError == lastError {
-				group = append(group, i)
-			} else {
+			c := batch[i].complete
+			if c.lastError != lastError {
 				rest = append(rest, i)
+				continue
+			}
+			group = append(group, i)
+			if !seen[c.token] {
+				seen[c.token] = true
+				tokens = append(tokens, c.token)
 			}
 		}
 		idx = rest
-		// Distinct tokens: those of one job each, then the others.
-		var one, many []string
-		seen := map[string]bool{}
-		for _, i := range group {
-			if t := batch[i].complete.token; !seen[t] {
-				seen[t] = true
-				if isOneJobToken(t) {
-					one = append(one, t)
-				} else {
-					many = append(many, t)
-				}
-			}
-		}
-		if err := w.completeTokens(one, true, lastError, touched, matched); err != nil {
+		got, err := w.completeTokens(tokens, lastError, touched, matched)
+		if err != nil {
 			return err
 		}
-		if err := w.completeTokens(many, false, lastError, touched, matched); err != nil {
-			return err
-		}
+		done = append(done, got...)
 		for _, i := range group {
 			t := batch[i].complete.token
 			if matched[t] {
@@ -120,19 +114,13 @@ func (w *wtx) completeAll(batch []*writeOp, idx []int, errs []error) error {
 			}
 		}
 	}
-	return nil
+	return w.promoteAfter(done)
 }
 
-// errLostInBatch: a token of one job matched nothing in a batched
-// completion, which does not tell which one; the batch runs again write by
-// write (see runTx).
-var errLostInBatch = errors.New("store: sqlite: a batched completion lost its lease")
-
-// completeTokens completes the jobs of tokens and adds the tokens that
-// matched to matched. oneJob: each token leases one job (see oneJobToken),
-// so the count of changed rows tells whether all matched, and the statement
-// need not return them.
-func (w *wtx) completeTokens(tokens []string, oneJob bool, lastError string, touched int64, matched map[string]bool) error {
+// completeTokens completes the jobs of tokens, adds the tokens that matched
+// to matched and returns the IDs of the completed jobs.
+func (w *wtx) completeTokens(tokens []string, lastError string, touched int64, matched map[string]bool) ([]int64, error) {
+	var ids []int64
 	for len(tokens) > 0 {
 		chunk := tokens[:min(len(tokens), maxRowsPerStatement)]
 		tokens = tokens[len(chunk):]
@@ -147,47 +135,69 @@ func (w *wtx) completeTokens(tokens []string, oneJob bool, lastError string, tou
 		for i := range n {
 			args = append(args, chunk[min(i, len(chunk)-1)])
 		}
-		if oneJob {
-			st, err := w.sized(sizedCompleteOne, n, qCompleteMany)
-			if err != nil {
-				return err
-			}
-			res, err := st.ExecContext(context.Background(), args...)
-			if err != nil {
-				return err
-			}
-			got, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			if got != int64(len(chunk)) {
-				return errLostInBatch
-			}
-			for _, t := range chunk {
-				matched[t] = true
-			}
-			continue
-		}
-		st, err := w.sized(sizedComplete, n, qCompleteManyReturning)
+		st, err := w.sized(sizedComplete, n, qCompleteMany)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rows, err := st.QueryContext(context.Background(), args...)
 		if err != nil {
+			return nil, err
+		}
+		got, err := scanTokenIDs(rows, matched)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, got...)
+	}
+	return ids, nil
+}
+
+// scanTokenIDs reads rows of (token, id), adds the tokens to matched and
+// returns the IDs.
+func scanTokenIDs(rows *sql.Rows, matched map[string]bool) ([]int64, error) {
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var t string
+		var id int64
+		if err := rows.Scan(&t, &id); err != nil {
+			return nil, err
+		}
+		matched[t] = true
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// qPromoteAfter marks the first unfinished job of the lanes of n jobs as
+// its lane's head.
+func qPromoteAfter(n int) string {
+	return `UPDATE jobs SET head = 1 WHERE head = 0 AND id IN (
+		SELECT (SELECT MIN(j.id) FROM jobs j WHERE j.queue = d.queue AND j.channel_id = d.channel_id
+			AND j.contact_id = d.contact_id AND j.state IN ('pending', 'leased'))
+		FROM jobs d WHERE d.id IN (` + repeatJoin("?", n) + `))`
+}
+
+// promoteAfter marks the first unfinished job of the lanes of jobs ids as
+// its lane's head: after they finished (or were revived, once qLaneUnhead
+// cleared the old mark).
+func (w *wtx) promoteAfter(ids []int64) error {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxRowsPerStatement)]
+		ids = ids[len(chunk):]
+		n := 1 // a power of two, padded with the last ID
+		for n < len(chunk) {
+			n *= 2
+		}
+		st, err := w.sized(sizedPromote, n, qPromoteAfter)
+		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var t string
-			if err := rows.Scan(&t); err != nil {
-				rows.Close()
-				return err
-			}
-			matched[t] = true
+		args := make([]any, n)
+		for i := range n {
+			args[i] = chunk[min(i, len(chunk)-1)]
 		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
+		if _, err := st.ExecContext(context.Background(), args...); err != nil {
 			return err
 		}
 	}
@@ -217,8 +227,8 @@ func qLanesBusy(n int) string {
 // qJobInsertMany inserts n jobs.
 func qJobInsertMany(n int) string {
 	return `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state,
-		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error)
-		VALUES ` + repeatJoin("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')", n)
+		attempts, created_at, updated_at, next_at, lease_until, lease_token, last_error, head)
+		VALUES ` + repeatJoin("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?)", n)
 }
 
 // qJobInsertManyReturning inserts n jobs and returns their IDs.
@@ -288,24 +298,28 @@ func (w *wtx) enqueueAll(batch []*writeOp, idx []int) error {
 		if err != nil {
 			return err
 		}
-		args := make([]any, 0, 12*len(chunk))
+		args := make([]any, 0, 13*len(chunk))
 		for _, i := range chunk {
 			e := batch[i].enqueue
 			e.id, e.lease = 0, nil
 			j := e.job
 			l := lane{j.Queue, j.ChannelID, j.ContactID}
 			next := toMS(j.NotBefore)
+			head := 0
+			if !busy[l] {
+				head = 1
+			}
 			if busy[l] || next > toMS(e.now) {
 				busy[l] = true
 				args = append(args, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-					string(Pending), 0, created, created, next, int64(0), "")
+					string(Pending), 0, created, created, next, int64(0), "", head)
 				continue
 			}
 			busy[l] = true
 			until := toMS(e.now.Add(e.leaseFor))
-			token := oneJobToken()
+			token := newToken()
 			args = append(args, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-				string(Leased), 1, created, created, next, until, token)
+				string(Leased), 1, created, created, next, until, token, head)
 			e.lease = &Lease{Token: token, Jobs: []Job{{Queue: j.Queue, ChannelID: j.ChannelID, ContactID: j.ContactID,
 				MID: j.MID, Payload: cloneBytes(j.Payload), State: Leased, Attempts: 1, CreatedAt: fromMS(created),
 				NextAt: fromMS(next), LeaseUntil: fromMS(until)}}}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -86,9 +87,8 @@ func (s *SQLite) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int6
 		}
 		ids = make([]int64, 0, len(jobs))
 		for _, j := range jobs {
-			var id int64
-			if err := w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-				now, now, toMS(j.NotBefore)).Scan(&id); err != nil {
+			id, err := w.insertPending(j, now)
+			if err != nil {
 				return err
 			}
 			ids = append(ids, id)
@@ -118,16 +118,15 @@ func (s *SQLite) EnqueueLeased(ctx context.Context, j NewJob, keys []Key, now ti
 		if err := w.claimKeys(keys, created); err != nil {
 			return err
 		}
-		var busy int
-		err := w.queryRow(qLaneBusy, string(j.Queue), j.ChannelID, j.ContactID).Scan(&busy)
-		switch {
-		case err == nil || toMS(j.NotBefore) > toMS(now):
-			return w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-				created, created, toMS(j.NotBefore)).Scan(&e.id)
-		case !errors.Is(err, sql.ErrNoRows):
+		busy, err := w.laneBusy(j)
+		if err != nil {
 			return err
 		}
-		token, until := oneJobToken(), now.Add(leaseFor)
+		if busy || toMS(j.NotBefore) > toMS(now) {
+			return w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+				created, created, toMS(j.NotBefore), headMark(!busy)).Scan(&e.id)
+		}
+		token, until := newToken(), now.Add(leaseFor)
 		if err := w.queryRow(qJobInsertLeased, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
 			created, created, toMS(j.NotBefore), toMS(until), token).Scan(&e.id); err != nil {
 			return err
@@ -147,6 +146,56 @@ func (s *SQLite) EnqueueLeased(ctx context.Context, j NewJob, keys []Key, now ti
 		return 0, nil, wrapErr("enqueue leased", err)
 	}
 	return e.id, e.lease, nil
+}
+
+// laneBusy reports whether the lane of j has an unfinished job.
+func (w *wtx) laneBusy(j NewJob) (bool, error) {
+	var one int
+	err := w.queryRow(qLaneBusy, string(j.Queue), j.ChannelID, j.ContactID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// headMark is the head column's value for a job that is (or is not) the
+// first unfinished one of its lane.
+func headMark(first bool) int {
+	if first {
+		return 1
+	}
+	return 0
+}
+
+// insertPending stores a pending job, marked as its lane's head when the
+// lane has no unfinished job, and returns its ID.
+func (w *wtx) insertPending(j NewJob, now int64) (int64, error) {
+	busy, err := w.laneBusy(j)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	err = w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+		now, now, toMS(j.NotBefore), headMark(!busy)).Scan(&id)
+	return id, err
+}
+
+// finishLease runs q (qJobComplete or qJobKill) on the jobs of a lease and
+// marks the next job of their lanes as head; ErrLeaseLost (having changed
+// nothing) when the lease holds no job.
+func (w *wtx) finishLease(q string, args ...any) error {
+	rows, err := w.query(q, args...)
+	if err != nil {
+		return err
+	}
+	ids, err := scanTokenIDs(rows, map[string]bool{})
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return ErrLeaseLost
+	}
+	return w.promoteAfter(ids)
 }
 
 // claimKeys records keys, or fails with ErrDuplicate if one is taken.
@@ -172,6 +221,9 @@ func checkNewJob(j NewJob) error {
 
 // normalizeLease fills the defaults of a LeaseRequest.
 func normalizeLease(req LeaseRequest) (LeaseRequest, error) {
+	if req.Queue == "" {
+		return req, errors.New("store: lease: no queue")
+	}
 	if req.For <= 0 {
 		return req, errors.New("store: lease: For must be positive")
 	}
@@ -206,29 +258,10 @@ func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 		now := toMS(req.Now)
 		until := toMS(req.Now.Add(req.For))
 		touched := time.Now().UnixMilli()
-		var args []any
-		if req.Queue != "" {
-			args = append(args, string(req.Queue))
-		}
-		if req.ChannelID != "" {
-			args = append(args, req.ChannelID)
-		}
-		// Most calls find nothing ready (a worker asks again whenever it
-		// finished a job): a look at the unfinished jobs tells, cheaper
-		// than finding the lane heads.
-		var one int
-		switch err := w.queryRow(qAnyReady, now, now).Scan(&one); {
-		case errors.Is(err, sql.ErrNoRows):
-			return nil
-		case err != nil:
-			return err
-		}
-		args = append(args, now, now)
-		heads, err := scanJobs(w.query(leaseHeadsQuery(req.Queue != "", req.ChannelID != "", req.Lanes), args...))
+		heads, err := w.readyHeads(req)
 		if err != nil {
 			return err
 		}
-		heads = heads[:min(len(heads), req.Lanes)]
 		for _, head := range heads {
 			lane := []Job{head}
 			if req.PerLane > 1 {
@@ -246,9 +279,6 @@ func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 				}
 			}
 			token := newToken()
-			if len(lane) == 1 {
-				token = oneJobToken()
-			}
 			l := Lease{Token: token}
 			for _, j := range lane {
 				// Conditional: a job another writer took since the read
@@ -276,6 +306,31 @@ func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 	return out, nil
 }
 
+// readyHeads returns up to req.Lanes ready lane heads in the order they
+// became ready (see compareReady). Each kind of ready head (see readyKind)
+// comes from its own index in that order, up to req.Lanes of each, so the
+// cost does not grow with the jobs waiting for their time.
+func (w *wtx) readyHeads(req LeaseRequest) ([]Job, error) {
+	args := []any{string(req.Queue)}
+	if req.ChannelID != "" {
+		args = append(args, req.ChannelID)
+	}
+	var heads []Job
+	for _, kind := range []readyKind{readyNew, readyRetry, readyExpired} {
+		a := args
+		if kind != readyNew {
+			a = append(a[:len(a):len(a)], toMS(req.Now))
+		}
+		js, err := scanJobs(w.query(readyHeadsQuery(kind, req.ChannelID != "", req.Lanes), a...))
+		if err != nil {
+			return nil, err
+		}
+		heads = append(heads, js...)
+	}
+	slices.SortFunc(heads, compareReady)
+	return heads[:min(len(heads), req.Lanes)], nil
+}
+
 // byToken runs an UPDATE of the jobs leased with a token.
 func (s *SQLite) byToken(ctx context.Context, op, q string, args ...any) error {
 	return wrapErr(op, s.write(ctx, func(w *wtx) error {
@@ -294,16 +349,7 @@ func (s *SQLite) byToken(ctx context.Context, op, q string, args ...any) error {
 // with the same lastError in one UPDATE.
 func (s *SQLite) Complete(ctx context.Context, token string, lastError string) error {
 	return wrapErr("complete", s.submit(&writeOp{ctx: ctx, complete: &completeOp{token: token, lastError: lastError},
-		fn: func(w *wtx) error {
-			n, err := w.execN(qJobComplete, lastError, time.Now().UnixMilli(), token)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return ErrLeaseLost
-			}
-			return nil
-		}}))
+		fn: func(w *wtx) error { return w.finishLease(qJobComplete, lastError, time.Now().UnixMilli(), token) }}))
 }
 
 // CompleteWith implements Store.
@@ -315,17 +361,11 @@ func (s *SQLite) CompleteWith(ctx context.Context, token string, lastError strin
 	}
 	return wrapErr("complete with", s.write(ctx, func(w *wtx) error {
 		now := time.Now().UnixMilli()
-		n, err := w.execN(qJobComplete, lastError, now, token)
-		if err != nil {
+		if err := w.finishLease(qJobComplete, lastError, now, token); err != nil {
 			return err
 		}
-		if n == 0 {
-			return ErrLeaseLost
-		}
 		for _, j := range follow {
-			var id int64
-			if err := w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-				now, now, toMS(j.NotBefore)).Scan(&id); err != nil {
+			if _, err := w.insertPending(j, now); err != nil {
 				return err
 			}
 		}
@@ -340,7 +380,9 @@ func (s *SQLite) Retry(ctx context.Context, token string, next time.Time, lastEr
 
 // Kill implements Store.
 func (s *SQLite) Kill(ctx context.Context, token string, reason string) error {
-	return s.byToken(ctx, "kill", qJobKill, reason, time.Now().UnixMilli(), token)
+	return wrapErr("kill", s.write(ctx, func(w *wtx) error {
+		return w.finishLease(qJobKill, reason, time.Now().UnixMilli(), token)
+	}))
 }
 
 // Revive implements Store. Revived jobs start over: attempts 0, due at now.
@@ -353,10 +395,17 @@ func (s *SQLite) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 	err := s.write(ctx, func(w *wtx) error {
 		total = 0
 		at, touched := toMS(now), time.Now().UnixMilli()
+		revive := ids
 		if len(ids) == 0 {
+			var err error
+			if revive, err = scanIDs(w.query(qDeadIDs)); err != nil {
+				return err
+			}
 			n, err := w.execN(qJobReviveAll, at, touched)
 			total = int(n)
-			return err
+			if err != nil {
+				return err
+			}
 		}
 		for _, id := range ids {
 			n, err := w.execN(qJobReviveOne, at, touched, id)
@@ -365,12 +414,40 @@ func (s *SQLite) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 			}
 			total += int(n)
 		}
-		return nil
+		return w.remarkHeads(revive)
 	})
 	if err != nil {
 		return 0, wrapErr("revive", err)
 	}
 	return total, nil
+}
+
+// scanIDs reads rows of one ID.
+func scanIDs(rows *sql.Rows, err error) ([]int64, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// remarkHeads moves the head mark of the lanes of jobs ids to their first
+// unfinished job, which a revived job may now be.
+func (w *wtx) remarkHeads(ids []int64) error {
+	for _, id := range ids {
+		if _, err := w.exec(qLaneUnhead, id); err != nil {
+			return err
+		}
+	}
+	return w.promoteAfter(ids)
 }
 
 // Recover implements Store. Every queue when q is empty. The jobs keep their

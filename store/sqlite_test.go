@@ -34,8 +34,40 @@ func openSQLite(t testing.TB, path string) *store.SQLite {
 
 func TestSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openSQLite(t, filepath.Join(t.TempDir(), "adapter.db"))
+		path := filepath.Join(t.TempDir(), "adapter.db")
+		t.Cleanup(func() { checkHeadMarks(t, path) }) // runs after the suite closed the store
+		return openSQLite(t, path)
 	})
+}
+
+// qBadHeadMarks finds the jobs whose head mark is wrong: an unfinished job
+// must be marked exactly when it is the first unfinished job of its lane,
+// a finished one never.
+const qBadHeadMarks = `SELECT id, state, head FROM jobs j WHERE state IN ('pending', 'leased') AND head <>
+		CASE WHEN id = (SELECT MIN(k.id) FROM jobs k WHERE k.queue = j.queue AND k.channel_id = j.channel_id
+			AND k.contact_id = j.contact_id AND k.state IN ('pending', 'leased')) THEN 1 ELSE 0 END
+	UNION ALL SELECT id, state, head FROM jobs WHERE state IN ('done', 'dead') AND head <> 0`
+
+// checkHeadMarks fails t if a job of the database at path has a wrong head
+// mark (Lease would start a lane with the wrong job, or not at all).
+func checkHeadMarks(t *testing.T, path string) {
+	t.Helper()
+	rows, err := rawDB(t, path).Query(qBadHeadMarks)
+	if err != nil {
+		t.Fatalf("check head marks: %v", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, head int64
+		var state string
+		if err := rows.Scan(&id, &state, &head); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("job %d (%s) has head mark %d", id, state, head)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestSQLiteCreatesFolderAndUsesWAL(t *testing.T) {
@@ -218,6 +250,61 @@ func TestSQLiteUpgradeKeepsRecordsAndStatuses(t *testing.T) {
 	if st.Value != "delivered" {
 		t.Errorf("old status = %q", st.Value)
 	}
+}
+
+// TestSQLiteUpgradeMarksLaneHeads: a database at schema version 2 with
+// unfinished jobs gets the head marks of migration 3, and Lease goes on
+// with each lane's first unfinished job.
+func TestSQLiteUpgradeMarksLaneHeads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	db := rawDB(t, path)
+	stmts := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`}
+	for _, m := range []string{"0001_init", "0002_expiry"} {
+		b, err := os.ReadFile("migrations/" + m + ".sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, string(b), fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%s, '%s', 0)`, m[:4], m))
+	}
+	insert := `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state, created_at, updated_at, lease_until, lease_token)
+		VALUES ('outbound', 'ch', ?, ?, x'', ?, 1, 1, ?, ?)`
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%.40s: %v", q, err)
+		}
+	}
+	for _, j := range []struct{ contact, mid, state string }{
+		{"a", "a1", "done"}, {"a", "a2", "pending"}, {"a", "a3", "pending"},
+		{"b", "b1", "dead"}, {"b", "b2", "leased"}, {"b", "b3", "pending"},
+	} {
+		until, token := 0, ""
+		if j.state == "leased" {
+			until, token = 1, "t-"+j.mid // expired long ago
+		}
+		if _, err := db.Exec(insert, j.contact, j.mid, j.state, until, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := openSQLite(t, path)
+	ls, err := s.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: time.Now(), For: time.Minute, Lanes: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range ls {
+		for _, j := range l.Jobs {
+			got = append(got, j.MID)
+		}
+	}
+	if fmt.Sprint(got) != "[a2 b2]" {
+		t.Fatalf("leased %v after the upgrade, want [a2 b2]", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkHeadMarks(t, path)
 }
 
 // Two stores on one file (as the server and the jobs CLI are) must never
@@ -504,20 +591,21 @@ func TestSQLitePragmasAndPlan(t *testing.T) {
 			t.Errorf("%s scans the whole table:\n%s", what, plan)
 		}
 	}
-	for _, q := range []bool{true, false} {
+	for kind, index := range []string{"jobs_ready", "jobs_ready", "jobs_expiring"} {
 		for _, c := range []bool{true, false} {
-			var args []any
-			if q {
-				args = append(args, "outbound")
-			}
+			args := []any{"outbound"}
 			if c {
 				args = append(args, "ch")
 			}
-			check(fmt.Sprintf("lease heads (queue %v, channel %v)", q, c), "jobs_lane", store.LeaseHeadsQuery(q, c), append(args, 0, 0)...)
+			if kind > 0 {
+				args = append(args, 0)
+			}
+			check(fmt.Sprintf("ready heads (kind %d, channel %v)", kind, c), index, store.ReadyHeadsQuery(kind, c), args...)
 		}
 	}
 	check("lane next", "jobs_lane", store.LaneNextQuery, "outbound", "ch", "c", 1)
-	check("any ready", "jobs_lane", store.AnyReadyQuery, 0, 0)
+	check("promote", "jobs_lane", store.PromoteQuery, 1, 2)
+	check("unhead", "jobs_lane", store.UnheadQuery, 1)
 	check("count", "jobs_lane,jobs_done,jobs_dead", store.CountQuery)
 	check("sweep", "jobs_done", "SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?", 0)
 	check("by token", "jobs_token", "SELECT id FROM jobs WHERE lease_token = ? AND state = 'leased'", "t")

@@ -84,11 +84,12 @@ type Lease struct {
 	Jobs  []Job
 }
 
-// LeaseRequest asks for ready work: at most Lanes lanes, and from each lane
-// its first ready job plus up to PerLane-1 directly following pending jobs
-// that are also due (PerLane 1 for outbound, up to 20 for platform batches).
+// LeaseRequest asks for ready work of a queue: at most Lanes lanes, oldest
+// first, and from each lane its first ready job plus up to PerLane-1
+// directly following pending jobs that are also due (PerLane 1 for
+// outbound, up to 20 for platform batches).
 type LeaseRequest struct {
-	Queue   Queue
+	Queue   Queue // required
 	Now     time.Time
 	For     time.Duration
 	Lanes   int

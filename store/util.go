@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"math"
@@ -58,17 +59,24 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// oneJobToken returns a lease token for a lease of exactly one job. The
-// SQLite writer completes such tokens in bulk without asking which matched
-// (the count of changed rows tells). Other tokens (newToken) may lease any
-// number of jobs.
-func oneJobToken() string { return oneJobPrefix + newToken() }
+// readySince is when a ready lane head became ready: a job due at once
+// when it was enqueued, a job with a next_at (a retry, NotBefore) then, a
+// leased job when its lease ran out.
+func readySince(j Job) int64 {
+	switch {
+	case j.State == Leased:
+		return toMS(j.LeaseUntil)
+	case j.NextAt.IsZero():
+		return toMS(j.CreatedAt)
+	}
+	return toMS(j.NextAt)
+}
 
-const oneJobPrefix = "1-"
-
-// isOneJobToken reports whether t has the form of oneJobToken.
-func isOneJobToken(t string) bool {
-	return len(t) == len(oneJobPrefix)+32 && strings.HasPrefix(t, oneJobPrefix)
+// compareReady orders ready lane heads for Lease: the one ready first goes
+// first, so neither new messages nor retries that came due wait behind a
+// stream of the other; then the older one.
+func compareReady(a, b Job) int {
+	return cmp.Or(cmp.Compare(readySince(a), readySince(b)), cmp.Compare(a.ID, b.ID))
 }
 
 // cloneBytes copies b; nil and empty both come back as nil.

@@ -41,6 +41,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ExpiredLeaseStillCompletable", testExpiredLeaseCompletable},
 		{"RetrySchedule", testRetrySchedule},
 		{"DeadAndRevive", testDeadAndRevive},
+		{"RevivedJobGoesBeforeLaterOnes", testReviveBeforeLater},
+		{"ManyWaitingJobsDoNotHideAReadyLane", testWaitingJobsDoNotHide},
 		{"Recover", testRecover},
 		{"JobsFilter", testJobsFilter},
 		{"JobByMID", testJobByMID},
@@ -428,6 +430,60 @@ func testRetrySchedule(t *testing.T, s store.Store) {
 	if j := wantState(t, s, id, store.Done); j.Attempts != 4 {
 		t.Fatalf("Attempts %d after 4 leases", j.Attempts)
 	}
+}
+
+// testReviveBeforeLater: a revived job is its lane's first again, ahead of
+// the jobs enqueued after it, and the lane goes on with those afterwards.
+func testReviveBeforeLater(t *testing.T, s store.Store) {
+	now := base()
+	in := enqueue(t, s, job(store.Outbound, "ch", "a", "1"), job(store.Outbound, "ch", "a", "2"), job(store.Outbound, "ch", "a", "3"))
+	ls := lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now})
+	wantIDs(t, "first", ls, []int64{in[0]})
+	must(t, "Kill 1", s.Kill(ctx, ls[0].Token, "rejected"))
+	ls = lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now})
+	wantIDs(t, "the lane goes on after a dead job", ls, []int64{in[1]})
+	must(t, "Complete 2", s.Complete(ctx, ls[0].Token, ""))
+
+	n, err := s.Revive(ctx, []int64{in[0]}, now)
+	if err != nil || n != 1 {
+		t.Fatalf("Revive: %d, %v", n, err)
+	}
+	ls = lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now})
+	wantIDs(t, "revived before the later job", ls, []int64{in[0]})
+	wantIDs(t, "the later job waits", lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now}))
+	must(t, "Complete 1", s.Complete(ctx, ls[0].Token, ""))
+	wantIDs(t, "then the later job", lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now}), []int64{in[2]})
+}
+
+// testWaitingJobsDoNotHide: lanes whose first job waits for a retry, with
+// more jobs behind it, are passed over, and a ready lane among them is
+// found; then the lanes whose retry came due first go first.
+func testWaitingJobsDoNotHide(t *testing.T, s store.Store) {
+	now := base()
+	var jobs []store.NewJob
+	for l := range 10 {
+		for i := range 5 {
+			jobs = append(jobs, job(store.Platform, "ch", fmt.Sprint("busy", l), fmt.Sprint(l, "-", i)))
+		}
+	}
+	busy := enqueue(t, s, jobs...)
+	ls := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now, Lanes: 10})
+	if len(ls) != 10 {
+		t.Fatalf("leased %d lanes, want 10", len(ls))
+	}
+	for i, l := range ls {
+		must(t, "Retry", s.Retry(ctx, l.Token, now.Add(time.Duration(10-i)*time.Minute), "BonyChat down"))
+	}
+	ready := enqueue(t, s, job(store.Platform, "ch", "ready", "r"), job(store.Outbound, "ch", "busy0", "o"))
+	rl := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now, Lanes: 3})
+	wantIDs(t, "the ready lane", rl, []int64{ready[0]})
+	must(t, "Complete", s.Complete(ctx, rl[0].Token, ""))
+	ol := lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now, Lanes: 3})
+	wantIDs(t, "the other queue", ol, []int64{ready[1]})
+	must(t, "Complete", s.Complete(ctx, ol[0].Token, ""))
+	// All retries due: the lanes due first go first, each from its first job.
+	ls = lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now.Add(time.Hour), Lanes: 2})
+	wantIDs(t, "due first", ls, []int64{busy[45]}, []int64{busy[40]})
 }
 
 func testDeadAndRevive(t *testing.T, s store.Store) {
