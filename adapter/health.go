@@ -23,7 +23,7 @@ func (s *Server) handleReady(c *gin.Context) {
 	defer cancel()
 	body := gin.H{"status": "ready", "version": s.opts.Version, "channels": len(s.channels)}
 	code := http.StatusOK
-	counts, err := s.st.Count(ctx)
+	counts, err := s.st.Count(ctx, store.Pending, store.Leased, store.Dead) // not the many done jobs
 	if err == nil {
 		err = s.st.Ping(ctx)
 	}

@@ -62,7 +62,7 @@ var (
 	}
 	PromoteQuery   = qPromoteAfter(2)
 	UnheadQuery    = qLaneUnhead
-	CountQuery     = qJobCount
+	CountQuery     = func(states ...State) string { m, _ := countMap(states); return countQuery(m) }
 	SweepJobsQuery = qSweepJobs
 	LaneNextQuery  = laneNextQuery(5)
 	TokenQuery     = qJobComplete

@@ -385,14 +385,19 @@ func (m *Memory) JobByMID(ctx context.Context, q Queue, mID string) (Job, error)
 }
 
 // Count implements Store. Every state is present in the map.
-func (m *Memory) Count(ctx context.Context) (map[State]int, error) {
+func (m *Memory) Count(ctx context.Context, states ...State) (map[State]int, error) {
+	out, err := countMap(states)
+	if err != nil {
+		return nil, err
+	}
 	if err := m.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
-	out := map[State]int{Pending: 0, Leased: 0, Done: 0, Dead: 0}
 	for _, j := range m.jobs {
-		out[j.State]++
+		if _, ok := out[j.State]; ok {
+			out[j.State]++
+		}
 	}
 	return out, nil
 }

@@ -79,10 +79,6 @@ const (
 
 	qJobGet   = `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`
 	qJobByMID = `SELECT ` + jobCols + ` FROM jobs WHERE queue = ? AND mid = ? ORDER BY id DESC LIMIT 1`
-	// qJobCount counts per state, each part on its own (partial) index.
-	qJobCount = `SELECT state, COUNT(*) FROM jobs WHERE state IN ('pending', 'leased') GROUP BY state
-		UNION ALL SELECT 'done', COUNT(*) FROM jobs WHERE state = 'done'
-		UNION ALL SELECT 'dead', COUNT(*) FROM jobs WHERE state = 'dead'`
 
 	qStatusAdvance = `INSERT INTO status (mid, value, rank, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (mid) DO UPDATE SET value = excluded.value, rank = excluded.rank, updated_at = excluded.updated_at
@@ -163,6 +159,23 @@ func readyHeadsQuery(kind readyKind, byChannel bool, limit int) string {
 	}
 	return `SELECT ` + jobCols + ` FROM jobs WHERE ` + strings.Join(where, ` AND `) +
 		` ORDER BY ` + order + ` LIMIT ` + limitBucket(limit)
+}
+
+// countQuery counts the jobs of the states in want (a set of valid
+// states), each part on its own partial index, done jobs only when asked.
+func countQuery(want map[State]int) string {
+	var parts []string
+	_, p := want[Pending]
+	_, l := want[Leased]
+	if p || l {
+		parts = append(parts, `SELECT state, COUNT(*) FROM jobs WHERE state IN ('pending', 'leased') GROUP BY state`)
+	}
+	for _, st := range []State{Done, Dead} {
+		if _, ok := want[st]; ok {
+			parts = append(parts, `SELECT '`+string(st)+`', COUNT(*) FROM jobs WHERE state = '`+string(st)+`'`)
+		}
+	}
+	return strings.Join(parts, ` UNION ALL `)
 }
 
 // jobsQuery lists jobs for a filter, oldest first, and its arguments.

@@ -499,21 +499,26 @@ func (s *SQLite) JobByMID(ctx context.Context, q Queue, mID string) (Job, error)
 	return s.oneJob(ctx, "job by mId", qJobByMID, string(q), mID)
 }
 
-// Count implements Store. Every state is present in the map.
-func (s *SQLite) Count(ctx context.Context) (map[State]int, error) {
-	rows, err := s.rquery(ctx, qJobCount)
+// Count implements Store.
+func (s *SQLite) Count(ctx context.Context, states ...State) (map[State]int, error) {
+	out, err := countMap(states)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.rquery(ctx, countQuery(out))
 	if err != nil {
 		return nil, wrapErr("count", err)
 	}
 	defer rows.Close()
-	out := map[State]int{Pending: 0, Leased: 0, Done: 0, Dead: 0}
 	for rows.Next() {
 		var st string
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
 			return nil, wrapErr("count", err)
 		}
-		out[State(st)] = n
+		if _, ok := out[State(st)]; ok {
+			out[State(st)] = n
+		}
 	}
 	return out, wrapErr("count", rows.Err())
 }

@@ -606,7 +606,12 @@ func TestSQLitePragmasAndPlan(t *testing.T) {
 	check("lane next", "jobs_lane", store.LaneNextQuery, "outbound", "ch", "c", 1)
 	check("promote", "jobs_lane", store.PromoteQuery, 1, 2)
 	check("unhead", "jobs_lane", store.UnheadQuery, 1)
-	check("count", "jobs_lane,jobs_done,jobs_dead", store.CountQuery)
+	check("count", "jobs_lane,jobs_done,jobs_dead", store.CountQuery())
+	readiness := store.CountQuery(store.Pending, store.Leased, store.Dead)
+	check("count for readiness", "jobs_lane,jobs_dead", readiness)
+	if strings.Contains(readiness, "done") {
+		t.Errorf("the readiness count reads the done jobs: %s", readiness)
+	}
 	check("sweep", "jobs_done", "SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?", 0)
 	check("by token", "jobs_token", "SELECT id FROM jobs WHERE lease_token = ? AND state = 'leased'", "t")
 	check("sweep records", "kv_expires", "SELECT name FROM kv WHERE expires <= ? AND expires < 9223372036854775807", 0)

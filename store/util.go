@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -77,6 +78,24 @@ func readySince(j Job) int64 {
 // stream of the other; then the older one.
 func compareReady(a, b Job) int {
 	return cmp.Or(cmp.Compare(readySince(a), readySince(b)), cmp.Compare(a.ID, b.ID))
+}
+
+// countMap is Count's result before counting: a zero for each of states,
+// or for every state when none is given.
+func countMap(states []State) (map[State]int, error) {
+	if len(states) == 0 {
+		states = []State{Pending, Leased, Done, Dead}
+	}
+	out := make(map[State]int, len(states))
+	for _, st := range states {
+		switch st {
+		case Pending, Leased, Done, Dead:
+			out[st] = 0
+		default:
+			return nil, fmt.Errorf("store: count: unknown state %q", st)
+		}
+	}
+	return out, nil
 }
 
 // cloneBytes copies b; nil and empty both come back as nil.

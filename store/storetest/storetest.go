@@ -507,6 +507,15 @@ func testDeadAndRevive(t *testing.T, s store.Store) {
 	if counts[store.Dead] != 2 || counts[store.Done] != 1 || counts[store.Pending] != 0 || counts[store.Leased] != 0 {
 		t.Fatalf("Count %v", counts)
 	}
+	// Only the states asked for (a readiness probe leaves the done ones out).
+	counts, err = s.Count(ctx, store.Dead, store.Pending)
+	must(t, "Count(dead, pending)", err)
+	if len(counts) != 2 || counts[store.Dead] != 2 || counts[store.Pending] != 0 {
+		t.Fatalf("Count(dead, pending) %v", counts)
+	}
+	if _, err := s.Count(ctx, "gone"); err == nil {
+		t.Fatal("Count of an unknown state did not fail")
+	}
 	// Dead jobs are not leased.
 	wantIDs(t, "dead not leased", lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now.Add(time.Hour)}))
 
