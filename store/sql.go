@@ -108,12 +108,15 @@ const (
 // (the caller reads no more rows than it wants): SQLite plans with a bound
 // LIMIT's value, so binding another value each time re-prepares the
 // statement on every run.
-func limitBucket(n int) string {
+func limitBucket(n int) string { return strconv.Itoa(roundUpPow2(n)) }
+
+// roundUpPow2 is the smallest power of two not below n (1 for n <= 1).
+func roundUpPow2(n int) int {
 	b := 1
 	for b < n {
 		b *= 2
 	}
-	return strconv.Itoa(b)
+	return b
 }
 
 // laneNextQuery lists up to limit (rounded up) active jobs after a lane's

@@ -13,9 +13,8 @@ import (
 // keys, Complete) that share a writer batch run as one statement per kind
 // (completions: one UPDATE, and one more that marks the next job of their
 // lanes as head) instead of one or two per write (plus a SAVEPOINT and a
-// RELEASE). In the
-// pure-Go SQLite a statement costs several times the CPU of the row it
-// changes, and the single writer is the bottleneck.
+// RELEASE). In the pure-Go SQLite a statement costs several times the CPU
+// of the row it changes, and the single writer is the bottleneck.
 
 // maxRowsPerStatement caps the rows (or values) of one batched statement; a
 // larger group runs as several statements. Statements are prepared once per
@@ -126,10 +125,7 @@ func (w *wtx) completeTokens(tokens []string, lastError string, touched int64, m
 		tokens = tokens[len(chunk):]
 		// Pad to a power of two with the last token, so that few
 		// statements cover every size.
-		n := 1
-		for n < len(chunk) {
-			n *= 2
-		}
+		n := roundUpPow2(len(chunk))
 		args := make([]any, 0, 2+n)
 		args = append(args, lastError, touched)
 		for i := range n {
@@ -185,10 +181,7 @@ func (w *wtx) promoteAfter(ids []int64) error {
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), maxRowsPerStatement)]
 		ids = ids[len(chunk):]
-		n := 1 // a power of two, padded with the last ID
-		for n < len(chunk) {
-			n *= 2
-		}
+		n := roundUpPow2(len(chunk)) // padded with the last ID, as in completeTokens
 		st, err := w.sized(sizedPromote, n, qPromoteAfter)
 		if err != nil {
 			return err
@@ -305,10 +298,7 @@ func (w *wtx) enqueueAll(batch []*writeOp, idx []int) error {
 			j := e.job
 			l := lane{j.Queue, j.ChannelID, j.ContactID}
 			next := toMS(j.NotBefore)
-			head := 0
-			if !busy[l] {
-				head = 1
-			}
+			head := headMark(!busy[l])
 			if busy[l] || next > toMS(e.now) {
 				busy[l] = true
 				args = append(args, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),

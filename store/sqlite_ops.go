@@ -123,8 +123,8 @@ func (s *SQLite) EnqueueLeased(ctx context.Context, j NewJob, keys []Key, now ti
 			return err
 		}
 		if busy || toMS(j.NotBefore) > toMS(now) {
-			return w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-				created, created, toMS(j.NotBefore), headMark(!busy)).Scan(&e.id)
+			e.id, err = w.insertMarked(j, created, !busy)
+			return err
 		}
 		token, until := newToken(), now.Add(leaseFor)
 		if err := w.queryRow(qJobInsertLeased, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
@@ -174,9 +174,15 @@ func (w *wtx) insertPending(j NewJob, now int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return w.insertMarked(j, now, !busy)
+}
+
+// insertMarked stores a pending job, marked as head when first (its lane
+// has no other unfinished job), and returns its ID.
+func (w *wtx) insertMarked(j NewJob, now int64, first bool) (int64, error) {
 	var id int64
-	err = w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-		now, now, toMS(j.NotBefore), headMark(!busy)).Scan(&id)
+	err := w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
+		now, now, toMS(j.NotBefore), headMark(first)).Scan(&id)
 	return id, err
 }
 
@@ -331,20 +337,6 @@ func (w *wtx) readyHeads(req LeaseRequest) ([]Job, error) {
 	return heads[:min(len(heads), req.Lanes)], nil
 }
 
-// byToken runs an UPDATE of the jobs leased with a token.
-func (s *SQLite) byToken(ctx context.Context, op, q string, args ...any) error {
-	return wrapErr(op, s.write(ctx, func(w *wtx) error {
-		n, err := w.execN(q, args...)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return ErrLeaseLost
-		}
-		return nil
-	}))
-}
-
 // Complete implements Store. The writer completes the tokens of a batch
 // with the same lastError in one UPDATE.
 func (s *SQLite) Complete(ctx context.Context, token string, lastError string) error {
@@ -375,7 +367,13 @@ func (s *SQLite) CompleteWith(ctx context.Context, token string, lastError strin
 
 // Retry implements Store.
 func (s *SQLite) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
-	return s.byToken(ctx, "retry", qJobRetry, toMS(next), lastError, time.Now().UnixMilli(), token)
+	return wrapErr("retry", s.write(ctx, func(w *wtx) error {
+		n, err := w.execN(qJobRetry, toMS(next), lastError, time.Now().UnixMilli(), token)
+		if err == nil && n == 0 {
+			return ErrLeaseLost
+		}
+		return err
+	}))
 }
 
 // Kill implements Store.
