@@ -180,66 +180,36 @@ func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error
 	var problems []string
 	expandNode(&root, "", lookup, &problems)
 	cfg := defaultConfig()
+	var shape shapeChecker
 	if len(root.Content) > 0 {
-		problems = append(problems, unknownKeys(root.Content[0], reflect.TypeOf(cfg), "")...)
-		if err := decodeNode(&root, &cfg); err != nil {
+		shape.check(root.Content[0], reflect.TypeOf(cfg), "")
+		problems = append(problems, shape.problems...)
+		if err := root.Decode(&cfg); err != nil && len(shape.bad) == 0 {
 			problems = append(problems, yamlProblems(err)...)
 		}
 	}
-	problems = append(problems, cfg.validate()...)
+	problems = append(problems, notUnder(cfg.validate(), shape.bad)...)
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
 	}
 	return &cfg, nil
 }
 
-func decodeNode(root *yaml.Node, cfg *Config) error { return root.Decode(cfg) }
-
-// unknownKeys lists every key the configuration structs do not have, with
-// its full path, so a typo is reported rather than silently ignored.
-func unknownKeys(n *yaml.Node, t reflect.Type, path string) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// yamlProblems lists what the decoder found that the shape check did not,
+// without the values it quotes (a value in the wrong place may be a secret).
+func yamlProblems(err error) []string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []string{"yaml: " + quotedValue.ReplaceAllString(err.Error(), "a value")}
 	}
-	switch {
-	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
-		var out []string
-		for i, c := range n.Content {
-			out = append(out, unknownKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
-		}
-		return out
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		return unknownStructKeys(n, t, path)
-	}
-	return nil
-}
-
-func unknownStructKeys(n *yaml.Node, t reflect.Type, path string) []string {
-	fields := map[string]reflect.Type{}
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		fields[name] = f.Type
-	}
-	var out []string
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		key := n.Content[i].Value
-		ft, ok := fields[key]
-		if !ok {
-			out = append(out, joinKey(path, key)+": unknown key")
-			continue
-		}
-		out = append(out, unknownKeys(n.Content[i+1], ft, joinKey(path, key))...)
+	out := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		out[i] = "yaml: " + quotedValue.ReplaceAllString(e, "a value")
 	}
 	return out
 }
 
-func yamlProblems(err error) []string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return slices.Clone(te.Errors)
-	}
-	return []string{"yaml: " + err.Error()}
-}
+var quotedValue = regexp.MustCompile("`[^`]*`")
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 

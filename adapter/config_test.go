@@ -327,10 +327,10 @@ func TestConfigVariableInACommentIsNotExpanded(t *testing.T) {
 // cfgManyProblems is what testdata/config/many-problems.yaml must produce,
 // each problem with its key path.
 var cfgManyProblems = []string{
-	"listne: unknown key",
+	"listne: unknown key (line 4)",
 	`base_path: must be empty or start with "/" and not end with "/"`,
 	"log.level: must be one of debug, info, warn, error",
-	"channels[0].tokn: unknown key",
+	"channels[0].tokn: unknown key (line 12)",
 	"channels[0].id_type: must be phone or custom",
 	`channels[1].id: duplicate channel id "dup"`,
 	"channels[1].token: required",
@@ -580,15 +580,15 @@ func TestConfigUnknownKeysAreReportedWithTheirPath(t *testing.T) {
 		raw     string
 		problem string
 	}{
-		{"top level", cfgChannel("listne: \"127.0.0.1:1\"\n", cfgToken), "listne: unknown key"},
-		{"nested", cfgChannel("log:\n  levle: info\n", cfgToken), "log.levle: unknown key"},
-		{"in a channel", cfgChannel("", cfgToken) + "    tokn: x\n", "channels[0].tokn: unknown key"},
+		{"top level", cfgChannel("listne: \"127.0.0.1:1\"\n", cfgToken), "listne: unknown key (line 1)"},
+		{"nested", cfgChannel("log:\n  levle: info\n", cfgToken), "log.levle: unknown key (line 2)"},
+		{"in a channel", cfgChannel("", cfgToken) + "    tokn: x\n", "channels[0].tokn: unknown key (line 9)"},
 		{"in the second channel", cfgChannel("", cfgToken) + `  - id: "c2"
     token: "` + cfgToken + `"
     id_type: phone
     provider: console
     provder: console
-`, "channels[1].provder: unknown key"},
+`, "channels[1].provder: unknown key (line 13)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -636,6 +636,73 @@ func TestConfigMalformedYAMLIsAConfigErrorNotAPanic(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfgProblems(t, tt.raw, cfgNoEnv)
 		})
+	}
+}
+
+// A value of the wrong type is reported at its key path and line, in words,
+// with nothing else about the same key, and never quoting the value: a
+// value in the wrong place may be a secret.
+func TestConfigWrongTypeIsReportedWithItsKeyPathAndLine(t *testing.T) {
+	const secret = "sk-live-do-not-print"
+	tests := []struct {
+		name    string
+		raw     string
+		problem string
+	}{
+		{"duration", cfgChannel("outbound:\n  wait: "+secret+"\n", cfgToken),
+			"outbound.wait: must be a duration such as 30s, 5m or 1h30m (line 2)"},
+		{"duration without a unit", cfgChannel("outbound:\n  wait: 5\n", cfgToken),
+			"outbound.wait: must be a duration such as 30s, 5m or 1h30m (line 2)"},
+		{"whole number", cfgChannel("outbound:\n  workers: "+secret+"\n", cfgToken),
+			"outbound.workers: must be a whole number (line 2)"},
+		{"fraction for a whole number", cfgChannel("http: {max_body_bytes: 1.5}\n", cfgToken),
+			"http.max_body_bytes: must be a whole number (line 1)"},
+		{"number", strings.Replace(cfgChannel("", cfgToken), "platform:\n", "platform:\n  rate_limit: "+secret+"\n", 1),
+			"platform.rate_limit: must be a number (line 3)"},
+		{"bool", cfgChannel("demo:\n  platform: "+secret+"\n", cfgToken),
+			"demo.platform: must be true or false (line 2)"},
+		{"list for a section", cfgChannel("log: [info]\n", cfgToken),
+			"log: must be a mapping of keys to values (line 1)"},
+		{"text for the channel list", "channels: \"" + secret + "\"\n",
+			"channels: must be a list (line 1)"},
+		{"list for the token", "platform:\n  webhook_url: \"http://127.0.0.1:1/w\"\nchannels:\n" +
+			"  - {id: c1, token: [" + secret + "], id_type: phone, provider: console}\n",
+			"channels[0].token: must be a single value (text or a number) (line 4)"},
+		{"text for a provider section", cfgChannel("", cfgToken) + "    twilio: \"" + secret + "\"\n",
+			"channels[0].twilio: must be a mapping of keys to values (line 9)"},
+		{"a scalar document", secret + "\n",
+			"the configuration: must be a mapping of keys to values (line 1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			problems := cfgProblems(t, tt.raw, cfgNoEnv)
+			cfgRequireProblem(t, problems, tt.problem)
+			key, _, _ := strings.Cut(tt.problem, ": ")
+			for _, p := range problems {
+				if strings.Contains(p, secret) {
+					t.Errorf("a problem quotes the value: %q", p)
+				}
+				if p != tt.problem && strings.HasPrefix(p, key+":") {
+					t.Errorf("the same key is reported again: %q", p)
+				}
+			}
+		})
+	}
+}
+
+// A key given twice is reported with both lines, and the rest of the file
+// is still checked (before, the decoder stopped and the channel list came
+// out empty: "at least one channel is required").
+func TestConfigKeyGivenTwiceIsReportedAndTheRestStillChecked(t *testing.T) {
+	raw := cfgChannel("log:\n  level: loud\n", cfgToken) + "    provider: twilio\n"
+	problems := cfgProblems(t, raw, cfgNoEnv)
+	cfgRequireProblem(t, problems, "channels[0].provider: given twice, on lines 10 and 11")
+	cfgRequireProblem(t, problems, "log.level: must be one of debug, info, warn, error")
+	if slices.Contains(problems, "channels: at least one channel is required") {
+		t.Errorf("the channel list was lost: %q", problems)
+	}
+	if len(problems) != 2 {
+		t.Errorf("problems = %q, want exactly the two above", problems)
 	}
 }
 
