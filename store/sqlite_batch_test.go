@@ -1,12 +1,9 @@
 package store_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -301,94 +298,4 @@ func TestSQLiteBatchWithFailingWrite(t *testing.T) {
 	if store.Isolated(s) == 0 {
 		t.Fatal("no batch ran again write by write")
 	}
-}
-
-// TestSQLiteBatchedWritesSurviveSIGKILL: like TestSQLiteSurvivesSIGKILL, for
-// the batched writes: every EnqueueLeased and Complete acknowledged before
-// the kill is in the file.
-func TestSQLiteBatchedWritesSurviveSIGKILL(t *testing.T) {
-	if path := os.Getenv("STORE_TEST_KILL_BATCHED_CHILD"); path != "" {
-		killBatchedChild(path)
-		return
-	}
-	path := filepath.Join(t.TempDir(), "adapter.db")
-	cmd, out := startKillChild(t, "TestSQLiteBatchedWritesSurviveSIGKILL", "STORE_TEST_KILL_BATCHED_CHILD", path)
-	enqueued, completed := map[int64]string{}, map[int64]bool{}
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		id, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "enqueued":
-			if len(f) == 3 {
-				enqueued[id] = f[2]
-			}
-		case "completed":
-			completed[id] = true
-		}
-		if len(completed) == 500 {
-			if err := cmd.Process.Kill(); err != nil { // SIGKILL
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	_ = cmd.Wait()
-	if len(completed) < 500 {
-		t.Fatalf("child acknowledged only %d completions", len(completed))
-	}
-	s := openSQLite(t, path)
-	defer s.Close()
-	for id, mid := range enqueued {
-		j, err := s.Job(ctx, id)
-		if err != nil || j.MID != mid {
-			t.Fatalf("acknowledged job %d (%s) after SIGKILL: %+v, %v", id, mid, j, err)
-		}
-		if completed[id] && j.State != store.Done {
-			t.Fatalf("acknowledged completion of job %d lost after SIGKILL: %s", id, j.State)
-		}
-	}
-	t.Logf("%d enqueues and %d completions acknowledged before the kill", len(enqueued), len(completed))
-}
-
-func killBatchedChild(path string) {
-	s, err := store.OpenSQLite(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	var mu sync.Mutex
-	w := bufio.NewWriter(os.Stdout)
-	say := func(format string, args ...any) {
-		mu.Lock()
-		fmt.Fprintf(w, format, args...)
-		w.Flush()
-		mu.Unlock()
-	}
-	for g := range 16 {
-		go func() {
-			for i := 0; ; i++ {
-				mid := fmt.Sprint(g, "-", i)
-				id, l, err := s.EnqueueLeased(ctx, store.NewJob{Queue: store.Outbound, ChannelID: "ch", ContactID: fmt.Sprint(g), MID: mid},
-					nil, time.Now(), time.Minute)
-				if err != nil || l == nil {
-					fmt.Fprintln(os.Stderr, "EnqueueLeased:", l, err)
-					os.Exit(2)
-				}
-				say("enqueued %d %s\n", id, mid)
-				if err := s.Complete(ctx, l.Token, ""); err != nil {
-					fmt.Fprintln(os.Stderr, "Complete:", err)
-					os.Exit(2)
-				}
-				say("completed %d\n", id)
-			}
-		}()
-	}
-	select {}
 }

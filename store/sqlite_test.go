@@ -498,49 +498,74 @@ func TestOpenDSN(t *testing.T) {
 	}
 }
 
-// TestSQLiteSurvivesSIGKILL runs a child process that enqueues and reports
-// each acknowledged job, kills it with SIGKILL mid-stream and checks that
-// every acknowledged job is in the file.
-func TestSQLiteSurvivesSIGKILL(t *testing.T) {
+// TestSQLiteAcknowledgedWritesSurviveSIGKILL runs a child process that
+// writes from many goroutines (plain enqueues, and enqueue-leased then
+// complete as /message does) and reports each write acknowledged; it is
+// killed with SIGKILL mid-stream, and every acknowledged write must be in
+// the file.
+func TestSQLiteAcknowledgedWritesSurviveSIGKILL(t *testing.T) {
 	if path := os.Getenv("STORE_TEST_KILL_CHILD"); path != "" {
 		killChild(path)
 		return
 	}
 	path := filepath.Join(t.TempDir(), "adapter.db")
-	cmd, out := startKillChild(t, "TestSQLiteSurvivesSIGKILL", "STORE_TEST_KILL_CHILD", path)
-	var acked []int64
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		id, err := strconv.ParseInt(strings.TrimPrefix(sc.Text(), "ack "), 10, 64)
-		if err != nil || !strings.HasPrefix(sc.Text(), "ack ") {
-			continue
-		}
-		acked = append(acked, id)
-		if len(acked) == 300 {
-			if err := cmd.Process.Kill(); err != nil { // SIGKILL
-				t.Fatal(err)
-			}
-			break
-		}
+	cmd, out := startKillChild(t, "TestSQLiteAcknowledgedWritesSurviveSIGKILL", "STORE_TEST_KILL_CHILD", path)
+	acked := readKillChildAcks(out, func(a killChildAcks) bool { return a.queued >= 300 && len(a.completed) >= 500 })
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	if len(acked) < 300 {
-		t.Fatalf("child acknowledged only %d jobs", len(acked))
+	if acked.queued < 300 || len(acked.completed) < 500 {
+		t.Fatalf("child acknowledged only %d enqueues and %d completions", acked.queued, len(acked.completed))
 	}
 	s := openSQLite(t, path)
 	defer s.Close()
-	for _, id := range acked {
-		if _, err := s.Job(ctx, id); err != nil {
-			t.Fatalf("acknowledged job %d lost after SIGKILL: %v", id, err)
+	for id, mid := range acked.enqueued {
+		j, err := s.Job(ctx, id)
+		if err != nil || j.MID != mid {
+			t.Fatalf("acknowledged job %d (%s) after SIGKILL: %+v, %v", id, mid, j, err)
+		}
+		if acked.completed[id] && j.State != store.Done {
+			t.Fatalf("acknowledged completion of job %d lost after SIGKILL: %s", id, j.State)
 		}
 	}
-	counts, err := s.Count(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d acknowledged before the kill, %d jobs in the file", len(acked), counts[store.Pending])
+	t.Logf("%d enqueues and %d completions acknowledged before the kill", len(acked.enqueued), len(acked.completed))
 }
 
+// killChildAcks is what the child reported before the kill.
+type killChildAcks struct {
+	enqueued  map[int64]string // job ID -> mId
+	completed map[int64]bool
+	queued    int // plain enqueues among enqueued
+}
+
+// readKillChildAcks reads the child's "enqueued|queued ID MID" and
+// "completed ID" lines until enough says so or the output ends.
+func readKillChildAcks(out io.Reader, enough func(killChildAcks) bool) killChildAcks {
+	a := killChildAcks{enqueued: map[int64]string{}, completed: map[int64]bool{}}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && !enough(a) {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		id, err := strconv.ParseInt(f[1], 10, 64)
+		switch {
+		case err != nil:
+		case f[0] == "completed":
+			a.completed[id] = true
+		case len(f) == 3 && (f[0] == "enqueued" || f[0] == "queued"):
+			a.enqueued[id] = f[2]
+			if f[0] == "queued" {
+				a.queued++
+			}
+		}
+	}
+	return a
+}
+
+// killChild writes until it is killed: 8 goroutines enqueue (a platform
+// event's path), 16 enqueue leased and complete (the /message path).
 func killChild(path string) {
 	s, err := store.OpenSQLite(path)
 	if err != nil {
@@ -549,18 +574,41 @@ func killChild(path string) {
 	}
 	var mu sync.Mutex
 	w := bufio.NewWriter(os.Stdout)
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(w, format, args...)
+		w.Flush()
+		mu.Unlock()
+	}
+	must := func(what string, err error) {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, what+":", err)
+			os.Exit(2)
+		}
+	}
 	for g := range 8 {
 		go func() {
 			for i := 0; ; i++ {
-				ids, err := s.Enqueue(ctx, []store.NewJob{{Queue: store.Outbound, ChannelID: "ch", ContactID: fmt.Sprint(g), MID: fmt.Sprint(i)}}, nil)
-				if err != nil {
-					fmt.Fprintln(os.Stderr, err)
-					os.Exit(2)
+				mid := fmt.Sprint("q", g, "-", i)
+				ids, err := s.Enqueue(ctx, []store.NewJob{{Queue: store.Platform, ChannelID: "ch", ContactID: fmt.Sprint("q", g), MID: mid}}, nil)
+				must("Enqueue", err)
+				say("queued %d %s\n", ids[0], mid)
+			}
+		}()
+	}
+	for g := range 16 {
+		go func() {
+			for i := 0; ; i++ {
+				mid := fmt.Sprint(g, "-", i)
+				id, l, err := s.EnqueueLeased(ctx, store.NewJob{Queue: store.Outbound, ChannelID: "ch", ContactID: fmt.Sprint(g), MID: mid},
+					nil, time.Now(), time.Minute)
+				if err == nil && l == nil {
+					err = errors.New("no lease for an idle contact")
 				}
-				mu.Lock()
-				fmt.Fprintf(w, "ack %d\n", ids[0])
-				w.Flush()
-				mu.Unlock()
+				must("EnqueueLeased", err)
+				say("enqueued %d %s\n", id, mid)
+				must("Complete", s.Complete(ctx, l.Token, ""))
+				say("completed %d\n", id)
 			}
 		}()
 	}
