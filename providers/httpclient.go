@@ -10,6 +10,14 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 )
 
+// Waits between the attempts of one API call. A longer Retry-After is cut
+// to APIRetryWaitMax inside the call; a caller that must honour it in full
+// stops retrying within the call and leaves the wait to its own queue.
+const (
+	APIRetryWaitMin = 200 * time.Millisecond
+	APIRetryWaitMax = 2 * time.Second
+)
+
 // APIClientConfig bounds a provider API client.
 type APIClientConfig struct {
 	Retries        int           // retries after the first attempt
@@ -29,7 +37,7 @@ func NewAPIClient(rt http.RoundTripper, c APIClientConfig) *http.Client {
 	rc.HTTPClient = &http.Client{Transport: rt, Timeout: c.AttemptTimeout, CheckRedirect: noRedirect}
 	rc.Logger = nil
 	rc.RetryMax = c.Retries
-	rc.RetryWaitMin, rc.RetryWaitMax = 200*time.Millisecond, 2*time.Second
+	rc.RetryWaitMin, rc.RetryWaitMax = APIRetryWaitMin, APIRetryWaitMax
 	rc.CheckRetry = c.Policy
 	rc.Backoff = func(lo, hi time.Duration, n int, resp *http.Response) time.Duration {
 		return min(retryablehttp.DefaultBackoff(lo, hi, n, resp), hi)

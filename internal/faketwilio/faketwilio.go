@@ -5,9 +5,10 @@
 // host (the "CDN"), and signs webhooks exactly as Twilio does.
 //
 // Failures are scripted per endpoint as a queue of behaviours consumed one
-// per request, in order: a Twilio error, a 429, an HTML 503 from a proxy,
-// a stall, or a dropped connection with or without the message recorded
-// (the ambiguous case a sender must reconcile).
+// per request, in order: a Twilio error, a 429, an HTML 503 from a proxy
+// (each with any Retry-After, see WithRetryAfter), a stall, or a dropped
+// connection with or without the message recorded (the ambiguous case a
+// sender must reconcile).
 //
 // Everything is safe for concurrent use.
 package faketwilio
@@ -93,10 +94,31 @@ type Behaviour struct {
 	body        string
 	contentType string
 	delay       time.Duration
+	// retryAfter replaces the Retry-After header of the answer when
+	// retryAfterSet ("" sends none).
+	retryAfter    string
+	retryAfterSet bool
+}
+
+// WithRetryAfter makes the answer of an Error, Raw or Stall behaviour carry
+// "Retry-After: value" as given (seconds, an HTTP-date, or garbage to test
+// a client's parsing); "" sends no Retry-After at all. Without it only a
+// 429 carries one, "1".
+func (b Behaviour) WithRetryAfter(value string) Behaviour {
+	b.retryAfter, b.retryAfterSet = value, true
+	return b
 }
 
 // Name describes the behaviour (it is kept in the request log).
 func (b Behaviour) Name() string {
+	name := b.baseName()
+	if b.retryAfterSet {
+		name += " retry-after=" + strconv.Quote(b.retryAfter)
+	}
+	return name
+}
+
+func (b Behaviour) baseName() string {
 	switch b.kind {
 	case kindOK:
 		return "ok"
@@ -537,13 +559,17 @@ func (s *Server) authorized(r *http.Request) bool {
 		subtle.ConstantTimeCompare([]byte(pass), []byte(s.AuthToken)) == 1
 }
 
-// WriteError writes Twilio's JSON error body.
+// WriteError writes Twilio's JSON error body; a 429 carries "Retry-After: 1".
 func WriteError(w http.ResponseWriter, status, code int, message string) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Twilio-Request-Id", NewSID("RQ"))
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
+	writeErrorBody(w, status, code, message)
+}
+
+func writeErrorBody(w http.ResponseWriter, status, code int, message string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Twilio-Request-Id", NewSID("RQ"))
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(ErrorBody{Code: code, Message: message, MoreInfo: MoreInfo(code), Status: status})
 }
@@ -560,8 +586,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func apply(w http.ResponseWriter, r *http.Request, b Behaviour) bool {
 	switch b.kind {
 	case kindError:
-		WriteError(w, b.status, b.code, b.message)
+		if !b.retryAfterSet {
+			WriteError(w, b.status, b.code, b.message)
+			break
+		}
+		b.setRetryAfter(w.Header())
+		writeErrorBody(w, b.status, b.code, b.message)
 	case kindRaw:
+		b.setRetryAfter(w.Header())
 		w.Header().Set("Content-Type", b.contentType)
 		w.WriteHeader(b.status)
 		_, _ = io.WriteString(w, b.body)
@@ -570,6 +602,7 @@ func apply(w http.ResponseWriter, r *http.Request, b Behaviour) bool {
 	case kindStall:
 		stall(r, b.delay)
 		raw := HTML(http.StatusServiceUnavailable)
+		b.setRetryAfter(w.Header())
 		w.Header().Set("Content-Type", raw.contentType)
 		w.WriteHeader(raw.status)
 		_, _ = io.WriteString(w, raw.body)
@@ -577,6 +610,17 @@ func apply(w http.ResponseWriter, r *http.Request, b Behaviour) bool {
 		return false
 	}
 	return true
+}
+
+// setRetryAfter puts the scripted Retry-After on h, if one was scripted.
+func (b Behaviour) setRetryAfter(h http.Header) {
+	switch {
+	case !b.retryAfterSet:
+	case b.retryAfter == "":
+		h.Del("Retry-After")
+	default:
+		h.Set("Retry-After", b.retryAfter)
+	}
 }
 
 // applyRead is apply for endpoints that create nothing: RecordThenDrop

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -265,6 +266,39 @@ func TestScriptedBehaviours(t *testing.T) {
 			}
 			if s.Pending(Create) != 0 || s.Count(Create) != 2 {
 				t.Fatalf("pending %d, count %d", s.Pending(Create), s.Count(Create))
+			}
+		})
+	}
+}
+
+func TestScriptedRetryAfter(t *testing.T) {
+	date := "Sat, 14 Mar 2026 15:10:26 GMT"
+	cases := []struct {
+		name   string
+		b      Behaviour
+		status int
+		want   []string // the Retry-After values received
+	}{
+		{"a 429 says 1 second by default", Throttled(), 429, []string{"1"}},
+		{"a 429 in seconds", Throttled().WithRetryAfter("30"), 429, []string{"30"}},
+		{"a 429 with an HTTP-date", Throttled().WithRetryAfter(date), 429, []string{date}},
+		{"a 429 with garbage", Throttled().WithRetryAfter("soon"), 429, []string{"soon"}},
+		{"a 429 without one", Throttled().WithRetryAfter(""), 429, nil},
+		{"a Twilio 503", Code(20503).WithRetryAfter("20"), 503, []string{"20"}},
+		{"a proxy's 503 page", ServiceUnavailableHTML().WithRetryAfter("15"), 503, []string{"15"}},
+		{"other errors carry none", Code(21211), 400, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := New(t, testAccount, testToken)
+			s.Script(Create, c.b)
+			resp, _ := postForm(t, s, testAccount, testToken,
+				url.Values{"To": {"+15551230000"}, "From": {"+15550001111"}, "Body": {"hi"}})
+			if resp.StatusCode != c.status || !slices.Equal(resp.Header.Values("Retry-After"), c.want) {
+				t.Fatalf("status %d, Retry-After %q; want %d, %q", resp.StatusCode, resp.Header.Values("Retry-After"), c.status, c.want)
+			}
+			if log := s.RequestLog(); len(log) != 1 || log[0].Behaviour != c.b.Name() {
+				t.Fatalf("request log %+v", log)
 			}
 		})
 	}

@@ -1,23 +1,25 @@
 package twilio
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
-	twiliogo "github.com/twilio/twilio-go"
 	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 )
 
-// Bounds of one API call. twilio-go takes no context, so the client's
-// timeout is the only bound.
+// Bounds of one API call: each attempt, and all attempts with the sleeps
+// between them. A send is also bounded by its caller's context.
 const (
 	attemptTimeout = 15 * time.Second
 	callTimeout    = 30 * time.Second
@@ -27,7 +29,8 @@ const (
 // retry only what Twilio never processed (429, failed dial), because a
 // message create is not idempotent; reads (reconciliation) retry freely.
 type apiClient struct {
-	send *api.ApiService
+	cfg  Config
+	send *http.Client
 	read *api.ApiService
 }
 
@@ -39,10 +42,11 @@ func newAPIClient(cfg Config, transport http.RoundTripper) (*apiClient, error) {
 	if transport == nil {
 		transport = cleanhttp.DefaultPooledTransport()
 	}
-	rt := rewriteHost{target: base, next: transport}
+	rt := recordAttempts{next: rewriteHost{target: base, next: transport}}
 	return &apiClient{
-		send: service(cfg, providers.NewAPIClient(rt, providers.APIClientConfig{Retries: 2,
-			AttemptTimeout: attemptTimeout, CallTimeout: callTimeout, Policy: providers.SendRetryPolicy})),
+		cfg: cfg,
+		send: providers.NewAPIClient(rt, providers.APIClientConfig{Retries: 2,
+			AttemptTimeout: attemptTimeout, CallTimeout: callTimeout, Policy: sendRetryPolicy}),
 		read: service(cfg, providers.NewAPIClient(rt, providers.APIClientConfig{Retries: 3,
 			AttemptTimeout: attemptTimeout, CallTimeout: callTimeout, Policy: retryablehttp.DefaultRetryPolicy})),
 	}, nil
@@ -51,7 +55,153 @@ func newAPIClient(cfg Config, transport http.RoundTripper) (*apiClient, error) {
 func service(cfg Config, hc *http.Client) *api.ApiService {
 	c := &client.Client{Credentials: client.NewCredentials(cfg.AccountSID, cfg.AuthToken.Reveal()), HTTPClient: hc}
 	c.SetAccountSid(cfg.AccountSID)
-	return twiliogo.NewRestClientWithParams(twiliogo.ClientParams{Client: c}).Api
+	return api.NewApiServiceWithClient(c)
+}
+
+// sendService is twilio-go for one send under ctx, and the log its
+// attempts fill. twilio-go builds every request on context.Background(),
+// so ctx reaches the request through this call's own HTTP client; the
+// pooled connections and the retry policy stay shared.
+func (a *apiClient) sendService(ctx context.Context) (*api.ApiService, *callLog) {
+	log := &callLog{}
+	hc := &http.Client{
+		Transport:     callTransport{ctx: ctx, log: log, next: a.send.Transport},
+		Timeout:       a.send.Timeout,
+		CheckRedirect: a.send.CheckRedirect,
+	}
+	return service(a.cfg, hc), log
+}
+
+// sendRetryPolicy is providers.SendRetryPolicy, except that a 429 asking
+// for a longer wait than the client sleeps between attempts ends the call:
+// retrying sooner would ignore Twilio's request, so the outbound queue
+// waits it instead (the Retry-After travels on the SendError).
+func sendRetryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	retry, perr := providers.SendRetryPolicy(ctx, resp, err)
+	if retry && providers.ResponseRetryAfter(resp, time.Now()) > providers.APIRetryWaitMax {
+		return false, nil
+	}
+	return retry, perr
+}
+
+// callLog is what the attempts of one send showed. twilio-go turns
+// Twilio's answer into an error without its headers, and an error alone
+// cannot tell "stopped before sending" from "cut off after sending", so
+// the transport under the retrying client notes each attempt here.
+type callLog struct {
+	mu         sync.Mutex
+	attempts   int
+	reached    bool          // an attempt may have reached Twilio
+	lastStatus int           // the last attempt's answer; 0 when it had none
+	retryAfter time.Duration // the last answer's Retry-After (429, 503)
+}
+
+// callSummary is a callLog read once the call is over.
+type callSummary struct {
+	attempts   int
+	reached    bool
+	lastStatus int
+	retryAfter time.Duration
+}
+
+// record notes one attempt. Only two outcomes prove Twilio did not act:
+// a 429 (Twilio documents it as never processed) and a failed dial.
+// Anything else, a cut-off attempt included, may have sent the message.
+func (l *callLog) record(resp *http.Response, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.attempts++
+	l.lastStatus, l.retryAfter = 0, 0
+	if err != nil {
+		l.reached = l.reached || !providers.NeverSent(err)
+		return
+	}
+	l.lastStatus = resp.StatusCode
+	l.retryAfter = providers.ResponseRetryAfter(resp, time.Now())
+	l.reached = l.reached || resp.StatusCode != http.StatusTooManyRequests
+}
+
+func (l *callLog) summary() callSummary {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return callSummary{attempts: l.attempts, reached: l.reached, lastStatus: l.lastStatus, retryAfter: l.retryAfter}
+}
+
+type callLogKey struct{}
+
+func callLogFrom(ctx context.Context) *callLog {
+	log, _ := ctx.Value(callLogKey{}).(*callLog)
+	return log
+}
+
+// callTransport runs one send's request under the caller's context as
+// well as the client's own deadline: a caller that is gone stops the send
+// before it is made, the dial, the wait for the answer, and the sleep
+// between retries (go-retryablehttp sleeps on the request's context).
+type callTransport struct {
+	ctx  context.Context
+	log  *callLog
+	next http.RoundTripper // the retrying client's
+}
+
+func (t callTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := t.ctx.Err(); err != nil {
+		closeRequestBody(r)
+		return nil, fmt.Errorf("not sent: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), callLogKey{}, t.log))
+	stop := context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
+	release := func() { stop(); cancel(nil) }
+	resp, err := t.next.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		if resp != nil { // go-retryablehttp hands back both when its policy stops on ctx
+			_ = resp.Body.Close()
+		}
+		release()
+		return nil, err
+	}
+	// The body is read under ctx; twilio-go does not close an error body,
+	// so the caller's context ending releases it too.
+	resp.Body = &releaseOnClose{ReadCloser: resp.Body, release: release}
+	return resp, nil
+}
+
+type releaseOnClose struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releaseOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
+
+// recordAttempts sits under the retrying client and notes every attempt of
+// a send in the callLog its context carries (reads carry none). An attempt
+// whose context is already over is not made: it would fail anyway, and
+// noted as cut off it would make a send that never left look ambiguous.
+type recordAttempts struct{ next http.RoundTripper }
+
+func (t recordAttempts) RoundTrip(r *http.Request) (*http.Response, error) {
+	log := callLogFrom(r.Context())
+	if log == nil {
+		return t.next.RoundTrip(r)
+	}
+	if err := r.Context().Err(); err != nil {
+		closeRequestBody(r)
+		return nil, fmt.Errorf("not sent: %w", err)
+	}
+	resp, err := t.next.RoundTrip(r)
+	log.record(resp, err)
+	return resp, err
+}
+
+// closeRequestBody: a RoundTripper closes the body even when it sends nothing.
+func closeRequestBody(r *http.Request) {
+	if r.Body != nil {
+		_ = r.Body.Close()
+	}
 }
 
 // rewriteHost sends every request to api_url: twilio-go has no base-URL

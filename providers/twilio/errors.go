@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,15 +39,30 @@ var sendCodes = map[int]struct {
 	21611: {providers.Throttled, "the sender's queue at Twilio is full; retrying later"},
 }
 
-// sendError turns a failed create into the send-error taxonomy. sent
-// reports whether the request may have reached Twilio (for reconciliation).
-func sendError(err error, contact string) *providers.SendError {
+// sendError turns a failed create into the send-error taxonomy. What the
+// call's attempts showed decides the cases an error alone cannot: a send
+// no attempt of which reached Twilio (stopped by its context before or
+// between attempts, failed dials, 429s) is safe to retry; anything else
+// may have been sent and is Ambiguous, for reconciliation. Twilio's
+// Retry-After rides along for the outbound queue to wait.
+func sendError(err error, contact string, call callSummary) *providers.SendError {
+	se := classify(err, contact, call)
+	se.RetryAfter = call.retryAfter
+	return se
+}
+
+func classify(err error, contact string, call callSummary) *providers.SendError {
 	var te *client.TwilioRestError
 	if errors.As(err, &te) {
 		return restError(te, contact)
 	}
-	if providers.NeverSent(err) {
+	switch {
+	case !call.reached && call.lastStatus == http.StatusTooManyRequests:
+		return &providers.SendError{Kind: providers.Throttled, Reason: "Twilio is rate limiting this account", Err: err}
+	case !call.reached && providers.NeverSent(err):
 		return &providers.SendError{Kind: providers.Unreachable, Reason: "Twilio could not be reached", Err: err}
+	case !call.reached && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return &providers.SendError{Kind: providers.Unreachable, Reason: "the send was stopped before it reached Twilio", Err: err}
 	}
 	return &providers.SendError{Kind: providers.Ambiguous, Reason: "no answer from Twilio; the message may have been sent", Err: err}
 }

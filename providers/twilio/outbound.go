@@ -69,19 +69,21 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 	return providers.Sent{ProviderIDs: memo.SIDs}, nil
 }
 
-// sendPart creates one Twilio message; an ambiguous failure is reconciled
-// with Twilio's message list before anyone may send it again.
+// sendPart creates one Twilio message under ctx (a caller that is gone
+// stops it before it leaves, or between retries); an ambiguous failure is
+// reconciled with Twilio's message list before anyone may send it again.
 func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, pt part) (string, error) {
 	started := p.now()
 	params := p.createParams(contact, mID, i, n, pt)
-	msg, err := p.api.send.CreateMessage(params)
+	svc, call := p.api.sendService(ctx)
+	msg, err := svc.CreateMessage(params)
 	if err == nil && msg.Sid != nil {
 		return *msg.Sid, nil
 	}
 	if err == nil {
 		err = fmt.Errorf("twilio answered without a message SID")
 	}
-	se := sendError(err, contact)
+	se := sendError(err, contact, call.summary())
 	if se.Code == "21610" { // Twilio already blocks this pair: remember it
 		if oerr := p.setOptOut(ctx, contact, true); oerr != nil {
 			p.deps.Log.Warn("cannot record an opt-out", "error", oerr.Error())
@@ -150,7 +152,12 @@ const reconcileSkew = 2 * time.Second
 
 // reconcile looks for the message an ambiguous create may have made: same
 // To and From, created since the attempt, same body. Found: it was sent.
-// Not found: it was not, and a retry is safe. List unavailable: unknown.
+// Not found: it was not, and a retry is safe (after any Retry-After of
+// Twilio's answer). List unavailable: unknown.
+//
+// The list is read on the read client's own bounds, not under ctx: a send
+// cut off by its context is just the case that needs the answer, and
+// without it the message can never be sent again.
 func (p *Provider) reconcile(ctx context.Context, contact string, pt part, started time.Time, cause *providers.SendError) (string, error) {
 	since := started.Add(-reconcileSkew).UTC()
 	// No DateSent filter: a message still queued at Twilio has no date_sent
@@ -175,7 +182,7 @@ func (p *Provider) reconcile(ctx context.Context, contact string, pt part, start
 			return *m.Sid, nil
 		}
 	}
-	return "", &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: cause,
+	return "", &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: cause, RetryAfter: cause.RetryAfter,
 		Reason: "Twilio did not take the message (" + cause.Reason + "); retrying"}
 }
 
