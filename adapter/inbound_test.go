@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -221,4 +222,43 @@ func TestIngestExtraKeysRefuseAReplayAndAcceptARedelivery(t *testing.T) {
 	if n := len(h.eventsOf("msg-2")); n != 0 || len(h.eventsOf("msg-1")) != 1 {
 		t.Fatalf("only the first message is posted, once")
 	}
+}
+
+// The ingester tells a provider that it already took a message (by the
+// dedupe key it records), per channel, so that a redelivery can skip its
+// media downloads; a store it cannot read is an error, not a "no".
+func TestIngesterTellsWhetherItTookAMessage(t *testing.T) {
+	h := newHarness(t, nil)
+	dedupe, ok := h.srv.ingester(h.srv.channels["demo"]).(providers.InboundDedupe)
+	if !ok {
+		t.Fatal("the ingester does not implement providers.InboundDedupe")
+	}
+	ctx := t.Context()
+	if taken, err := dedupe.Taken(ctx, "SM-1"); err != nil || taken {
+		t.Fatalf("before the ingest: Taken = %v, %v; want false", taken, err)
+	}
+	in := providers.Inbound{DedupeKey: "SM-1", ContactID: phoneContact,
+		Events: []schema.Event{{Type: "message", MID: "SM-1", Timestamp: 1, Message: schema.TextMessage("hi")}}}
+	if _, err := h.srv.ingester(h.srv.channels["demo"]).Ingest(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if taken, err := dedupe.Taken(ctx, "SM-1"); err != nil || !taken {
+		t.Fatalf("after the ingest: Taken = %v, %v; want true", taken, err)
+	}
+	if taken, err := dedupe.Taken(ctx, "SM-2"); err != nil || taken {
+		t.Fatalf("another message: Taken = %v, %v; want false", taken, err)
+	}
+
+	broken := newHarnessOn(t, &unreadableKeysStore{Store: store.NewMemory()}, nil, nil)
+	d := broken.srv.ingester(broken.srv.channels["demo"]).(providers.InboundDedupe)
+	if taken, err := d.Taken(ctx, "SM-1"); err == nil || taken {
+		t.Fatalf("store failing: Taken = %v, %v; want an error", taken, err)
+	}
+}
+
+// unreadableKeysStore cannot read dedupe keys, like a store with an I/O error.
+type unreadableKeysStore struct{ store.Store }
+
+func (unreadableKeysStore) LookupKey(context.Context, string, time.Time) (store.Key, error) {
+	return store.Key{}, errors.New("disk I/O error")
 }

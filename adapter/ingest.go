@@ -14,10 +14,30 @@ import (
 // BonyChat: deduped by the provider's message ID, made to fit, stored as
 // platform jobs, and only then acknowledged. The platform worker posts them.
 func (s *Server) ingester(ch *channel) providers.Ingester {
-	return providers.IngestFunc(func(ctx context.Context, in providers.Inbound) ([]string, error) {
-		return s.pipe.ingest(ctx, ch, in)
-	})
+	return channelIngester{p: s.pipe, ch: ch}
 }
+
+// channelIngester is the ingester of one channel; it also answers
+// providers.InboundDedupe from the dedupe keys ingest records.
+type channelIngester struct {
+	p  *pipeline
+	ch *channel
+}
+
+func (c channelIngester) Ingest(ctx context.Context, in providers.Inbound) ([]string, error) {
+	return c.p.ingest(ctx, c.ch, in)
+}
+
+func (c channelIngester) Taken(ctx context.Context, dedupeKey string) (bool, error) {
+	_, err := c.p.st.LookupKey(ctx, inboundKey(c.ch, dedupeKey), c.p.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// inboundKey is the dedupe key of an inbound message ID on a channel.
+func inboundKey(ch *channel, id string) string { return "inbound:" + ch.cfg.ID + ":" + id }
 
 func (p *pipeline) ingest(ctx context.Context, ch *channel, in providers.Inbound) ([]string, error) {
 	events := schema.FitEvents(in.Events)
@@ -58,11 +78,11 @@ func (p *pipeline) ingest(ctx context.Context, ch *channel, in providers.Inbound
 func (p *pipeline) dedupeKeys(ch *channel, in providers.Inbound, ids []string) []store.Key {
 	expires := p.now().Add(p.s.cfg.Inbound.DedupeWindow)
 	if in.DedupeKey != "" {
-		return []store.Key{{Name: "inbound:" + ch.cfg.ID + ":" + in.DedupeKey, Expires: expires}}
+		return []store.Key{{Name: inboundKey(ch, in.DedupeKey), Expires: expires}}
 	}
 	keys := make([]store.Key, len(ids))
 	for i, id := range ids {
-		keys[i] = store.Key{Name: "inbound:" + ch.cfg.ID + ":" + id, Expires: expires}
+		keys[i] = store.Key{Name: inboundKey(ch, id), Expires: expires}
 	}
 	return keys
 }

@@ -84,6 +84,15 @@ type Ingester interface {
 	Ingest(ctx context.Context, in Inbound) ([]string, error)
 }
 
+// InboundDedupe is implemented by an Ingester that can tell, before any
+// work, whether it already took the inbound message with this dedupe key
+// (Inbound.DedupeKey): a provider's redelivery is then acknowledged at once,
+// without downloading its media again. An error is no answer: the message
+// goes the full way, and Ingest's own dedupe drops it.
+type InboundDedupe interface {
+	Taken(ctx context.Context, dedupeKey string) (bool, error)
+}
+
 // IngestFunc adapts a function to Ingester.
 type IngestFunc func(ctx context.Context, in Inbound) ([]string, error)
 

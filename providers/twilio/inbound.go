@@ -57,6 +57,13 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request) {
 		providers.WriteError(w, http.StatusBadRequest, "From must be an E.164 number (optionally whatsapp:-prefixed)")
 		return
 	}
+	if p.alreadyTaken(ctx, sid) {
+		// Twilio's retry or fallback delivery of a message already stored:
+		// answered at once, without downloading its media again.
+		p.deps.Log.Info("twilio inbound redelivered; already taken", "channel", p.deps.ChannelID, "message_sid", sid)
+		writeTwiML(w)
+		return
+	}
 	events, err := p.inboundEvents(ctx, sid, contact, form)
 	if err != nil {
 		p.deps.Log.Error("twilio inbound not taken; Twilio may redeliver", "channel", p.deps.ChannelID,
@@ -87,6 +94,24 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeTwiML(w)
+}
+
+// alreadyTaken reports whether the ingester took this MessageSid before
+// (its dedupe key). The ingester's dedupe would drop a redelivery anyway,
+// but only after its media were downloaded and stored again. No answer
+// (an ingester that cannot tell, a store error): the message goes the full
+// way.
+func (p *Provider) alreadyTaken(ctx context.Context, sid string) bool {
+	d, ok := p.deps.Ingest.(providers.InboundDedupe)
+	if !ok {
+		return false
+	}
+	taken, err := d.Taken(ctx, sid)
+	if err != nil {
+		p.deps.Log.Warn("cannot check for a redelivered twilio inbound", "channel", p.deps.ChannelID,
+			"message_sid", sid, "error", err.Error())
+	}
+	return err == nil && taken
 }
 
 func writeTwiML(w http.ResponseWriter) {
@@ -237,9 +262,9 @@ func (p *Provider) quickReplyChoice(ctx context.Context, contact, text string) (
 }
 
 // inboundMedia downloads every MediaUrl{N} (Basic auth with the account's
-// credentials; the fetcher follows Twilio's redirect to its CDN and sends
-// the credentials to Twilio's own origin only), stores it in the media
-// store and makes an attachment of this server's /media link.
+// credentials when the URL is on Twilio's API host, see mediaRequest; the
+// fetcher follows Twilio's redirect to its CDN without them), stores it in
+// the media store and makes an attachment of this server's /media link.
 //
 // Decision: a media item that cannot be downloaded becomes a text event
 // with a note (same mId the attachment would have had) instead of a 5xx.
@@ -268,9 +293,9 @@ func (p *Provider) inboundMedia(ctx context.Context, sid string, form url.Values
 			results[i].err = errors.New("no MediaUrl" + strconv.Itoa(i) + " in the webhook")
 			continue
 		}
+		req := p.mediaRequest(sid, mediaURL)
 		wg.Go(func() {
-			f, err := p.deps.Fetcher.Fetch(fetchCtx, providers.FetchRequest{
-				URL: mediaURL, Username: p.cfg.AccountSID, Password: p.cfg.AuthToken.Reveal()})
+			f, err := p.deps.Fetcher.Fetch(fetchCtx, req)
 			results[i] = result{f, err}
 		})
 	}
@@ -294,6 +319,48 @@ func (p *Provider) inboundMedia(ctx context.Context, sid string, form url.Values
 			Type: attachmentType(ctype), URL: link, MimeType: ctype, FileName: name}}
 	}
 	return out, nil
+}
+
+// mediaRequest fetches a media URL with the account's credentials only
+// when it is on Twilio's own API host: https://api.twilio.com, where
+// Twilio keeps media, or the configured api_url (a proxy, a regional
+// host). A URL elsewhere is fetched without them: the auth token opens the
+// whole account and goes to Twilio alone. The fetcher keeps them from the
+// redirect to Twilio's CDN, which serves the file from a signed URL.
+func (p *Provider) mediaRequest(sid, mediaURL string) providers.FetchRequest {
+	req := providers.FetchRequest{URL: mediaURL}
+	u, err := url.Parse(mediaURL)
+	if err != nil {
+		return req // the fetcher refuses it with the reason
+	}
+	if !sameOrigin(u, DefaultAPIURL) && !sameOrigin(u, p.cfg.apiURL()) {
+		p.deps.Log.Warn("twilio media URL is not on Twilio's API host; fetched without the account's credentials",
+			"channel", p.deps.ChannelID, "message_sid", sid, "host", u.Host)
+		return req
+	}
+	req.Username, req.Password = p.cfg.AccountSID, p.cfg.AuthToken.Reveal()
+	return req
+}
+
+// sameOrigin: same scheme, host (any case) and port (the default one
+// spelt out or not) as the base URL.
+func sameOrigin(u *url.URL, base string) bool {
+	b, err := url.Parse(base)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Scheme, b.Scheme) && strings.EqualFold(u.Hostname(), b.Hostname()) &&
+		portOf(u) == portOf(b)
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }
 
 // mediaType is the type Twilio posted for the item (MediaContentType{N}),

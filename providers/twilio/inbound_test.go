@@ -120,12 +120,13 @@ func (r *hookRecords) puts() []string {
 // hookIngester records every Inbound, checks that what it would post is
 // valid for BonyChat, and posts a DedupeKey only once, like the adapter.
 type hookIngester struct {
-	t      *testing.T
-	mu     sync.Mutex
-	calls  []providers.Inbound
-	posted []providers.Inbound
-	seen   map[string]bool
-	err    error
+	t        *testing.T
+	mu       sync.Mutex
+	calls    []providers.Inbound
+	posted   []providers.Inbound
+	seen     map[string]bool
+	err      error
+	takenErr error
 }
 
 func (g *hookIngester) Ingest(_ context.Context, in providers.Inbound) ([]string, error) {
@@ -150,6 +151,14 @@ func (g *hookIngester) Ingest(_ context.Context, in providers.Inbound) ([]string
 	g.seen[in.DedupeKey] = true
 	g.posted = append(g.posted, in)
 	return ids, nil
+}
+
+// Taken answers providers.InboundDedupe as the adapter does, from the
+// dedupe keys taken; takenErr stands for a store that cannot be read.
+func (g *hookIngester) Taken(_ context.Context, dedupeKey string) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.seen[dedupeKey], g.takenErr
 }
 
 func (g *hookIngester) snapshot() (calls, posted []providers.Inbound) {
@@ -268,7 +277,10 @@ func newHookEnv(t *testing.T, mutate ...func(*Config, *providers.Deps)) *hookEnv
 
 	log, buf := testkit.NewLogger()
 	e.logs = buf
-	cfg := Config{AccountSID: hookAccount, AuthToken: hookToken, PreviousAuthToken: hookOldToken, From: hookFrom}
+	// The media API stands for Twilio's API host: the account's credentials
+	// go to api_url only.
+	cfg := Config{AccountSID: hookAccount, AuthToken: hookToken, PreviousAuthToken: hookOldToken, From: hookFrom,
+		APIURL: e.api.URL}
 	deps := providers.Deps{
 		ChannelID: hookChannel,
 		IDType:    schema.IDTypePhone,
@@ -846,20 +858,66 @@ func TestInbound_WhatsAppPrefixIsStrippedFromTheContact(t *testing.T) {
 }
 
 func TestInbound_DuplicateDeliveryCarriesTheSameDedupeKeyAndTheSameAnswer(t *testing.T) {
-	e := newHookEnv(t)
-	body := e.testdata("sms.form")
-	for range 3 { // Twilio's retry, then the fallback URL
+	cases := []struct {
+		name     string
+		takenErr error // the ingester cannot tell whether it took the message
+		ingests  int
+	}{
+		{"redeliveries are answered at once: the ingester took the message", nil, 1},
+		{"the ingester cannot tell: its own dedupe still holds", errors.New("disk I/O error"), 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newHookEnv(t)
+			e.ingest.takenErr = tc.takenErr
+			body := e.testdata("sms.form")
+			for range 3 { // Twilio's retry, then the fallback URL
+				hookAssertTwiML(t, e.postSigned(hookInbound, body))
+			}
+			calls, posted := e.ingest.snapshot()
+			if len(calls) != tc.ingests || len(posted) != 1 {
+				t.Fatalf("%d ingests, %d posted; want %d, 1", len(calls), len(posted), tc.ingests)
+			}
+			for _, c := range calls {
+				if c.DedupeKey != hookSMSSid {
+					t.Fatalf("dedupe key %q", c.DedupeKey)
+				}
+			}
+		})
+	}
+}
+
+func TestInbound_RedeliveredMediaIsNotDownloadedAgain(t *testing.T) {
+	t.Run("taken the first time", func(t *testing.T) {
+		e := newHookEnv(t)
+		body := e.testdata("mms-two-media.form")
 		hookAssertTwiML(t, e.postSigned(hookInbound, body))
-	}
-	calls, posted := e.ingest.snapshot()
-	if len(calls) != 3 || len(posted) != 1 {
-		t.Fatalf("%d ingests, %d posted", len(calls), len(posted))
-	}
-	for _, c := range calls {
-		if c.DedupeKey != hookSMSSid {
-			t.Fatalf("dedupe key %q", c.DedupeKey)
+		hookAssertTwiML(t, e.postSigned(hookInbound, body)) // Twilio's retry
+		calls, posted := e.ingest.snapshot()
+		if e.apiHits.Load() != 2 || e.cdnHits.Load() != 2 || len(e.media.snapshot()) != 2 {
+			t.Fatalf("media API %d, CDN %d requests, %d saved: want each item once",
+				e.apiHits.Load(), e.cdnHits.Load(), len(e.media.snapshot()))
 		}
-	}
+		if len(calls) != 1 || len(posted) != 1 {
+			t.Fatalf("%d ingests, %d posted", len(calls), len(posted))
+		}
+	})
+	t.Run("refused the first time: the redelivery goes the full way", func(t *testing.T) {
+		e := newHookEnv(t)
+		body := e.testdata("mms-two-media.form")
+		e.ingest.err = &providers.IngestError{Status: http.StatusServiceUnavailable, Message: "events could not be stored; try again"}
+		hookAssertError(t, e.postSigned(hookInbound, body), http.StatusServiceUnavailable)
+		e.ingest.mu.Lock()
+		e.ingest.err = nil
+		e.ingest.mu.Unlock()
+		hookAssertTwiML(t, e.postSigned(hookInbound, body))
+		if _, posted := e.ingest.snapshot(); len(posted) != 1 || len(posted[0].Events) != 3 {
+			t.Fatalf("posted %s", hookJSON(posted))
+		}
+		if e.apiHits.Load() != 4 {
+			t.Fatalf("media API %d requests, want 4 (the refused delivery's media are fetched again)", e.apiHits.Load())
+		}
+	})
 }
 
 func TestInbound_IngestFailureAnswersItsStatusSoTwilioRetries(t *testing.T) {
