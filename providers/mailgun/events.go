@@ -6,11 +6,15 @@ package mailgun
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/bonychat/bonychat-adapter/schema"
 )
 
 // ErrMalformedEvent: the body is not a Mailgun event webhook (the handler
@@ -26,13 +30,21 @@ type Event struct {
 	Timestamp float64 // Unix seconds
 	Severity  string  // failed: permanent or temporary
 	Reason    string  // failed: bounce, suppress-bounce, espblock, …
+	// Recipient is event-data.recipient, else (a rejected event has none)
+	// the address in message.headers.to.
 	Recipient string
 	// MessageID is message.headers.message-id, without angle brackets.
 	MessageID      string
 	DeliveryStatus DeliveryStatus
+	// Reject is a rejected event's reject.reason and description.
+	Reject string
 	// UserVariables are the v: variables sent with the message. A value
 	// that is not a JSON string is kept as its JSON text (null as "").
 	UserVariables map[string]string
+	// Problem says why user-variables could not be read (Mailgun has sent
+	// "Could not load user-variables. They were either truncated or
+	// invalid JSON"); UserVariables is then empty.
+	Problem string
 }
 
 // DeliveryStatus is event-data.delivery-status.
@@ -45,11 +57,13 @@ type DeliveryStatus struct {
 }
 
 // ParseEvent decodes an event webhook body. It is tolerant where Mailgun
-// is known to vary: user-variables may be an object, [] (no variables) or
-// missing; the signature timestamp and the delivery-status code may be
-// strings or numbers; description may be null. Fields it does not use are
-// ignored (Mailgun adds fields without notice). A body without an
-// event-data.event or without a signature object is ErrMalformedEvent.
+// is known to vary: user-variables may be an object, [] (no variables),
+// missing, or a string saying they could not be loaded (see Problem); the
+// signature timestamp and the delivery-status code may be strings or
+// numbers; description may be null; a rejected event has no recipient.
+// Fields it does not use are ignored (Mailgun adds fields without notice).
+// A body without an event-data.event or without a signature object is
+// ErrMalformedEvent.
 func ParseEvent(body []byte) (*Event, error) {
 	var raw struct {
 		Signature *struct {
@@ -66,9 +80,14 @@ func ParseEvent(body []byte) (*Event, error) {
 			Recipient string      `json:"recipient"`
 			Message   struct {
 				Headers struct {
-					MessageID string `json:"message-id"`
+					MessageID string          `json:"message-id"`
+					To        json.RawMessage `json:"to"`
 				} `json:"headers"`
 			} `json:"message"`
+			Reject struct {
+				Reason      eventString `json:"reason"`
+				Description eventString `json:"description"`
+			} `json:"reject"`
 			DeliveryStatus struct {
 				Code         eventNumber `json:"code"`
 				Message      *string     `json:"message"`
@@ -86,17 +105,14 @@ func ParseEvent(body []byte) (*Event, error) {
 		return nil, fmt.Errorf("%w: signature or event-data.event is missing", ErrMalformedEvent)
 	}
 	d := raw.EventData
-	vars, err := eventUserVariables(d.UserVariables)
-	if err != nil {
-		return nil, err
-	}
+	vars, problem := eventUserVariables(d.UserVariables)
 	e := &Event{
 		Name:      strings.ToLower(d.Event),
 		ID:        d.ID,
 		Timestamp: float64(d.Timestamp),
 		Severity:  strings.ToLower(d.Severity),
 		Reason:    strings.ToLower(d.Reason),
-		Recipient: d.Recipient,
+		Recipient: cmp.Or(strings.TrimSpace(d.Recipient), eventToAddress(d.Message.Headers.To)),
 		MessageID: forwardFirstID(d.Message.Headers.MessageID),
 		DeliveryStatus: DeliveryStatus{
 			Code:         int(d.DeliveryStatus.Code),
@@ -105,7 +121,9 @@ func ParseEvent(body []byte) (*Event, error) {
 			EnhancedCode: string(d.DeliveryStatus.EnhancedCode),
 			BounceType:   eventOptString(d.DeliveryStatus.BounceType),
 		},
+		Reject:        eventJoin(string(d.Reject.Reason), string(d.Reject.Description)),
 		UserVariables: vars,
+		Problem:       problem,
 	}
 	e.Signature.Timestamp = string(raw.Signature.Timestamp)
 	e.Signature.Token = raw.Signature.Token
@@ -120,23 +138,27 @@ func eventOptString(s *string) string {
 	return *s
 }
 
-// eventUserVariables decodes user-variables: an object, or [] / null / missing
-// for none. Anything else (a string, a non-empty array) is malformed.
-func eventUserVariables(raw json.RawMessage) (map[string]string, error) {
+// eventUserVariables decodes user-variables: an object, or [] / null /
+// missing for none. Anything else (Mailgun's "Could not load
+// user-variables…" string, a non-empty array) is no variables and a
+// problem: the event itself is still good.
+func eventUserVariables(raw json.RawMessage) (map[string]string, string) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return map[string]string{}, nil
+		return map[string]string{}, ""
 	}
+	var obj map[string]json.RawMessage
 	if raw[0] == '[' {
 		var list []json.RawMessage
 		if err := json.Unmarshal(raw, &list); err != nil || len(list) != 0 {
-			return nil, fmt.Errorf("%w: user-variables is a non-empty array", ErrMalformedEvent)
+			return map[string]string{}, "user-variables is a non-empty list"
 		}
-		return map[string]string{}, nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("%w: user-variables: %v", ErrMalformedEvent, err)
+	} else if err := json.Unmarshal(raw, &obj); err != nil {
+		var text string
+		if json.Unmarshal(raw, &text) == nil {
+			return map[string]string{}, "user-variables: " + schema.Truncate(text, 200)
+		}
+		return map[string]string{}, "user-variables: " + err.Error()
 	}
 	out := make(map[string]string, len(obj))
 	for k, v := range obj {
@@ -147,7 +169,31 @@ func eventUserVariables(raw json.RawMessage) (map[string]string, error) {
 			out[k] = string(bytes.TrimSpace(v))
 		}
 	}
-	return out, nil
+	return out, ""
+}
+
+// eventToAddress is the first address of message.headers.to, "" when it
+// has none.
+func eventToAddress(raw json.RawMessage) string {
+	var to string
+	if json.Unmarshal(raw, &to) != nil || strings.TrimSpace(to) == "" {
+		return ""
+	}
+	if list, err := addressParser.ParseList(to); err == nil && len(list) > 0 {
+		return list[0].Address
+	}
+	return bareAddr.FindString(to)
+}
+
+// eventJoin joins the non-empty texts, each with its white space collapsed.
+func eventJoin(texts ...string) string {
+	var out []string
+	for _, t := range texts {
+		if t = strings.Join(strings.Fields(t), " "); t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return strings.Join(out, ": ")
 }
 
 // eventString is a JSON string or number (or null), kept as text.
@@ -228,7 +274,7 @@ func eventFailureReason(e *Event) string {
 	default:
 		why = eventReasonText(e.Reason, to)
 	}
-	if detail := eventSMTPDetail(e.DeliveryStatus); detail != "" {
+	if detail := cmp.Or(eventSMTPDetail(e.DeliveryStatus), e.Reject); detail != "" {
 		why += ": " + detail
 	}
 	return why

@@ -55,9 +55,10 @@ func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { p.handleInbound(w, r, maxBytes) }
 }
 
-// handleInbound: parse, verify the signature, turn the mail into events,
-// ingest them together with the route token (replay protection), then
-// record the thread.
+// handleInbound: parse, verify the signature, fetch a store()
+// notification's attachments, turn the mail into events, ingest them
+// together with the route token (replay protection), then record the
+// thread.
 func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxBytes int64) {
 	log := p.log().With("channel", p.deps.ChannelID)
 	// Counted under ParseForward's cap: a multipart body cut off inside a
@@ -71,6 +72,12 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		(err != nil && body.n > maxBytes) || r.ContentLength > maxBytes {
 		log.Warn("mailgun forward too large", "bytes", body.n)
 		providers.WriteError(w, http.StatusRequestEntityTooLarge, "the forwarded message is too large")
+		return
+	}
+	if errors.Is(err, ErrForwardInterrupted) {
+		// Cut off in transit: Mailgun's retry can bring all of it.
+		log.Warn("mailgun forward cut off; Mailgun retries", "bytes", body.n, "error", err.Error())
+		providers.WriteError(w, http.StatusServiceUnavailable, "the forwarded message was cut off; try again")
 		return
 	}
 	if err != nil {
@@ -93,6 +100,9 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		p.tokenAnswer(w, log, false, err)
 		return
 	}
+	for _, problem := range f.Problems {
+		log.Warn("mailgun forward partly unreadable; delivered without it", "message_id", f.MessageID, "problem", problem)
+	}
 	business := p.cfg.BusinessAddresses
 
 	contactID, err := p.forwardContactID(r, f, business)
@@ -104,6 +114,9 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 	if err != nil {
 		p.inboundFailed(w, log, f, err)
 		return
+	}
+	if !p.alreadyTaken(ctx, log, forwardDedupeKey(f)) {
+		p.fetchStored(ctx, log, f) // a redelivery's events are dropped by the dedupe anyway
 	}
 	in, err := p.InboundEvents(ctx, f, newThread, business)
 	if err != nil {
@@ -219,6 +232,9 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 		log.Warn("mailgun event refused: signature", "event", e.Name, "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
 		return
+	}
+	if e.Problem != "" {
+		log.Warn("mailgun event partly unreadable", "event", e.Name, "event_id", e.ID, "problem", e.Problem)
 	}
 	subject := "event:" + e.ID
 	if seen, err := p.checkToken(r.Context(), e.Signature.Token, subject); err != nil || seen {

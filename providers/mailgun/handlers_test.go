@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/contract"
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
@@ -42,6 +43,19 @@ func (g *hdIngester) Ingest(_ context.Context, in providers.Inbound) ([]string, 
 	}
 	g.got = append(g.got, in)
 	return nil, nil
+}
+
+// Taken answers providers.InboundDedupe as the adapter does: true for a
+// dedupe key ingested before.
+func (g *hdIngester) Taken(_ context.Context, dedupeKey string) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, in := range g.got {
+		if in.DedupeKey == dedupeKey {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 type hdStatus struct{ contact, mid, value, reason string }
@@ -76,7 +90,7 @@ func hdSetup(t *testing.T) *hdEnv {
 		From: "Acme Support <support@mg.example.com>", Subject: "Your conversation with Acme",
 		SignatureMaxAge: time.Hour}
 	p, err := New(cfg, providers.Deps{ChannelID: "mail01", IDType: schema.IDTypeCustom, Media: env.media,
-		Records: env.rec, Ingest: env.ingest, Statuses: env.statuses})
+		Records: env.rec, Ingest: env.ingest, Statuses: env.statuses, Transport: testkit.NewLocalOnlyTransport()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,12 +111,20 @@ func hdFresh(age time.Duration) string { return strconv.FormatInt(hdNow.Add(-age
 // multipart) with timestamp, token and signature replaced.
 func hdForward(t *testing.T, name, timestamp, token, signature string) *http.Request {
 	t.Helper()
-	fields := map[string]string{"timestamp": timestamp, "token": token, "signature": signature}
-	raw := inFile(t, name)
-	var body []byte
 	ctype := "application/x-www-form-urlencoded"
 	if base, ok := strings.CutSuffix(name, ".txt"); ok {
 		ctype = strings.TrimSpace(string(inFile(t, base+".ct")))
+	}
+	return hdForwardBody(t, inFile(t, name), ctype, timestamp, token, signature)
+}
+
+// hdForwardBody is a forward body (urlencoded, or multipart when ctype
+// says so) with timestamp, token and signature replaced.
+func hdForwardBody(t *testing.T, raw []byte, ctype, timestamp, token, signature string) *http.Request {
+	t.Helper()
+	fields := map[string]string{"timestamp": timestamp, "token": token, "signature": signature}
+	var body []byte
+	if strings.HasPrefix(ctype, "multipart/") {
 		_, params, err := mime.ParseMediaType(ctype)
 		if err != nil {
 			t.Fatal(err)

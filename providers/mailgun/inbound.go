@@ -6,6 +6,8 @@ package mailgun
 // token replay, dedupe, thread records) is built on top of them.
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,12 +16,15 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"iter"
+	"maps"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/mail"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -27,17 +32,19 @@ import (
 	"github.com/bonychat/bonychat-adapter/schema"
 )
 
-// forwardMemory is how much of a multipart forward is held in memory; file
-// parts beyond it go to temporary files (removed before ParseForward
-// returns). The whole body is capped separately by maxBytes.
-const forwardMemory = 8 << 20
-
 // ErrForwardTooLarge: the forward's body is over the cap (the handler
 // answers 413; Mailgun retries, so the cap must exceed Mailgun's own limit).
 var ErrForwardTooLarge = errors.New("mailgun: forwarded message is larger than the accepted size")
 
-// Forward is one message as a Mailgun route's forward() posts it (the
-// "parsed" format, urlencoded or multipart).
+// ErrForwardInterrupted: the forward's body ended before it was complete
+// (a dropped connection). Mailgun's retry can deliver it, so the handler
+// answers 503, not 406.
+var ErrForwardInterrupted = errors.New("mailgun: the forwarded message was cut off")
+
+// Forward is one message as a Mailgun route posts it: forward()'s parsed
+// format (urlencoded or multipart), forward() to a URL ending in "mime"
+// (the message as body-mime), or a store(notify=…) notification (the
+// attachments as a JSON list of URLs).
 type Forward struct {
 	// Timestamp, Token and Signature are what Verify checks.
 	Timestamp, Token, Signature string
@@ -50,44 +57,58 @@ type Forward struct {
 	MessageID  string
 	InReplyTo  string
 	References []string
-	// Text is stripped-text, else body-plain, else the text of body-html.
+	// Text is stripped-text, else body-plain, else the text of body-html
+	// (for body-mime: its text/plain part, else its text/html parts).
 	Text        string
 	Attachments []ForwardAttachment
+	// Problems are what could not be read (message-headers, content-id-map,
+	// an attachment): the mail is delivered without it and the handler
+	// logs them.
+	Problems []string
 }
 
-// ForwardAttachment is one attachment-N part. ContentID (without angle
-// brackets) is set for inline images, from content-id-map.
+// ForwardAttachment is one attachment: an attachment-N part, a part of
+// body-mime, or an entry of a store() notification's attachments list.
+// ContentID (without angle brackets) is set for inline images.
 type ForwardAttachment struct {
 	FileName    string
 	ContentType string
 	Body        []byte
 	ContentID   string
+	// URL is where Mailgun stores a store() notification's attachment; the
+	// handler fetches its Body (fetchStored) once the signature is checked.
+	URL string
+	// Problem says, for the agent, why the attachment could not be read;
+	// it is posted as a note instead of the file.
+	Problem string
 }
 
-// ParseForward reads a forward() POST: urlencoded (no attachments) or
-// multipart. The body is capped at maxBytes (ErrForwardTooLarge beyond it)
-// and only the form's POST body is read, never the URL's query. It checks
-// no signature: that is Verify's, on the returned Timestamp, Token and
-// Signature.
-func ParseForward(r *http.Request, maxBytes int64) (*Forward, error) {
-	if r.Body == nil {
-		return nil, errors.New("mailgun: forward has no body")
+// missing is why the attachment cannot be delivered, "" when it can.
+func (a ForwardAttachment) missing() string {
+	if a.Problem == "" && a.URL != "" && a.Body == nil {
+		return "it was not fetched from Mailgun"
 	}
-	r.Body = http.MaxBytesReader(nil, r.Body, maxBytes)
-	// ParseForm first: ParseMultipartForm drops ParseForm's error (an
-	// urlencoded body over the cap) when the body is not multipart.
-	err := r.ParseForm()
-	if err == nil {
-		err = r.ParseMultipartForm(min(maxBytes, forwardMemory))
+	return a.Problem
+}
+
+func (f *Forward) problem(format string, args ...any) {
+	f.Problems = append(f.Problems, fmt.Sprintf(format, args...))
+}
+
+// ParseForward reads a route's POST: urlencoded (no attachments) or
+// multipart. The body is capped at maxBytes (ErrForwardTooLarge beyond it;
+// ErrForwardInterrupted when it ends early) and only the form's POST body
+// is read, never the URL's query. Fields that cannot be read are noted in
+// Problems, not refused: only a body that is no form at all, or a
+// body-mime without readable headers and nothing else to deliver, is an
+// error. It checks no signature: that is Verify's, on the returned
+// Timestamp, Token and Signature; and it fetches nothing (fetchStored).
+func ParseForward(r *http.Request, maxBytes int64) (*Forward, error) {
+	if err := readForwardForm(r, maxBytes); err != nil {
+		return nil, err
 	}
 	if r.MultipartForm != nil {
 		defer r.MultipartForm.RemoveAll()
-	}
-	if err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, fmt.Errorf("%w (%d bytes)", ErrForwardTooLarge, maxBytes)
-		}
-		return nil, fmt.Errorf("mailgun: reading the forwarded message: %w", err)
 	}
 	form := r.PostForm
 	f := &Forward{
@@ -99,57 +120,137 @@ func ParseForward(r *http.Request, maxBytes int64) (*Forward, error) {
 		Recipient: form.Get("recipient"),
 		Subject:   form.Get("subject"),
 	}
-	h, err := parseForwardHeaders(form.Get("message-headers"))
+	raw, err := forwardRawMessage(f, r)
 	if err != nil {
 		return nil, err
 	}
+	h := f.parseHeaders(form.Get("message-headers"))
 	// Headers come from message-headers; the top-level fields Mailgun has
-	// also posted are the fallback.
+	// also posted, then body-mime's own headers, are the fallbacks.
 	header := func(name string) string {
 		if v, ok := h.get(name); ok {
 			return v
 		}
-		return form.Get(name)
+		if v := form.Get(name); v != "" {
+			return v
+		}
+		return raw.headerValue(name)
 	}
-	if f.From == "" {
-		f.From = header("From")
-	}
-	if f.Subject == "" {
-		f.Subject = header("Subject")
-	}
+	f.From = cmp.Or(f.From, header("From"))
+	f.Subject = decodeHeader(cmp.Or(f.Subject, header("Subject")))
 	f.To = forwardAddresses(header("To"))
 	f.Cc = forwardAddresses(header("Cc"))
 	f.MessageID = forwardFirstID(header("Message-Id"))
 	f.InReplyTo = forwardFirstID(header("In-Reply-To"))
 	f.References = forwardIDs(header("References"))
-	f.Text = forwardText(form.Get("stripped-text"), form.Get("body-plain"), form.Get("body-html"))
-	if r.MultipartForm != nil {
-		f.Attachments, err = forwardAttachments(r, form.Get("content-id-map"))
-		if err != nil {
-			return nil, err
-		}
-	}
+	f.Text = forwardText(form.Get("stripped-text"), cmp.Or(form.Get("body-plain"), raw.textPart()),
+		cmp.Or(form.Get("body-html"), raw.htmlParts()))
+	cids := f.parseContentIDs(form.Get("content-id-map"))
+	f.Attachments = append(forwardAttachments(f, r, cids), raw.attachmentParts()...)
+	f.Attachments = append(f.Attachments, f.storedAttachments(form.Get("attachments"), cids)...)
 	return f, nil
 }
+
+// readForwardForm fills r.PostForm (and r.MultipartForm) from a body capped
+// at maxBytes.
+func readForwardForm(r *http.Request, maxBytes int64) error {
+	if r.Body == nil {
+		return errors.New("mailgun: forward has no body")
+	}
+	body := &readFailure{r: r.Body}
+	r.Body = http.MaxBytesReader(nil, body, maxBytes)
+	// ParseForm first: ParseMultipartForm drops ParseForm's error (an
+	// urlencoded body over the cap) when the body is not multipart.
+	err := r.ParseForm()
+	if err == nil {
+		// All of it in memory (maxBytes bounds it): Go keeps at most
+		// maxMemory + 10 MB of non-file fields, and a big mail's body-html
+		// and stripped-html alone can pass a smaller bound, which would be
+		// refused on every retry.
+		err = r.ParseMultipartForm(maxBytes)
+	}
+	switch {
+	case err == nil || errors.Is(err, http.ErrNotMultipart):
+		return nil
+	case isMaxBytesError(err):
+		return fmt.Errorf("%w (%d bytes)", ErrForwardTooLarge, maxBytes)
+	case body.err != nil || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: %v", ErrForwardInterrupted, err)
+	}
+	return fmt.Errorf("mailgun: reading the forwarded message: %w", err)
+}
+
+func isMaxBytesError(err error) bool {
+	_, ok := errors.AsType[*http.MaxBytesError](err)
+	return ok
+}
+
+// readFailure remembers the first error reading the request body returned
+// (a connection that broke), to tell it from a body that is malformed.
+type readFailure struct {
+	r   io.ReadCloser
+	err error
+}
+
+func (b *readFailure) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *readFailure) Close() error { return b.r.Close() }
 
 // forwardHeaders is message-headers: [name, value] pairs in order.
 type forwardHeaders [][2]string
 
-func parseForwardHeaders(s string) (forwardHeaders, error) {
+// parseHeaders reads message-headers. An entry that is not a [name, value]
+// pair is skipped, and a field that is not a JSON list at all is noted and
+// left to the top-level header fields: neither is worth losing the mail.
+func (f *Forward) parseHeaders(s string) forwardHeaders {
 	if strings.TrimSpace(s) == "" {
-		return nil, nil
+		return nil
 	}
-	var raw [][]string
+	var raw []json.RawMessage
 	if err := json.Unmarshal([]byte(s), &raw); err != nil {
-		return nil, fmt.Errorf("mailgun: message-headers is not a JSON array of [name, value] pairs: %w", err)
+		f.problem("message-headers is not a JSON list of [name, value] pairs (%v); the header fields are used instead", err)
+		return nil
 	}
 	out := make(forwardHeaders, 0, len(raw))
-	for _, p := range raw {
-		if len(p) == 2 {
-			out = append(out, [2]string{p[0], p[1]})
+	for i, item := range raw {
+		pair, ok := headerPair(item)
+		if !ok {
+			f.problem("message-headers entry %d is not a [name, value] pair", i+1)
+			continue
+		}
+		out = append(out, pair)
+	}
+	return out
+}
+
+// headerPair is one message-headers entry. A value that is not a string
+// becomes header text: Mailgun has posted Content-Type as
+// ["multipart/alternative", {"boundary": "…"}].
+func headerPair(item json.RawMessage) ([2]string, bool) {
+	var pair []json.RawMessage
+	var name string
+	if json.Unmarshal(item, &pair) != nil || len(pair) != 2 || json.Unmarshal(pair[0], &name) != nil {
+		return [2]string{}, false
+	}
+	var value string
+	if json.Unmarshal(pair[1], &value) == nil {
+		return [2]string{name, value}, true
+	}
+	var typed []json.RawMessage
+	var params map[string]string
+	if json.Unmarshal(pair[1], &typed) == nil && len(typed) == 2 &&
+		json.Unmarshal(typed[0], &value) == nil && json.Unmarshal(typed[1], &params) == nil {
+		if v := mime.FormatMediaType(value, params); v != "" {
+			return [2]string{name, v}, true
 		}
 	}
-	return out, nil
+	return [2]string{name, string(bytes.TrimSpace(pair[1]))}, true
 }
 
 // get is the first value of a header (names compare case-insensitively).
@@ -191,7 +292,7 @@ func forwardAddresses(v string) []string {
 	if strings.TrimSpace(v) == "" {
 		return nil
 	}
-	list, err := mail.ParseAddressList(v)
+	list, err := addressParser.ParseList(v)
 	if err != nil {
 		return nil
 	}
@@ -262,54 +363,132 @@ func htmlToText(s string) string {
 
 var forwardAttachmentField = regexp.MustCompile(`^attachment-([0-9]+)$`)
 
-// forwardAttachments are the attachment-N file parts in N order, inline images
-// (named by content-id-map) included.
-func forwardAttachments(r *http.Request, cidMap string) ([]ForwardAttachment, error) {
-	cids := map[string]string{} // field name → content id
-	if strings.TrimSpace(cidMap) != "" {
-		var m map[string]string
-		if err := json.Unmarshal([]byte(cidMap), &m); err != nil {
-			return nil, fmt.Errorf("mailgun: content-id-map is not a JSON object of strings: %w", err)
-		}
-		for cid, field := range m {
-			cids[field] = strings.Trim(strings.TrimSpace(cid), "<>")
-		}
-	}
-	type numbered struct {
-		n     int
-		field string
-	}
-	var fields []numbered
-	for name := range r.MultipartForm.File {
-		if m := forwardAttachmentField.FindStringSubmatch(name); m != nil {
-			n, err := strconv.Atoi(m[1])
-			if err == nil {
-				fields = append(fields, numbered{n, name})
-			}
-		}
-	}
-	sort.Slice(fields, func(i, j int) bool { return fields[i].n < fields[j].n })
+// forwardAttachments are the attachment-N parts in N order, inline images
+// (named by content-id-map, cids: field → content id) included. None is
+// dropped unsaid: a part that cannot be read, and each one attachment-count
+// announces but the form lacks, is a note that it is missing.
+func forwardAttachments(f *Forward, r *http.Request, cids map[string]string) []ForwardAttachment {
 	var out []ForwardAttachment
-	for _, fd := range fields {
-		for _, fh := range r.MultipartForm.File[fd.field] {
-			file, err := fh.Open()
-			if err != nil {
-				return nil, fmt.Errorf("mailgun: opening %s: %w", fd.field, err)
-			}
-			body, err := io.ReadAll(file)
-			file.Close()
-			if err != nil {
-				return nil, fmt.Errorf("mailgun: reading %s: %w", fd.field, err)
-			}
-			out = append(out, ForwardAttachment{
-				FileName:    fh.Filename,
-				ContentType: forwardPartType(fh.Header.Get("Content-Type")),
-				Body:        body,
-				ContentID:   cids[fd.field],
-			})
+	if mf := r.MultipartForm; mf != nil {
+		out = formAttachments(f, mf, cids)
+	}
+	count, err := strconv.Atoi(strings.TrimSpace(r.PostForm.Get("attachment-count")))
+	if err == nil && count > len(out) {
+		f.problem("attachment-count is %d but %d attachment parts arrived", count, len(out))
+		for range count - len(out) {
+			out = append(out, ForwardAttachment{Problem: "Mailgun announced it, but it did not arrive"})
 		}
 	}
-	return out, nil
+	return out
+}
+
+func formAttachments(f *Forward, mf *multipart.Form, cids map[string]string) []ForwardAttachment {
+	var out []ForwardAttachment
+	for _, field := range attachmentFields(mf) {
+		for _, fh := range mf.File[field] {
+			out = append(out, fileAttachment(f, field, fh, cids[field]))
+		}
+		// A part without a file name is a plain value to Go's reader, its
+		// Content-Type gone: the type is sniffed from the bytes.
+		for _, v := range mf.Value[field] {
+			out = append(out, ForwardAttachment{ContentType: forwardPartType(http.DetectContentType([]byte(v))),
+				Body: []byte(v), ContentID: cids[field]})
+		}
+	}
+	return out
+}
+
+// attachmentFields are the form's attachment-N names, files and values, by N.
+func attachmentFields(mf *multipart.Form) []string {
+	numbers := map[string]int{}
+	for _, names := range []iter.Seq[string]{maps.Keys(mf.File), maps.Keys(mf.Value)} {
+		for name := range names {
+			if m := forwardAttachmentField.FindStringSubmatch(name); m != nil {
+				if n, err := strconv.Atoi(m[1]); err == nil {
+					numbers[name] = n
+				}
+			}
+		}
+	}
+	fields := slices.Collect(maps.Keys(numbers))
+	slices.SortFunc(fields, func(a, b string) int { return cmp.Compare(numbers[a], numbers[b]) })
+	return fields
+}
+
+func fileAttachment(f *Forward, field string, fh *multipart.FileHeader, cid string) ForwardAttachment {
+	a := ForwardAttachment{FileName: decodeHeader(fh.Filename), ContentType: forwardPartType(fh.Header.Get("Content-Type")),
+		ContentID: cid}
+	file, err := fh.Open()
+	if err == nil {
+		a.Body, err = io.ReadAll(file)
+		file.Close()
+	}
+	if err != nil {
+		f.problem("reading %s: %v", field, err)
+		a.Body, a.Problem = nil, "it could not be read"
+	}
+	return a
+}
+
+// parseContentIDs reads content-id-map ({"<cid>": "attachment-N"}, or the
+// attachment's URL in a store() notification) as field or URL → content
+// id. It reads the JSON token by token: Mailgun has posted maps with
+// repeated keys, which a Go map would collapse. A map it cannot read only
+// costs inline images their content id.
+func (f *Forward) parseContentIDs(s string) map[string]string {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		f.problem("content-id-map is not a JSON object; inline images keep no content id")
+		return out
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		var target string
+		if err == nil {
+			err = dec.Decode(&target)
+		}
+		if err != nil {
+			f.problem("content-id-map: %v", err)
+			return out
+		}
+		cid, _ := key.(string)
+		out[target] = strings.Trim(strings.TrimSpace(cid), "<>")
+	}
+	return out
+}
+
+// storedAttachments are a store() notification's attachments, JSON
+// [{"url", "content-type", "name", "size"}], to be fetched (fetchStored).
+// A list that cannot be read becomes one note, so the agent knows
+// something is missing.
+func (f *Forward) storedAttachments(s string, cids map[string]string) []ForwardAttachment {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	var list []struct {
+		URL         string `json:"url"`
+		ContentType string `json:"content-type"`
+		Name        string `json:"name"`
+		FileName    string `json:"filename"`
+	}
+	if err := json.Unmarshal([]byte(s), &list); err != nil {
+		f.problem("attachments is not a JSON list of stored attachments: %v", err)
+		return []ForwardAttachment{{Problem: "the list of attachments Mailgun stored could not be read"}}
+	}
+	out := make([]ForwardAttachment, 0, len(list))
+	for _, a := range list {
+		fa := ForwardAttachment{FileName: cmp.Or(a.Name, a.FileName), ContentType: forwardPartType(a.ContentType),
+			URL: a.URL, ContentID: cids[a.URL]}
+		if a.URL == "" {
+			fa.Problem = "Mailgun gave no address for it"
+		}
+		out = append(out, fa)
+	}
+	return out
 }
 
 // forwardPartType is a part's media type, lower-cased and without parameters.
@@ -337,7 +516,8 @@ func forwardPartType(v string) string {
 //     agent sees what the thread is about; a subject-only mail posts just
 //     that line.
 //   - Attachments (inline images included) are saved in the media store and
-//     posted as attachment events with this server's URL.
+//     posted as attachment events with this server's URL; one that could
+//     not be read is posted as a text note in its place.
 //   - mIds: see MessageMID. The text is mId; the attachments are mId-N
 //     numbered after the parts FitEvents may split the text into, so a long
 //     text (mId-1, mId-2, …) never collides with an attachment.
@@ -364,12 +544,9 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 		return providers.Inbound{}, err
 	}
 	in := providers.Inbound{
-		DedupeKey: f.MessageID,
+		DedupeKey: forwardDedupeKey(f),
 		ContactID: contactID,
 		Contact:   inboundContact(contact),
-	}
-	if in.DedupeKey == "" {
-		in.DedupeKey = f.Token
 	}
 	kind := schema.EventMessage
 	if echo {
@@ -393,16 +570,11 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 		}
 	}
 	for i, a := range f.Attachments {
-		name := inboundFileName(a, i+1)
-		link, err := p.deps.Media.Save(ctx, name, a.ContentType, a.Body)
+		m, err := p.inboundAttachment(ctx, a, i+1)
 		if err != nil {
-			return providers.Inbound{}, fmt.Errorf("mailgun: saving attachment %d: %w", i+1, err)
+			return providers.Inbound{}, err
 		}
-		in.Events = append(in.Events, event(schema.SuffixID(mid, next), &schema.Message{
-			Type: schema.TypeAttachment,
-			Attachment: &schema.Attachment{
-				Type: inboundAttachmentType(a.ContentType), URL: link, MimeType: a.ContentType, FileName: name},
-		}))
+		in.Events = append(in.Events, event(schema.SuffixID(mid, next), m))
 		next++
 	}
 	if len(in.Events) == 0 {
@@ -410,6 +582,34 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 		in.Events = append(in.Events, event(mid, schema.TextMessage("(empty e-mail)")))
 	}
 	return in, nil
+}
+
+// inboundAttachment is the message for the n-th attachment: the file,
+// saved in the media store, or a note when it could not be read, so that
+// the agent knows it is missing.
+func (p *Provider) inboundAttachment(ctx context.Context, a ForwardAttachment, n int) (*schema.Message, error) {
+	if why := a.missing(); why != "" {
+		what := "an attachment"
+		if a.FileName != "" {
+			what = fmt.Sprintf("attachment %q", a.FileName)
+		}
+		return schema.TextMessage(fmt.Sprintf("(%s of this e-mail is missing: %s)", what, why)), nil
+	}
+	name := inboundFileName(a, n)
+	link, err := p.deps.Media.Save(ctx, name, a.ContentType, a.Body)
+	if err != nil {
+		return nil, fmt.Errorf("mailgun: saving attachment %d: %w", n, err)
+	}
+	return &schema.Message{Type: schema.TypeAttachment, Attachment: &schema.Attachment{
+		Type: inboundAttachmentType(a.ContentType), URL: link, MimeType: a.ContentType, FileName: name}}, nil
+}
+
+// forwardDedupeKey is the Message-Id, or the token of a mail without one.
+func forwardDedupeKey(f *Forward) string {
+	if f.MessageID == "" {
+		return f.Token
+	}
+	return f.MessageID
 }
 
 // MessageMID is the mId of an inbound mail: "mg" and 24 characters of the
@@ -432,17 +632,21 @@ var (
 	bareAddr  = regexp.MustCompile(`[^<>\s,;]+@[^<>\s,;]+`)
 )
 
+// addressParser reads address headers, decoding encoded words in the
+// charsets net/mail does not know either (decodeHeader's).
+var addressParser = &mail.AddressParser{WordDecoder: headerWords}
+
 // inboundFrom reads the From header. What net/mail refuses but mail
 // programs send anyway ("Jane [Acme] <jane@x.org>", an unclosed "<", a
 // name before a bare address) is read leniently: the address in angle
 // brackets and the text before it as the name, else the first bare
 // address. EncodeContactID checks the address itself.
 func inboundFrom(from string) (*mail.Address, error) {
-	if a, err := mail.ParseAddress(from); err == nil {
+	if a, err := addressParser.Parse(from); err == nil {
 		return a, nil
 	}
 	if m := angleAddr.FindStringSubmatch(from); m != nil {
-		return &mail.Address{Name: strings.Trim(strings.TrimSpace(m[1]), `"`), Address: m[2]}, nil
+		return &mail.Address{Name: decodeHeader(strings.Trim(strings.TrimSpace(m[1]), `"`)), Address: m[2]}, nil
 	}
 	if a := bareAddr.FindString(from); a != "" {
 		return &mail.Address{Address: a}, nil

@@ -279,10 +279,17 @@ func TestParseForwardRefusesBadInput(t *testing.T) {
 		}
 	})
 	t.Run("message-headers not an array", func(t *testing.T) {
-		r := httptest.NewRequest(http.MethodPost, "/inbound", strings.NewReader(url.Values{"message-headers": {`{"a":1}`}}.Encode()))
+		// Not worth losing the mail: noted, and the header fields are used.
+		f := inParseForm(t, url.Values{"message-headers": {`{"a":1}`}, "Message-Id": {"<m@x>"}})
+		if f.MessageID != "m@x" || len(f.Problems) != 1 || !strings.Contains(f.Problems[0], "message-headers") {
+			t.Fatalf("MessageID %q problems %q", f.MessageID, f.Problems)
+		}
+	})
+	t.Run("body-mime not an e-mail", func(t *testing.T) {
+		r := httptest.NewRequest(http.MethodPost, "/inbound", strings.NewReader(url.Values{"body-mime": {"no headers here"}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if _, err := ParseForward(r, 1<<20); err == nil {
-			t.Fatal("no error")
+		if _, err := ParseForward(r, 1<<20); err == nil || errors.Is(err, ErrForwardInterrupted) {
+			t.Fatalf("err = %v, want a malformed body-mime", err)
 		}
 	})
 	t.Run("broken multipart", func(t *testing.T) {

@@ -1,0 +1,255 @@
+package mailgun
+
+// The message as raw MIME: what forward() posts as body-mime when the
+// route's URL ends in "mime", with no body-plain, no stripped-text and no
+// attachment-N parts. Also the decoding of RFC 2047 encoded words, which
+// message-headers and body-mime carry as the mail has them.
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/http"
+	"net/mail"
+	"net/textproto"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxMIMEDepth bounds how deeply body-mime's multiparts are followed; a
+// multipart below it is kept as an attachment.
+const maxMIMEDepth = 16
+
+// rawMessage is what body-mime holds: its headers, its text/plain part,
+// its text/html parts, and every other part as an attachment. Its methods
+// accept a nil *rawMessage (no body-mime).
+type rawMessage struct {
+	header      mail.Header
+	text, html  string
+	attachments []ForwardAttachment
+}
+
+func (m *rawMessage) headerValue(name string) string {
+	if m == nil {
+		return ""
+	}
+	return m.header.Get(name)
+}
+
+func (m *rawMessage) textPart() string {
+	if m == nil {
+		return ""
+	}
+	return m.text
+}
+
+func (m *rawMessage) htmlParts() string {
+	if m == nil {
+		return ""
+	}
+	return m.html
+}
+
+func (m *rawMessage) attachmentParts() []ForwardAttachment {
+	if m == nil {
+		return nil
+	}
+	return m.attachments
+}
+
+// forwardRawMessage is the forward's body-mime, posted as a form value or
+// (as some receivers report it) as a file part; nil without one. A part of
+// it that cannot be read is a problem; a body-mime whose headers cannot be
+// read is an error only when the form has no text of its own to deliver.
+func forwardRawMessage(f *Forward, r *http.Request) (*rawMessage, error) {
+	raw, err := rawMIMEField(r)
+	if err == nil && raw == "" {
+		return nil, nil
+	}
+	var m *rawMessage
+	if err == nil {
+		m, err = parseRawMIME(raw)
+	}
+	switch {
+	case err == nil:
+		return m, nil
+	case m != nil:
+		f.problem("body-mime is partly unreadable: %v", err)
+		return m, nil
+	case r.PostForm.Get("body-plain") != "" || r.PostForm.Get("body-html") != "":
+		f.problem("body-mime is unreadable: %v", err)
+		return nil, nil
+	}
+	return nil, fmt.Errorf("mailgun: body-mime is not a readable e-mail: %w", err)
+}
+
+func rawMIMEField(r *http.Request) (string, error) {
+	if v := r.PostForm.Get("body-mime"); v != "" || r.MultipartForm == nil {
+		return v, nil
+	}
+	files := r.MultipartForm.File["body-mime"]
+	if len(files) == 0 {
+		return "", nil
+	}
+	file, err := files[0].Open()
+	if err != nil {
+		return "", err
+	}
+	defer file.Close()
+	b, err := io.ReadAll(file)
+	return string(b), err
+}
+
+// parseRawMIME reads an RFC 5322 message. Mailgun's body-mime mixes line
+// ends (headers folded with a bare LF inside CRLF lines); net/textproto
+// takes both. A message whose headers it cannot read is (nil, error); one
+// cut short in its body keeps the parts read before.
+func parseRawMIME(raw string) (*rawMessage, error) {
+	msg, err := mail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("reading its headers: %w", err)
+	}
+	m := &rawMessage{header: msg.Header}
+	return m, m.walk(textproto.MIMEHeader(msg.Header), msg.Body, 0)
+}
+
+// walk adds a part, or each part of a multipart, to m.
+func (m *rawMessage) walk(h textproto.MIMEHeader, body io.Reader, depth int) error {
+	mediaType, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
+		mediaType, params = "text/plain", nil // RFC 2045's default
+	}
+	if strings.HasPrefix(mediaType, "multipart/") && params["boundary"] != "" && depth < maxMIMEDepth {
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			// NextPart also undoes quoted-printable (and drops the header).
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := m.walk(part.Header, part, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	data, err := io.ReadAll(transferDecoded(h, body))
+	if err != nil {
+		return fmt.Errorf("reading a %s part: %w", mediaType, err)
+	}
+	m.add(h, mediaType, params, data)
+	return nil
+}
+
+// add keeps a leaf part: inline text/plain as the text, inline text/html
+// as the HTML, anything else (named, "attachment", or another type) as an
+// attachment.
+func (m *rawMessage) add(h textproto.MIMEHeader, mediaType string, params map[string]string, data []byte) {
+	disposition, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	name := decodeHeader(dparams["filename"])
+	if name == "" {
+		name = decodeHeader(params["name"])
+	}
+	inline := disposition != "attachment" && name == ""
+	switch {
+	case inline && mediaType == "text/plain":
+		// Mail programs put text after an attachment as a part of its own.
+		m.text = strings.TrimLeft(m.text+"\n"+toUTF8(data, params["charset"]), "\n")
+	case inline && mediaType == "text/html":
+		m.html += toUTF8(data, params["charset"])
+	default:
+		m.attachments = append(m.attachments, ForwardAttachment{FileName: baseName(name), ContentType: mediaType,
+			Body: data, ContentID: strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")})
+	}
+}
+
+// transferDecoded undoes a part's Content-Transfer-Encoding (base64, or
+// quoted-printable on a message that is not multipart).
+func transferDecoded(h textproto.MIMEHeader, body io.Reader) io.Reader {
+	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+	case "base64":
+		return base64.NewDecoder(base64.StdEncoding, body) // skips line ends
+	case "quoted-printable":
+		return quotedprintable.NewReader(body)
+	}
+	return body
+}
+
+// baseName drops a path a mail program left in a file name.
+func baseName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	if name == "." || name == ".." {
+		return ""
+	}
+	return name
+}
+
+// toUTF8 is a text part's bytes as UTF-8. Besides UTF-8 it converts the
+// Latin-1 family (read as Windows-1252, as browsers do); bytes of any
+// other charset that are not valid UTF-8 become U+FFFD.
+func toUTF8(data []byte, charset string) string {
+	if isLatin1(charset) {
+		return decode1252(data)
+	}
+	return strings.ToValidUTF8(string(data), "\uFFFD")
+}
+
+func isLatin1(charset string) bool {
+	switch strings.ToLower(strings.TrimSpace(charset)) {
+	case "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "l1", "windows-1252", "cp1252", "x-cp1252":
+		return true
+	}
+	return false
+}
+
+// cp1252 is Windows-1252 at 0x80–0x9F; the five unassigned bytes stay the
+// C1 controls, as WHATWG maps them.
+var cp1252 = [32]rune{
+	'€', 0x81, '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', 0x8D, 'Ž', 0x8F,
+	0x90, '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', 0x9D, 'ž', 'Ÿ',
+}
+
+func decode1252(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(b) + len(b)/8)
+	for _, c := range b {
+		if c >= 0x80 && c <= 0x9F {
+			sb.WriteRune(cp1252[c-0x80])
+		} else {
+			sb.WriteRune(rune(c))
+		}
+	}
+	return sb.String()
+}
+
+// headerWords decodes RFC 2047 encoded words: UTF-8, ISO-8859-1 and
+// US-ASCII (mime's own) and Windows-1252, common in mail and unknown to
+// net/mail.
+var headerWords = &mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
+	if !isLatin1(charset) {
+		return nil, fmt.Errorf("unhandled charset %q", charset)
+	}
+	b, err := io.ReadAll(input)
+	return strings.NewReader(decode1252(b)), err
+}}
+
+// decodeHeader is a header value with its encoded words decoded; one it
+// cannot decode stays as it came.
+func decodeHeader(s string) string {
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	d, err := headerWords.DecodeHeader(s)
+	if err != nil || !utf8.ValidString(d) {
+		return s
+	}
+	return d
+}

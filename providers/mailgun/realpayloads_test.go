@@ -1,0 +1,577 @@
+package mailgun
+
+// Payload shapes Mailgun really sends, from captures and samples published
+// by Mailgun and by projects that parse its posts. testdata/mailgun/SOURCES.md
+// says where each fixture comes from and what was changed.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+// rpInbound runs r through the inbound handler, expects 200 and one ingest.
+func rpInbound(t *testing.T, env *hdEnv, r *http.Request) providers.Inbound {
+	t.Helper()
+	hdCheckOK(t, hdInbound(env, r))
+	if len(env.ingest.got) != 1 {
+		t.Fatalf("ingested %d times, want 1", len(env.ingest.got))
+	}
+	in := env.ingest.got[0]
+	inCheckValid(t, in)
+	return in
+}
+
+// rpTexts are the text events' texts, rpFiles the attachment events' file
+// names and types.
+func rpTexts(in providers.Inbound) []string {
+	var out []string
+	for _, e := range in.Events {
+		if e.Message.Type == schema.TypeText {
+			out = append(out, hdText(e.Message))
+		}
+	}
+	return out
+}
+
+func rpFiles(in providers.Inbound) []string {
+	var out []string
+	for _, e := range in.Events {
+		if a := e.Message.Attachment; a != nil {
+			out = append(out, a.FileName+" "+a.MimeType+" "+a.Type)
+		}
+	}
+	return out
+}
+
+func rpContact(t *testing.T, env *hdEnv, addr string) string {
+	t.Helper()
+	id, err := EncodeContactID(context.Background(), env.rec, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// A parsed forward as captured on the wire: every header also posted as its
+// own field (Received four times), ", "-separated JSON, attachment parts
+// with a Content-Length header.
+func TestRealParsedForward(t *testing.T) {
+	env := hdSetup(t)
+	in := rpInbound(t, env, hdSigned(t, "forward-real-parsed.txt", hdFresh(time.Minute), hdToken))
+	if in.DedupeKey != "E102015D-F580-4316-81FA-7324838A3AE8@example.test" || in.ContactID != rpContact(t, env, "jane@example.test") {
+		t.Errorf("DedupeKey %q ContactID %q", in.DedupeKey, in.ContactID)
+	}
+	if c := in.Contact; c.FirstName != "Jane" || c.LastName != "Doe" {
+		t.Errorf("contact %+v", c)
+	}
+	want := []string{"Subject: Test\n\nbold text\n\n\n\nsome more bold text\n\n\n\nsome italic text"}
+	if got := rpTexts(in); !slices.Equal(got, want) {
+		t.Errorf("texts %q, want stripped-text %q", got, want)
+	}
+	if got := rpFiles(in); !slices.Equal(got, []string{"foo.txt text/plain file", "bar.txt text/plain file"}) {
+		t.Errorf("attachments %q", got)
+	}
+	if len(env.media.saved) != 2 || string(env.media.saved[0].body) != "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n" {
+		t.Errorf("saved %+v", env.media.saved)
+	}
+}
+
+// forward() to a URL ending in "mime": the message comes only as body-mime
+// (Apple Mail, nested multiparts, two attachments), with no body-plain.
+func TestRealRawMIMEForward(t *testing.T) {
+	env := hdSetup(t)
+	in := rpInbound(t, env, hdSigned(t, "forward-real-mime.form", hdFresh(time.Minute), hdToken))
+	if in.DedupeKey != "99CF7D8C-FCD4-443F-8E04-69C4E470D18F@example.test" {
+		t.Errorf("DedupeKey %q", in.DedupeKey)
+	}
+	texts := rpTexts(in)
+	want := "Subject: Test\n\nbold text\n\n\n\nsome more bold text\n\n\n\nsome italic text\n\n> multiline\n> quoted\n> text\n\n\n--\nSignature block"
+	if len(texts) != 1 || texts[0] != want {
+		t.Errorf("texts %q, want the text/plain part %q", texts, want)
+	}
+	if got := rpFiles(in); !slices.Equal(got, []string{"foo.txt text/plain file", "bar.txt text/plain file"}) {
+		t.Errorf("attachments %q", got)
+	}
+	if len(env.media.saved) != 2 || string(env.media.saved[1].body) != "Nam accumsan euismod eros et rhoncus.\r\n" {
+		t.Errorf("saved %+v", env.media.saved)
+	}
+}
+
+// body-mime alone, without message-headers or any header field: From,
+// Subject and Message-ID come from the MIME; the text is quoted-printable.
+func TestAnymailRawMIMEForward(t *testing.T) {
+	env := hdSetup(t)
+	in := rpInbound(t, env, hdSigned(t, "forward-anymail-mime.form", hdFresh(time.Minute), hdToken))
+	if in.ContactID != rpContact(t, env, "test@example.test") || in.DedupeKey != "CAEPk3RKEx@mail.example.test" {
+		t.Errorf("ContactID %q DedupeKey %q", in.ContactID, in.DedupeKey)
+	}
+	if got := rpTexts(in); !slices.Equal(got, []string{"Subject: Raw MIME test\n\nIt's a body…"}) {
+		t.Errorf("texts %q", got)
+	}
+}
+
+// body-mime as a file part of a multipart body, as some receivers report it.
+func TestRawMIMEAsFilePart(t *testing.T) {
+	env := hdSetup(t)
+	form, err := url.ParseQuery(string(inFile(t, "forward-anymail-mime.form")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, k := range []string{"recipient", "sender", "timestamp", "token", "signature"} {
+		_ = w.WriteField(k, form.Get(k))
+	}
+	fw, _ := w.CreateFormFile("body-mime", "message.mime")
+	_, _ = io.WriteString(fw, form.Get("body-mime"))
+	_ = w.Close()
+	ts := hdFresh(time.Minute)
+	in := rpInbound(t, env, hdForwardBody(t, buf.Bytes(), w.FormDataContentType(), ts, hdToken, hdSign(inSigningKey, ts, hdToken)))
+	if got := rpTexts(in); !slices.Equal(got, []string{"Subject: Raw MIME test\n\nIt's a body…"}) {
+		t.Errorf("texts %q", got)
+	}
+}
+
+// The Mailgun route tester's sample: an inline image named by
+// content-id-map, a file, and the thread headers as fields of their own.
+func TestRouteTesterForward(t *testing.T) {
+	f := inParse(t, "forward-route-tester.txt")
+	if f.Text != "Hi Alice,\n\nThis is Bob.\n\nI also attached a file." || f.MessageID != "517ACC75.5010709@sandbox.example.test" ||
+		f.InReplyTo != "517AC78B.5060404@sandbox.example.test" || !slices.Equal(f.References, []string{"517AC78B.5060404@sandbox.example.test"}) {
+		t.Errorf("parsed %+v", f)
+	}
+	var got []string
+	for _, a := range f.Attachments {
+		got = append(got, a.FileName+" "+a.ContentType+" "+a.ContentID)
+	}
+	if want := []string{"inline.png image/png part1.04060802.06030207@sandbox.example.test", "file.txt text/plain "}; !slices.Equal(got, want) {
+		t.Errorf("attachments %q, want %q", got, want)
+	}
+	env := hdSetup(t)
+	in := rpInbound(t, env, hdSigned(t, "forward-route-tester.txt", hdFresh(time.Minute), hdToken))
+	if files := rpFiles(in); !slices.Equal(files, []string{"inline.png image/png image", "file.txt text/plain file"}) {
+		t.Errorf("attachment events %q", files)
+	}
+}
+
+// Mailgun has posted content-id-maps with repeated keys: every attachment a
+// key names keeps its content id.
+func TestUnusualContentIDMap(t *testing.T) {
+	f := inParse(t, "forward-unusual-cid-map.txt")
+	var cids []string
+	for _, a := range f.Attachments {
+		cids = append(cids, a.FileName+"="+a.ContentID)
+	}
+	if want := []string{"att1.png=", "att2.png=", "att3.png=abc", "att4.png=abc"}; !slices.Equal(cids, want) {
+		t.Errorf("content ids %q, want %q", cids, want)
+	}
+}
+
+// message-headers with a value that is not a string (Content-Type as
+// [type, {params}]) must not lose the mail.
+func TestLegacyHeaderValues(t *testing.T) {
+	f := inParse(t, "forward-legacy-headers.form")
+	if f.MessageID != "20160421175529.19495.89030.B3AE3728@example.test" || f.Text != "Testing the headers." {
+		t.Errorf("parsed %+v", f)
+	}
+	env := hdSetup(t)
+	rpInbound(t, env, hdSigned(t, "forward-legacy-headers.form", hdFresh(time.Minute), hdToken))
+}
+
+// Unreadable side fields (message-headers, content-id-map, attachments)
+// are logged and skipped: the mail itself is delivered.
+func TestUnreadableSideFieldsStillDeliver(t *testing.T) {
+	env := hdSetup(t)
+	log, buf := testkit.NewLogger()
+	env.p.deps.Log = log
+	form := url.Values{"from": {"a@example.test"}, "subject": {"Hi"}, "body-plain": {"Hello"},
+		"Message-Id": {"<side@example.test>"}, "message-headers": {`{"Message-Id": "<x@y>"}`},
+		"attachments": {`"not a list"`}, "content-id-map": {"not json"}}
+	ts := hdFresh(time.Minute)
+	r := hdForwardBody(t, []byte(form.Encode()), "application/x-www-form-urlencoded", ts, hdToken, hdSign(inSigningKey, ts, hdToken))
+	in := rpInbound(t, env, r)
+	want := []string{"Subject: Hi\n\nHello", "(an attachment of this e-mail is missing: the list of attachments Mailgun stored could not be read)"}
+	if in.DedupeKey != "side@example.test" || !slices.Equal(rpTexts(in), want) {
+		t.Errorf("DedupeKey %q texts %q, want %q", in.DedupeKey, rpTexts(in), want)
+	}
+	for _, field := range []string{"message-headers", "content-id-map", "attachments"} {
+		if !strings.Contains(buf.String(), field) {
+			t.Errorf("log does not name %s: %s", field, buf)
+		}
+	}
+}
+
+// rpStorage is a stand-in for Mailgun's message storage: it serves the
+// store() fixture's attachments to the API key, and counts requests.
+type rpStorage struct {
+	mu       sync.Mutex
+	requests int
+	srv      *httptest.Server
+}
+
+func newRPStorage(t *testing.T) *rpStorage {
+	s := &rpStorage{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.requests++
+		s.mu.Unlock()
+		if user, pass, ok := r.BasicAuth(); !ok || user != "api" || pass != "key-1" {
+			http.Error(w, "Forbidden", http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/v3/domains/mg.example.test/messages/MESSAGE_KEY/attachments/0":
+			_, _ = io.WriteString(w, "%PDF-1.4 stored")
+		case "/v3/domains/mg.example.test/messages/MESSAGE_KEY/attachments/1":
+			_, _ = w.Write(rpPNG(t))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *rpStorage) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// rpPNG is the inline image of forward-multipart.txt.
+func rpPNG(t *testing.T) []byte {
+	f := inParse(t, "forward-multipart.txt")
+	return f.Attachments[2].Body
+}
+
+// rpStoreNotify is the store() fixture with its storage URLs moved to base,
+// signed, for a provider whose API (and so storage) is at apiURL.
+func rpStoreNotify(t *testing.T, env *hdEnv, apiURL, base string) *http.Request {
+	env.p.cfg.APIURL = apiURL
+	env.p.sender = newSender(env.p.cfg, testkit.NewLocalOnlyTransport())
+	raw := bytes.ReplaceAll(inFile(t, "forward-store-notify.txt"), []byte("https://storage.mailgun.net"), []byte(base))
+	ts := hdFresh(time.Minute)
+	ctype := strings.TrimSpace(string(inFile(t, "forward-store-notify.ct")))
+	return hdForwardBody(t, raw, ctype, ts, hdToken, hdSign(inSigningKey, ts, hdToken))
+}
+
+// A store(notify=…) notification lists its attachments as JSON with URLs:
+// they are fetched from Mailgun's storage with the API key.
+func TestStoreNotifyFetchesAttachments(t *testing.T) {
+	// Parsing fetches nothing; content-id-map names the inline one by URL.
+	f := inParse(t, "forward-store-notify.txt")
+	if len(f.Attachments) != 2 || f.Attachments[0].Body != nil || f.Attachments[1].ContentID != "ii_store01" ||
+		!strings.HasSuffix(f.Attachments[1].URL, "/MESSAGE_KEY/attachments/1") {
+		t.Errorf("parsed attachments %+v", f.Attachments)
+	}
+	env := hdSetup(t)
+	storage := newRPStorage(t)
+	in := rpInbound(t, env, rpStoreNotify(t, env, storage.srv.URL, storage.srv.URL))
+	if got := rpTexts(in); !slices.Equal(got, []string{"Subject: Scan attached\n\nTest body plain"}) {
+		t.Errorf("texts %q", got)
+	}
+	if got := rpFiles(in); !slices.Equal(got, []string{"attachment.pdf application/pdf file", "logo.png image/png image"}) {
+		t.Errorf("attachments %q", got)
+	}
+	if len(env.media.saved) != 2 || string(env.media.saved[0].body) != "%PDF-1.4 stored" || !bytes.Equal(env.media.saved[1].body, rpPNG(t)) {
+		t.Errorf("saved %+v", env.media.saved)
+	}
+	if storage.count() != 2 {
+		t.Errorf("%d storage requests, want 2", storage.count())
+	}
+}
+
+// Mailgun's retry of a notification already taken does not fetch its
+// attachments again: the ingester's dedupe drops its events anyway.
+func TestStoreNotifyRedeliveryFetchesNothing(t *testing.T) {
+	env := hdSetup(t)
+	storage := newRPStorage(t)
+	rpInbound(t, env, rpStoreNotify(t, env, storage.srv.URL, storage.srv.URL))
+	hdCheckOK(t, hdInbound(env, rpStoreNotify(t, env, storage.srv.URL, storage.srv.URL)))
+	if storage.count() != 2 {
+		t.Errorf("%d storage requests, want 2: the redelivery fetched the attachments again", storage.count())
+	}
+	if len(env.ingest.got) != 2 || env.ingest.got[1].DedupeKey != env.ingest.got[0].DedupeKey {
+		t.Errorf("the redelivery must still reach the ingester with the same dedupe key: %d ingests", len(env.ingest.got))
+	}
+}
+
+// An attachment that cannot be fetched (storage unreachable, or a URL that
+// is not Mailgun's) does not hold the mail back: the text is delivered and
+// the agent is told which attachment is missing. The API key is never sent
+// to a host that is not Mailgun's.
+func TestStoreNotifyUnfetchableAttachments(t *testing.T) {
+	for name, setup := range map[string]func(t *testing.T, env *hdEnv, other *rpStorage) *http.Request{
+		// Real Mailgun URLs over a loopback-only transport: the fetch fails.
+		"storage unreachable": func(t *testing.T, env *hdEnv, _ *rpStorage) *http.Request {
+			return rpStoreNotify(t, env, DefaultAPIURL, "https://storage.mailgun.net")
+		},
+		"not a Mailgun host": func(t *testing.T, env *hdEnv, other *rpStorage) *http.Request {
+			api := newRPStorage(t)
+			return rpStoreNotify(t, env, api.srv.URL, other.srv.URL)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := hdSetup(t)
+			log, buf := testkit.NewLogger()
+			env.p.deps.Log = log
+			other := newRPStorage(t)
+			in := rpInbound(t, env, setup(t, env, other))
+			texts := rpTexts(in)
+			if len(texts) != 3 || texts[0] != "Subject: Scan attached\n\nTest body plain" ||
+				!strings.Contains(texts[1], `"attachment.pdf"`) || !strings.Contains(texts[2], `"logo.png"`) {
+				t.Errorf("texts %q: want the text and a note per missing attachment", texts)
+			}
+			if len(env.media.saved) != 0 || other.count() != 0 {
+				t.Errorf("saved %d, foreign host asked %d times", len(env.media.saved), other.count())
+			}
+			if logs := buf.String(); !strings.Contains(logs, "attachment.pdf") || strings.Contains(logs, "key-1") {
+				t.Errorf("the log must name the attachment and never the API key: %s", logs)
+			}
+		})
+	}
+}
+
+// A parsed forward's text fields can together exceed what Go's multipart
+// reader keeps for non-file fields by default (maxMemory + 10 MB): a mail
+// within Mailgun's 25 MB must not be refused (413 is retried, never taken).
+func TestLargeTextFieldsAreTaken(t *testing.T) {
+	env := hdSetup(t)
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	ts := hdFresh(time.Minute)
+	big := strings.Repeat("<p>newsletter</p>\n", 10<<20/18)
+	for _, kv := range [][2]string{{"from", "big@example.test"}, {"subject", "Big"}, {"stripped-text", "short reply"},
+		{"body-html", big}, {"stripped-html", big}, {"timestamp", ts}, {"token", hdToken},
+		{"signature", hdSign(inSigningKey, ts, hdToken)}} {
+		_ = w.WriteField(kv[0], kv[1])
+	}
+	fw, _ := w.CreateFormFile("attachment-1", "a.txt")
+	_, _ = io.WriteString(fw, "attached")
+	_ = w.Close()
+	r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/inbound", &buf)
+	r.Header.Set("Content-Type", w.FormDataContentType())
+	in := rpInbound(t, env, r)
+	if got := rpTexts(in); !slices.Equal(got, []string{"Subject: Big\n\nshort reply"}) || len(rpFiles(in)) != 1 {
+		t.Errorf("texts %q files %q", got, rpFiles(in))
+	}
+}
+
+// rpCutReader gives body, then fails with err as a dropped connection does.
+type rpCutReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c rpCutReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		return n, c.err
+	}
+	return n, err
+}
+
+// A forward cut off in transit could be read on Mailgun's retry: 5xx, not
+// 406 (which would drop the mail for good).
+func TestInterruptedForwardIsRetried(t *testing.T) {
+	reset := errors.New("read tcp 127.0.0.1:8080->127.0.0.1:50000: read: connection reset by peer")
+	for _, tc := range []struct {
+		file string
+		err  error
+	}{
+		{"forward-multipart.txt", io.ErrUnexpectedEOF}, {"forward-multipart.txt", reset},
+		{"forward-urlencoded.form", io.ErrUnexpectedEOF}, {"forward-urlencoded.form", reset},
+	} {
+		t.Run(tc.file+"/"+tc.err.Error(), func(t *testing.T) {
+			env := hdSetup(t)
+			full := hdSigned(t, tc.file, hdFresh(time.Minute), hdToken)
+			body, _ := io.ReadAll(full.Body)
+			r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/inbound", rpCutReader{bytes.NewReader(body[:len(body)/2]), tc.err})
+			r.Header.Set("Content-Type", full.Header.Get("Content-Type"))
+			// Served directly: the contract check would read the body first.
+			w := httptest.NewRecorder()
+			env.p.inboundHandler(maxForwardBytes).ServeHTTP(w, r)
+			hdCheckError(t, w, http.StatusServiceUnavailable)
+			if len(env.ingest.got) != 0 {
+				t.Errorf("ingested %d times", len(env.ingest.got))
+			}
+		})
+	}
+}
+
+// An attachment-N part without a file name is a plain form value to Go's
+// multipart reader: it is still an attachment.
+func TestNamelessAttachmentPart(t *testing.T) {
+	env := hdSetup(t)
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	ts := hdFresh(time.Minute)
+	for _, kv := range [][2]string{{"from", "cam@example.test"}, {"subject", "Photo"}, {"body-plain", "See the photo."},
+		{"attachment-count", "1"}, {"timestamp", ts}, {"token", hdToken}, {"signature", hdSign(inSigningKey, ts, hdToken)}} {
+		_ = w.WriteField(kv[0], kv[1])
+	}
+	pw, _ := w.CreatePart(map[string][]string{
+		"Content-Disposition": {`form-data; name="attachment-1"; filename=""`}, "Content-Type": {"image/png"}})
+	_, _ = pw.Write(rpPNG(t))
+	_ = w.Close()
+	r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/inbound", &buf)
+	r.Header.Set("Content-Type", w.FormDataContentType())
+	in := rpInbound(t, env, r)
+	if got := rpFiles(in); !slices.Equal(got, []string{"attachment-1.png image/png image"}) {
+		t.Errorf("attachments %q", got)
+	}
+	if len(env.media.saved) != 1 || !bytes.Equal(env.media.saved[0].body, rpPNG(t)) {
+		t.Errorf("saved %+v", env.media.saved)
+	}
+}
+
+// attachment-count announces more attachments than arrived: each missing
+// one is a note, so the agent knows.
+func TestAnnouncedAttachmentsThatDidNotArrive(t *testing.T) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, kv := range [][2]string{{"from", "a@example.test"}, {"body-plain", "Two files."}, {"attachment-count", "2"}} {
+		_ = w.WriteField(kv[0], kv[1])
+	}
+	fw, _ := w.CreateFormFile("attachment-1", "one.txt")
+	_, _ = io.WriteString(fw, "one")
+	_ = w.Close()
+	r := httptest.NewRequest(http.MethodPost, "/inbound", &buf)
+	r.Header.Set("Content-Type", w.FormDataContentType())
+	f, err := ParseForward(r, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Attachments) != 2 || f.Attachments[0].FileName != "one.txt" || f.Attachments[1].missing() == "" || len(f.Problems) != 1 {
+		t.Errorf("attachments %+v problems %q", f.Attachments, f.Problems)
+	}
+}
+
+// Header values in message-headers (and body-mime) are as the mail has
+// them: RFC 2047 encoded words, also in charsets net/mail does not know.
+func TestEncodedWordHeaders(t *testing.T) {
+	headers := `[["From", "=?windows-1252?Q?J=F6rg_M=FCller?= <jm@example.test>"],` +
+		`["Subject", "=?UTF-8?Q?Rechnung_f=C3=BCr_M=C3=A4rz?="], ["Message-Id", "<enc-1@example.test>"]]`
+	f := inParseForm(t, url.Values{"message-headers": {headers}, "body-plain": {"Hallo"}})
+	if f.Subject != "Rechnung für März" {
+		t.Errorf("Subject %q", f.Subject)
+	}
+	p, _, _ := inProvider(t)
+	in := inEvents(t, p, f, true)
+	if c := in.Contact; c.FirstName != "Jörg" || c.LastName != "Müller" || c.Email != "jm@example.test" {
+		t.Errorf("contact %+v", c)
+	}
+	// Mailgun's own subject field, should it carry encoded words, too.
+	f = inParseForm(t, url.Values{"from": {"a@example.test"}, "subject": {"=?ISO-8859-1?Q?Gr=FC=DFe?="}})
+	if f.Subject != "Grüße" {
+		t.Errorf("Subject %q", f.Subject)
+	}
+}
+
+// A raw MIME text part in Latin-1 or Windows-1252 is delivered as UTF-8.
+func TestRawMIMECharsets(t *testing.T) {
+	mime := "From: a@example.test\r\nSubject: =?windows-1252?Q?=80_price?=\r\nContent-Type: text/plain; charset=windows-1252\r\n" +
+		"Content-Transfer-Encoding: quoted-printable\r\n\r\nPreis: 5 =80, Gr=FC=DFe\r\n"
+	f := inParseForm(t, url.Values{"body-mime": {mime}})
+	if f.Subject != "€ price" || f.Text != "Preis: 5 €, Grüße" {
+		t.Errorf("Subject %q Text %q", f.Subject, f.Text)
+	}
+}
+
+// body-mime's attachments come base64-encoded, named in encoded words,
+// inline images with a Content-ID.
+func TestRawMIMEAttachments(t *testing.T) {
+	png := base64.StdEncoding.EncodeToString(rpPNG(t))
+	mime := "From: a@example.test\r\nMessage-ID: <b64@example.test>\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n" +
+		"--b1\r\nContent-Type: multipart/related; boundary=b2\r\n\r\n" +
+		"--b2\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Logo: <img src=\"cid:logo@x\"></p>\r\n" +
+		"--b2\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\nContent-ID: <logo@x>\r\n\r\n" + png[:40] + "\r\n" + png[40:] + "\r\n--b2--\r\n" +
+		"--b1\r\nContent-Type: application/pdf; name=\"=?UTF-8?Q?Rechnung_M=C3=A4rz.pdf?=\"\r\nContent-Disposition: attachment\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--b1--\r\n"
+	f := inParseForm(t, url.Values{"body-mime": {mime}})
+	if f.Text != "Logo:" || f.MessageID != "b64@example.test" || len(f.Attachments) != 2 {
+		t.Fatalf("parsed %+v", f)
+	}
+	if a := f.Attachments[0]; a.ContentType != "image/png" || a.ContentID != "logo@x" || !bytes.Equal(a.Body, rpPNG(t)) {
+		t.Errorf("inline image %q %q %d bytes", a.ContentType, a.ContentID, len(a.Body))
+	}
+	if a := f.Attachments[1]; a.FileName != "Rechnung März.pdf" || a.ContentType != "application/pdf" || string(a.Body) != "%PDF-1.4" {
+		t.Errorf("attachment %q %q %q", a.FileName, a.ContentType, a.Body)
+	}
+}
+
+func TestRealEventFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		file, mid, value, contact, reason string
+	}{
+		{"event-delivered-real.json", "01JD3RE4L0DE1IVERED000000", schema.StatusDelivered, "recipient@example.test", ""},
+		{"event-failed-permanent-real.json", "01JD3RE4LB0UNCE0000000000", schema.StatusFailed, "invalid@example.test",
+			"bounced: invalid@example.test could not be delivered to: 550 5.1.1 The email account that you tried to reach does not exist. Please try 5.1.1 double-checking the recipient's email address for typos"},
+		{"event-failed-greylisted.json", "", "", "", ""},
+		// No recipient field: the address is message.headers.to; the
+		// reason is reject.reason.
+		{"event-rejected.json", "01JD3RE4LREJECTED00000000", schema.StatusFailed, "recipient@example.test",
+			"Mailgun refused to send to recipient@example.test: Sandbox subdomains are for test purposes only."},
+		// "Could not load user-variables…": nothing to report, but no 406.
+		{"event-uservars-string.json", "", "", "", ""},
+		{"event-accepted-nested-vars.json", "01JD3RE4LNESTED0000000000", schema.StatusSent, "dude@example.test", ""},
+		{"event-accepted-docs.json", "01JD3RE4LD0CS000000000000", schema.StatusSent, "recipient@example.test", ""},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			env := hdSetup(t)
+			hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEvent(t, tc.file, inSigningKey, time.Minute)))
+			var want []hdStatus
+			if tc.mid != "" {
+				want = []hdStatus{{rpContact(t, env, tc.contact), tc.mid, tc.value, tc.reason}}
+			}
+			if !slices.Equal(env.statuses.calls, want) {
+				t.Errorf("PostStatus calls %+v, want %+v", env.statuses.calls, want)
+			}
+		})
+	}
+}
+
+func TestParseEventNestedUserVariables(t *testing.T) {
+	e := inEvent(t, "event-accepted-nested-vars.json")
+	for k, want := range map[string]string{"mid": "01JD3RE4LNESTED0000000000", "custom": "value",
+		"parent": `{"child": "user defined variable"}`, "a-list": "[1,2,3,4,5]"} {
+		if got := e.UserVariables[k]; got != want {
+			t.Errorf("user-variables[%s] = %q, want %q", k, got, want)
+		}
+	}
+	if e := inEvent(t, "event-uservars-string.json"); len(e.UserVariables) != 0 || !strings.Contains(e.Problem, "Could not load user-variables") {
+		t.Errorf("user-variables %q problem %q", e.UserVariables, e.Problem)
+	}
+}
+
+func ExampleParseEvent() {
+	e, err := ParseEvent([]byte(`{"signature": {"timestamp": "1529704976", "token": "t", "signature": "s"},
+		"event-data": {"event": "rejected", "reject": {"reason": "Sandbox subdomains are for test purposes only.", "description": ""},
+		"message": {"headers": {"to": "Recipient Name <recipient@example.test>"}}}}`))
+	if err != nil {
+		panic(err)
+	}
+	value, reason, _ := StatusFor(e)
+	fmt.Println(e.Recipient)
+	fmt.Println(value, reason)
+	// Output:
+	// recipient@example.test
+	// failed Mailgun refused to send to recipient@example.test: Sandbox subdomains are for test purposes only.
+}
