@@ -18,6 +18,9 @@ import (
 	"net/textproto"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/htmlindex"
 )
 
 // maxMIMEDepth bounds how deeply body-mime's multiparts are followed; a
@@ -192,53 +195,42 @@ func baseName(name string) string {
 	return name
 }
 
-// toUTF8 is a text part's bytes as UTF-8. Besides UTF-8 it converts the
-// Latin-1 family (read as Windows-1252, as browsers do); bytes of any
-// other charset that are not valid UTF-8 become U+FFFD.
+// toUTF8 is a text part's bytes as UTF-8, decoded from the part's charset
+// by its WHATWG label (ISO-8859-x and Windows-125x, KOI8, Shift_JIS,
+// ISO-2022-JP, EUC-KR, GBK/GB18030, Big5, UTF-16, …; "latin1" is read as
+// Windows-1252, as browsers do). A missing or unknown charset is taken as
+// UTF-8; bytes that are not valid in it become U+FFFD.
 func toUTF8(data []byte, charset string) string {
-	if isLatin1(charset) {
-		return decode1252(data)
+	if enc := charsetEncoding(charset); enc != nil {
+		if out, err := enc.NewDecoder().Bytes(data); err == nil {
+			return strings.ToValidUTF8(string(out), "\uFFFD")
+		}
 	}
 	return strings.ToValidUTF8(string(data), "\uFFFD")
 }
 
-func isLatin1(charset string) bool {
-	switch strings.ToLower(strings.TrimSpace(charset)) {
-	case "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "l1", "windows-1252", "cp1252", "x-cp1252":
-		return true
+// charsetEncoding is the encoding of a charset label; nil for UTF-8, US-ASCII
+// (a subset of it) and labels it does not know.
+func charsetEncoding(label string) encoding.Encoding {
+	label = strings.ToLower(strings.TrimSpace(label))
+	if label == "" || label == "utf-8" || label == "utf8" || label == "us-ascii" {
+		return nil
 	}
-	return false
-}
-
-// cp1252 is Windows-1252 at 0x80–0x9F; the five unassigned bytes stay the
-// C1 controls, as WHATWG maps them.
-var cp1252 = [32]rune{
-	'€', 0x81, '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', 0x8D, 'Ž', 0x8F,
-	0x90, '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', 0x9D, 'ž', 'Ÿ',
-}
-
-func decode1252(b []byte) string {
-	var sb strings.Builder
-	sb.Grow(len(b) + len(b)/8)
-	for _, c := range b {
-		if c >= 0x80 && c <= 0x9F {
-			sb.WriteRune(cp1252[c-0x80])
-		} else {
-			sb.WriteRune(rune(c))
-		}
+	enc, err := htmlindex.Get(label)
+	if err != nil {
+		return nil
 	}
-	return sb.String()
+	return enc
 }
 
-// headerWords decodes RFC 2047 encoded words: UTF-8, ISO-8859-1 and
-// US-ASCII (mime's own) and Windows-1252, common in mail and unknown to
-// net/mail.
+// headerWords decodes RFC 2047 encoded words in any charset toUTF8 knows
+// (net/mail alone knows UTF-8, ISO-8859-1 and US-ASCII).
 var headerWords = &mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
-	if !isLatin1(charset) {
+	enc := charsetEncoding(charset)
+	if enc == nil {
 		return nil, fmt.Errorf("unhandled charset %q", charset)
 	}
-	b, err := io.ReadAll(input)
-	return strings.NewReader(decode1252(b)), err
+	return enc.NewDecoder().Reader(input), nil
 }}
 
 // decodeHeader is a header value with its encoded words decoded; one it

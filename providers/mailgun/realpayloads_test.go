@@ -495,6 +495,34 @@ func TestRawMIMECharsets(t *testing.T) {
 	}
 }
 
+// Mail from Japan, Russia and China still often comes in their legacy
+// charsets, in the body and in encoded-word headers: both arrive as UTF-8.
+func TestRawMIMELegacyAsianAndCyrillicCharsets(t *testing.T) {
+	for _, tc := range []struct {
+		charset, subjectWord, body string
+		subject, text              string
+	}{
+		// ISO-2022-JP (7-bit escapes): "こんにちは" / "日本".
+		{"iso-2022-jp", "=?ISO-2022-JP?B?GyRCJDMkcyRLJEEkTxsoQg==?=", "\x1b$BF|K\\\x1b(B",
+			"こんにちは", "日本"},
+		// Shift_JIS: "テスト".
+		{"shift_jis", "=?Shift_JIS?B?g2WDWINn?=", "\x83\x65\x83\x58\x83\x67", "テスト", "テスト"},
+		// KOI8-R: "Привет".
+		{"koi8-r", "=?KOI8-R?Q?=F0=D2=C9=D7=C5=D4?=", "\xf0\xd2\xc9\xd7\xc5\xd4", "Привет", "Привет"},
+		// GB2312 (read as GBK): "中文".
+		{"gb2312", "=?GB2312?B?1tDOxA==?=", "\xd6\xd0\xce\xc4", "中文", "中文"},
+	} {
+		t.Run(tc.charset, func(t *testing.T) {
+			mime := "From: a@example.test\r\nSubject: " + tc.subjectWord + "\r\nContent-Type: text/plain; charset=" +
+				tc.charset + "\r\n\r\n" + tc.body + "\r\n"
+			f := inParseForm(t, url.Values{"body-mime": {mime}})
+			if f.Subject != tc.subject || f.Text != tc.text {
+				t.Errorf("Subject %q Text %q; want %q, %q", f.Subject, f.Text, tc.subject, tc.text)
+			}
+		})
+	}
+}
+
 // body-mime's attachments come base64-encoded, named in encoded words,
 // inline images with a Content-ID.
 func TestRawMIMEAttachments(t *testing.T) {
