@@ -210,7 +210,20 @@ func newHarnessOn(t *testing.T, st store.Store, mutate func(*Config), fake *fake
 // buildHarness builds the server without starting it (tests that call Serve).
 func buildHarness(t *testing.T, st store.Store, mutate func(*Config), fake *fakeProvider) *harness {
 	t.Helper()
-	h := &harness{t: t, platform: newFakePlatform(t), fake: fake, st: st}
+	var prov providers.Provider
+	if fake != nil {
+		prov = fake
+	}
+	h := buildHarnessFor(t, st, mutate, prov)
+	h.fake = fake
+	return h
+}
+
+// buildHarnessFor builds the server with prov for every channel (nil: the
+// configured providers).
+func buildHarnessFor(t *testing.T, st store.Store, mutate func(*Config), prov providers.Provider) *harness {
+	t.Helper()
+	h := &harness{t: t, platform: newFakePlatform(t), st: st}
 	h.cfg = testConfig(h.platform.srv.URL)
 	if mutate != nil {
 		mutate(h.cfg)
@@ -221,8 +234,8 @@ func buildHarness(t *testing.T, st store.Store, mutate func(*Config), fake *fake
 	var log *slog.Logger
 	log, h.logs = testkit.NewLogger()
 	opts := Options{Version: "test", Logger: log, Transport: testkit.NewLocalOnlyTransport(), Store: st}
-	if fake != nil {
-		opts.NewProvider = func(ChannelConfig, providers.Deps) (providers.Provider, error) { return fake, nil }
+	if prov != nil {
+		opts.NewProvider = func(ChannelConfig, providers.Deps) (providers.Provider, error) { return prov, nil }
 	}
 	srv, err := New(h.cfg, opts)
 	if err != nil {

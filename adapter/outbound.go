@@ -51,7 +51,7 @@ func (p *pipeline) outboundLease() time.Duration { return 100 * 365 * 24 * time.
 
 // runOutbound makes one attempt at one job. It is not tied to the server's
 // context: a send in flight at shutdown finishes, or a crash leaves it for
-// start-up to report as "outcome unknown".
+// start-up to settle (canResume).
 func (p *pipeline) runOutbound(l store.Lease) {
 	ctx := context.Background()
 	job := l.Jobs[0]
@@ -61,8 +61,8 @@ func (p *pipeline) runOutbound(l store.Lease) {
 		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Config, Reason: "the channel is no longer configured"})
 		return
 	}
-	if interrupted(job) {
-		p.finishInterrupted(ctx, l, job)
+	resume := interrupted(job)
+	if resume && !p.canResume(ctx, ch, l, job) {
 		return
 	}
 	if age := p.now().Sub(job.CreatedAt); age >= p.s.cfg.Outbound.MaxAge {
@@ -73,7 +73,7 @@ func (p *pipeline) runOutbound(l store.Lease) {
 		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Permanent, Reason: reason})
 		return
 	}
-	err := p.send(ctx, ch, job, payload.Message)
+	err := p.send(ctx, ch, job, payload.Message, resume)
 	if err == nil {
 		p.finishOutbound(ctx, l, job, nil)
 		return
@@ -92,10 +92,11 @@ func (p *pipeline) runOutbound(l store.Lease) {
 	p.finishOutbound(ctx, l, job, se)
 }
 
-// send makes one provider attempt. A panicking provider is a bug, and the
-// message may or may not have left: it is reported as outcome unknown,
-// never retried, and the process goes on.
-func (p *pipeline) send(ctx context.Context, ch *channel, job store.Job, m schema.Message) (err error) {
+// send makes one provider attempt, or resumes the attempt a crash cut off
+// (resume: the provider is a providers.Resumer, see canResume). A
+// panicking provider is a bug, and the message may or may not have left:
+// it is reported as outcome unknown, never retried, and the process goes on.
+func (p *pipeline) send(ctx context.Context, ch *channel, job store.Job, m schema.Message, resume bool) (err error) {
 	defer func() {
 		if rec := recover(); rec != nil {
 			p.s.log.Error("provider panicked during a send", "channel", job.ChannelID, "mId", job.MID, "panic", fmt.Sprint(rec))
@@ -105,20 +106,42 @@ func (p *pipeline) send(ctx context.Context, ch *channel, job store.Job, m schem
 	sctx, cancel := context.WithTimeout(ctx, p.s.cfg.Outbound.SendTimeout)
 	defer cancel()
 	to := providers.Recipient{ChannelID: job.ChannelID, ContactID: job.ContactID}
+	if resume {
+		_, err = ch.provider.(providers.Resumer).Resume(sctx, to, m, job.MID, attemptSince(job))
+		return err
+	}
 	_, err = ch.provider.Send(sctx, to, m, job.MID)
 	return err
 }
 
-// finishInterrupted ends a job whose attempt a crash cut off. A receipt
-// already recorded for it proves the provider took it; otherwise the
-// outcome is unknown and it is not sent again.
-func (p *pipeline) finishInterrupted(ctx context.Context, l store.Lease, job store.Job) {
+// canResume decides a job whose attempt a crash cut off. A receipt already
+// recorded for it proves the provider took it: the job is finished as
+// sent. Otherwise a provider that can look the message up resumes the
+// attempt (true), unless the job is past outbound.max_age (resuming may
+// send it); with any other provider the outcome is unknown, and the job is
+// reported failed rather than sent again.
+func (p *pipeline) canResume(ctx context.Context, ch *channel, l store.Lease, job store.Job) bool {
 	if st, err := p.st.StatusOf(ctx, job.MID); err == nil && st.Value != schema.StatusFailed {
 		p.finishOutbound(ctx, l, job, nil)
-		return
+		return false
+	}
+	_, ok := ch.provider.(providers.Resumer)
+	if ok && p.now().Sub(job.CreatedAt) < p.s.cfg.Outbound.MaxAge {
+		p.s.log.Info("resuming a send the server stopped during", "channel", job.ChannelID, "mId", job.MID)
+		return true
 	}
 	p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Ambiguous,
 		Reason: "outcome unknown: the server stopped while sending"})
+	return false
+}
+
+// attemptSince is the earliest the cut-off attempt of job can have started:
+// when the job became due (its creation, or the retry it was waiting for).
+func attemptSince(job store.Job) time.Time {
+	if job.NextAt.After(job.CreatedAt) {
+		return job.NextAt
+	}
+	return job.CreatedAt
 }
 
 // interruptedMark is what start-up records on jobs that were leased when

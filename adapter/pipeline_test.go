@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -456,6 +457,109 @@ func TestInterruptedSendWithoutReceiptIsOutcomeUnknown(t *testing.T) {
 	waitFor(t, func() bool { return len(h.statusesFor("m-cut")) == 1 })
 	if s := h.statusesFor("m-cut")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "outcome unknown") || fake.sentCount() != 0 {
 		t.Fatalf("want failed/outcome unknown and no re-send, got %+v, %d sends", s, fake.sentCount())
+	}
+}
+
+// resumingProvider is a provider that can look up a send a crash cut off
+// (providers.Resumer): Resume answers resumeErr, or sent.
+type resumingProvider struct {
+	fakeProvider
+	resumeErr error
+	mu        sync.Mutex
+	resumed   []time.Time // the since of each Resume
+}
+
+func (p *resumingProvider) Resume(_ context.Context, _ providers.Recipient, _ schema.Message, mID string, since time.Time) (providers.Sent, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.resumed = append(p.resumed, since)
+	if p.resumeErr != nil {
+		return providers.Sent{}, p.resumeErr
+	}
+	return providers.Sent{ProviderIDs: []string{"found-" + mID}}, nil
+}
+
+func (p *resumingProvider) resumes() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.resumed)
+}
+
+// interruptedJob stores an outbound job as a crash leaves it: leased, its
+// attempt cut off (start-up recovers it as interrupted).
+// It returns when the job was created.
+func interruptedJob(t *testing.T, st store.Store, mID string) time.Time {
+	t.Helper()
+	job := store.NewJob{Queue: store.Outbound, ChannelID: "demo", ContactID: phoneContact, MID: mID,
+		Payload: mustJSON(outboundJob{Message: *schema.TextMessage("hi")})}
+	_, l, err := st.EnqueueLeased(t.Context(), job, nil, time.Now(), time.Hour)
+	if err != nil || l == nil {
+		t.Fatal(err)
+	}
+	return l.Jobs[0].CreatedAt
+}
+
+func TestInterruptedSendIsResumedByAProviderThatCanLookItUp(t *testing.T) {
+	st := store.NewMemory()
+	created := interruptedJob(t, st, "m-resume")
+	prov := &resumingProvider{}
+	h := buildHarnessFor(t, st, nil, prov)
+	stop, err := h.srv.StartWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	waitFor(t, func() bool { return len(h.statusesFor("m-resume")) == 1 })
+	if s := h.statusesFor("m-resume")[0]; s.Value != schema.StatusSent {
+		t.Fatalf("a message the provider has is reported %+v, want sent", s)
+	}
+	r := prov.resumes()
+	if len(r) != 1 || prov.sentCount() != 0 {
+		t.Fatalf("%d resumes, %d plain sends; want one resume and no blind send", len(r), prov.sentCount())
+	}
+	if d := r[0].Sub(created); d < -time.Millisecond || d > time.Millisecond {
+		t.Fatalf("Resume looked from %v, want the job's creation %v", r[0], created)
+	}
+}
+
+func TestInterruptedSendThatCannotBeToldIsOutcomeUnknown(t *testing.T) {
+	st := store.NewMemory()
+	interruptedJob(t, st, "m-unknown")
+	prov := &resumingProvider{resumeErr: &providers.SendError{Kind: providers.Ambiguous,
+		Reason: "the server stopped while sending; the provider cannot tell, so it is not sent again"}}
+	h := buildHarnessFor(t, st, nil, prov)
+	stop, err := h.srv.StartWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	waitFor(t, func() bool { return len(h.statusesFor("m-unknown")) == 1 })
+	if s := h.statusesFor("m-unknown")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "cannot tell") {
+		t.Fatalf("got %+v, want failed with the provider's reason", s)
+	}
+	if len(prov.resumes()) != 1 || prov.sentCount() != 0 {
+		t.Fatalf("%d resumes, %d sends", len(prov.resumes()), prov.sentCount())
+	}
+}
+
+// Resuming may send: a job past outbound.max_age is not resumed.
+func TestInterruptedSendPastMaxAgeIsNotResumed(t *testing.T) {
+	st := store.NewMemory()
+	interruptedJob(t, st, "m-old")
+	prov := &resumingProvider{}
+	h := buildHarnessFor(t, st, func(c *Config) { c.Outbound.MaxAge = time.Hour }, prov)
+	h.srv.pipe.now = func() time.Time { return time.Now().Add(2 * time.Hour) } // the server was down that long
+	stop, err := h.srv.StartWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	waitFor(t, func() bool { return len(h.statusesFor("m-old")) == 1 })
+	if s := h.statusesFor("m-old")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "outcome unknown") {
+		t.Fatalf("got %+v, want failed, outcome unknown", s)
+	}
+	if len(prov.resumes()) != 0 || prov.sentCount() != 0 {
+		t.Fatalf("%d resumes, %d sends; want none", len(prov.resumes()), prov.sentCount())
 	}
 }
 

@@ -35,6 +35,16 @@ type Provider interface {
 	Send(ctx context.Context, to Recipient, m schema.Message, mID string) (Sent, error)
 }
 
+// Resumer is implemented by a provider that can find out whether a send a
+// crash cut off reached it, so that the message is neither lost nor sent
+// twice. Resume finishes such a send: it returns Sent when the provider
+// already has the message (attempted, roughly, since since), sends it when
+// the provider certainly does not, and fails Ambiguous when it cannot
+// tell. A provider without it has the job reported failed, outcome unknown.
+type Resumer interface {
+	Resume(ctx context.Context, to Recipient, m schema.Message, mID string, since time.Time) (Sent, error)
+}
+
 // Route is one webhook endpoint a provider serves for its channel, mounted
 // by the adapter at /{kind}/{channelId}/{action}.
 type Route struct {

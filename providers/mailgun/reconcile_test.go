@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/fakemailgun"
 	"github.com/bonychat/bonychat-adapter/providers"
@@ -162,5 +163,60 @@ func TestRetryAfterUnconfirmedAttemptChecksBeforeSending(t *testing.T) {
 	}
 	if n := len(e.fake.Attempts()); n != 1 {
 		t.Fatalf("the retry must find the e-mail and not send it again: %d sends", n)
+	}
+}
+
+// resumeNow resumes mID as the pipeline does after a crash.
+func resumeNow(t *testing.T, e *sendEnv, mID string) (providers.Sent, error) {
+	t.Helper()
+	return e.p.Resume(context.Background(), providers.Recipient{ChannelID: "mail01", ContactID: sendContact}, text("hello"), mID,
+		time.Now().Add(-time.Minute))
+}
+
+// The process died after Mailgun took the e-mail: Resume finds it in the
+// events and sends nothing.
+func TestResumeFindsTheEmailMailgunTook(t *testing.T) {
+	e := sendNew(t, nil)
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m30"); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := resumeNow(t, e, "m30")
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	if len(sent.ProviderIDs) != 1 || sent.ProviderIDs[0] != "m30@"+sendDomain {
+		t.Fatalf("sent = %+v", sent)
+	}
+	if n := len(e.fake.Attempts()); n != 1 {
+		t.Fatalf("fake saw %d sends, want 1: the e-mail went twice", n)
+	}
+}
+
+// The process died before Mailgun took anything: after its looks, Resume
+// sends the e-mail once.
+func TestResumeSendsWhatMailgunNeverTook(t *testing.T) {
+	e := sendNew(t, nil)
+	if _, err := resumeNow(t, e, "m31"); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	if got := sendOnly(t, e.fake); got.ID != "<m31@"+sendDomain+">" {
+		t.Fatalf("sent %q", got.ID)
+	}
+	if n := e.fake.EventQueries(); n != e.p.reconcileTries+1 {
+		t.Errorf("events API asked %d times, want %d (the looks, then Send's own)", n, e.p.reconcileTries+1)
+	}
+}
+
+// The events API is down: whether the e-mail went cannot be told, so it
+// is not sent again.
+func TestResumeWithTheEventsAPIDownSendsNothing(t *testing.T) {
+	e := sendNew(t, nil)
+	e.fake.SetEventsDown(503)
+	_, err := resumeNow(t, e, "m32")
+	if se := sendKind(t, err); se.Kind != providers.Ambiguous || !strings.Contains(se.Reason, "not sent again") {
+		t.Fatalf("got %v %q, want ambiguous, not sent again", se.Kind, se.Reason)
+	}
+	if n := len(e.fake.Attempts()); n != 0 {
+		t.Fatalf("fake saw %d sends, want none", n)
 	}
 }

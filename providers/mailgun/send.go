@@ -9,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	mailgungo "github.com/mailgun/mailgun-go/v4"
 
@@ -232,6 +233,23 @@ func preferredExt(ctype string, exts []string) string {
 		return e
 	}
 	return exts[0]
+}
+
+// Resume implements providers.Resumer. Our Message-Id names the e-mail
+// exactly, so the events API is asked for it (a few looks, as for an
+// ambiguous send), after the attempt is marked unconfirmed: Send then
+// looks once more and sends only if Mailgun still shows nothing. An events
+// API that cannot answer leaves the send Ambiguous. (since is not needed.)
+func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.Message, mID string, _ time.Time) (providers.Sent, error) {
+	if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte("1"), providers.MessageRecordExpiry()); err != nil {
+		return providers.Sent{}, &providers.SendError{Kind: providers.Ambiguous, Err: err,
+			Reason: "the server stopped while sending, and the attempt could not be noted; not sent again"}
+	}
+	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
+	if _, se := p.reconcile(ctx, messageID(mID, p.cfg.Domain), cut); se != nil && se.Kind == providers.Ambiguous {
+		return providers.Sent{}, se
+	}
+	return p.Send(ctx, to, m, mID)
 }
 
 // nsUnconfirmed marks mIds whose earlier attempt Mailgun may have taken

@@ -48,6 +48,39 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	return p.sendParts(ctx, to.ContactID, mID, parts)
 }
 
+// Resume implements providers.Resumer. The part a crash cut off (the first
+// the parts memo lacks) is looked up in Twilio's message list, as an
+// ambiguous create is: found, it counts as sent; certainly not there, it is
+// sent now; the list unreadable, the send stays Ambiguous. The parts after
+// it follow as in Send.
+func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.Message, mID string, since time.Time) (providers.Sent, error) {
+	parts := p.render(m)
+	var memo partsMemo
+	if _, err := p.getJSON(ctx, nsParts, mID, &memo); err != nil {
+		return providers.Sent{}, &providers.SendError{Kind: providers.Ambiguous,
+			Reason: "the server stopped while sending, and its send progress is unavailable; not sent again", Err: err}
+	}
+	if n := len(memo.SIDs); n < len(parts) {
+		cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
+		sid, err := p.reconcile(ctx, to.ContactID, parts[n], since, cut)
+		if err != nil && providers.AsSendError(err).Kind != providers.Unreachable {
+			return providers.Sent{ProviderIDs: memo.SIDs}, err
+		}
+		if err == nil {
+			memo.SIDs = append(memo.SIDs, sid)
+			p.rememberSID(ctx, to.ContactID, sid)
+			if err := p.putJSON(ctx, nsParts, mID, memo, providers.MessageRecordExpiry()); err != nil {
+				return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Ambiguous,
+					Reason: "part found sent but its progress could not be recorded", Err: err}
+			}
+		}
+	}
+	if len(memo.SIDs) >= len(parts) {
+		return providers.Sent{ProviderIDs: memo.SIDs}, nil
+	}
+	return p.Send(ctx, to, m, mID)
+}
+
 func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []part) (providers.Sent, error) {
 	var memo partsMemo
 	if _, err := p.getJSON(ctx, nsParts, mID, &memo); err != nil {

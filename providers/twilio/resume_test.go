@@ -1,0 +1,120 @@
+package twilio
+
+// Tests of Resume: a send a crash cut off is looked up at Twilio before
+// anything is sent again.
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+)
+
+// resume resumes mID as the pipeline does after a crash.
+func (e *outEnv) resume(t *testing.T, m schema.Message, mID string) (providers.Sent, error) {
+	t.Helper()
+	return e.p.Resume(context.Background(), providers.Recipient{ChannelID: outChannel, ContactID: outContact}, m, mID,
+		time.Now().Add(-time.Minute))
+}
+
+// forgetLastPart makes the records look as if the process died right after
+// Twilio created the last part sent, before the parts memo and the recent
+// SIDs noted it.
+func (e *outEnv) forgetLastPart(t *testing.T, mID string) {
+	t.Helper()
+	ctx := context.Background()
+	var memo partsMemo
+	var recent recentSIDs
+	if _, err := e.p.getJSON(ctx, nsParts, mID, &memo); err != nil || len(memo.SIDs) == 0 {
+		t.Fatalf("no parts memo for %s: %v", mID, err)
+	}
+	if _, err := e.p.getJSON(ctx, nsRecentSIDs, outContact, &recent); err != nil {
+		t.Fatal(err)
+	}
+	last := memo.SIDs[len(memo.SIDs)-1]
+	memo.SIDs = memo.SIDs[:len(memo.SIDs)-1]
+	recent.SIDs = slices.DeleteFunc(recent.SIDs, func(s string) bool { return s == last })
+	if e.p.putJSON(ctx, nsParts, mID, memo, time.Time{}) != nil || e.p.putJSON(ctx, nsRecentSIDs, outContact, recent, time.Time{}) != nil {
+		t.Fatal("cannot rewrite the records")
+	}
+}
+
+func TestResumeFindsTheMessageTwilioCreatedBeforeTheCrash(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	msg := outText("Your order has shipped")
+	first, err := e.send(t, msg, "cut-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.forgetLastPart(t, "cut-1")
+	sent, err := e.resume(t, msg, "cut-1")
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	if !slices.Equal(sent.ProviderIDs, first.ProviderIDs) || e.fake.Count(faketwilio.Create) != 1 || len(e.fake.Messages()) != 1 {
+		t.Fatalf("Resume returned %v (want %v); %d creates, %d messages: the message was sent twice",
+			sent.ProviderIDs, first.ProviderIDs, e.fake.Count(faketwilio.Create), len(e.fake.Messages()))
+	}
+	if e.fake.Count(faketwilio.List) != 1 {
+		t.Fatalf("%d list reads, want 1", e.fake.Count(faketwilio.List))
+	}
+}
+
+func TestResumeSendsWhatTwilioNeverGot(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	sent, err := e.resume(t, outText("Your order has shipped"), "cut-2")
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	msgs := e.fake.Messages()
+	if len(msgs) != 1 || !slices.Equal(sent.ProviderIDs, []string{msgs[0].SID}) || e.fake.Count(faketwilio.List) != 1 {
+		t.Fatalf("want one message sent after one look: %d messages, %d lists, returned %v",
+			len(msgs), e.fake.Count(faketwilio.List), sent.ProviderIDs)
+	}
+}
+
+func TestResumeWithAnUnreadableMessageListSendsNothing(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	e.fake.Always(faketwilio.List, faketwilio.ServiceUnavailableHTML())
+	_, err := e.resume(t, outText("Your order has shipped"), "cut-3")
+	if se := outSendError(t, err); se.Kind != providers.Ambiguous || !strings.Contains(se.Reason, "not sent again") {
+		t.Fatalf("kind %v reason %q: want ambiguous, not sent again", se.Kind, se.Reason)
+	}
+	if n := e.fake.Count(faketwilio.Create); n != 0 {
+		t.Fatalf("%d creates: a send that may be out was repeated", n)
+	}
+}
+
+// A long text goes as several messages: the crash cut off the second; the
+// first is in the memo, the second is found at Twilio, the third is sent.
+func TestResumeGoesOnAfterTheCutOffPart(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	msg := outText(strings.Repeat("Lorem ipsum dolor sit amet. ", 150)) // 4200 characters: 3 parts
+	e.fake.Script(faketwilio.Create, faketwilio.OK(), faketwilio.OK(), faketwilio.Code(21611))
+	if _, err := e.send(t, msg, "cut-4"); err == nil {
+		t.Fatal("the third part was to fail")
+	}
+	e.forgetLastPart(t, "cut-4") // the crash came right after the second part
+	sent, err := e.resume(t, msg, "cut-4")
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	msgs := e.fake.Messages()
+	if len(msgs) != 3 || len(sent.ProviderIDs) != 3 {
+		t.Fatalf("%d messages at Twilio, %d SIDs returned; want each part once", len(msgs), len(sent.ProviderIDs))
+	}
+	for i, m := range msgs {
+		if sent.ProviderIDs[i] != m.SID {
+			t.Fatalf("part %d: returned %s, Twilio has %s", i, sent.ProviderIDs[i], m.SID)
+		}
+	}
+}
