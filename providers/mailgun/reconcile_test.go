@@ -192,18 +192,26 @@ func TestResumeFindsTheEmailMailgunTook(t *testing.T) {
 	}
 }
 
-// The process died before Mailgun took anything: after its looks, Resume
-// sends the e-mail once.
-func TestResumeSendsWhatMailgunNeverTook(t *testing.T) {
+// The process died before Mailgun took anything: Resume sends nothing yet
+// (an e-mail cut off by the crash may still show up in the events); the
+// retry after resumeSettle looks once more, then sends it once.
+func TestResumeSendsWhatMailgunNeverTookOnlyAfterLookingAgain(t *testing.T) {
 	e := sendNew(t, nil)
-	if _, err := resumeNow(t, e, "m31"); err != nil {
-		t.Fatalf("Resume: %v", err)
+	_, err := resumeNow(t, e, "m31")
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle {
+		t.Fatalf("got %v, RetryAfter %v: want a retry after at least %v", se.Kind, se.RetryAfter, resumeSettle)
+	}
+	if n := len(e.fake.Attempts()); n != 0 {
+		t.Fatalf("fake saw %d sends at once, want none", n)
+	}
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m31"); err != nil {
+		t.Fatal(err)
 	}
 	if got := sendOnly(t, e.fake); got.ID != "<m31@"+sendDomain+">" {
 		t.Fatalf("sent %q", got.ID)
 	}
 	if n := e.fake.EventQueries(); n != e.p.reconcileTries+1 {
-		t.Errorf("events API asked %d times, want %d (the looks, then Send's own)", n, e.p.reconcileTries+1)
+		t.Errorf("events API asked %d times, want %d (Resume's looks, then the retry's own)", n, e.p.reconcileTries+1)
 	}
 }
 

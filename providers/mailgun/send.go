@@ -122,6 +122,26 @@ func messageID(mID, domain string) string {
 	return "b64." + base64.RawURLEncoding.EncodeToString([]byte(mID)) + "@" + domain
 }
 
+// midOfMessageID is the mId of one of our Message-Ids (messageID's
+// inverse); "" for a Message-Id that is not ours.
+func midOfMessageID(msgID, domain string) string {
+	local, host, ok := strings.Cut(strings.Trim(strings.TrimSpace(msgID), "<>"), "@")
+	if !ok || !strings.EqualFold(host, domain) {
+		return ""
+	}
+	if enc, ok := strings.CutPrefix(local, "b64."); ok {
+		raw, err := base64.RawURLEncoding.DecodeString(enc)
+		if err != nil || messageID(string(raw), domain) != local+"@"+domain {
+			return ""
+		}
+		return string(raw)
+	}
+	if !atomLocal.MatchString(local) {
+		return ""
+	}
+	return local
+}
+
 // render turns a BonyChat message into the e-mail's parts.
 // replyTo is the contact's reply address (quick replies' mailto: links).
 func (p *Provider) render(ctx context.Context, m schema.Message, replyTo string) (body, error) {
@@ -240,17 +260,30 @@ func preferredExt(ctype string, exts []string) string {
 // ambiguous send), after the attempt is marked unconfirmed: Send then
 // looks once more and sends only if Mailgun still shows nothing. An events
 // API that cannot answer leaves the send Ambiguous. (since is not needed.)
-func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.Message, mID string, _ time.Time) (providers.Sent, error) {
+func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.Message, mID string, _ time.Time) (providers.Sent, error) {
 	if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte("1"), providers.MessageRecordExpiry()); err != nil {
 		return providers.Sent{}, &providers.SendError{Kind: providers.Ambiguous, Err: err,
 			Reason: "the server stopped while sending, and the attempt could not be noted; not sent again"}
 	}
+	msgID := messageID(mID, p.cfg.Domain)
 	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
-	if _, se := p.reconcile(ctx, messageID(mID, p.cfg.Domain), cut); se != nil && se.Kind == providers.Ambiguous {
+	if _, se := p.reconcile(ctx, msgID, cut); se != nil {
+		if se.Kind == providers.Unreachable {
+			// Not in the events (yet): the retry's Send looks again first.
+			se = &providers.SendError{Kind: providers.Unreachable, RetryAfter: resumeSettle, Err: se,
+				Reason: "the server stopped while sending and Mailgun does not show the e-mail yet; it is looked up again before it is sent"}
+		}
 		return providers.Sent{}, se
 	}
-	return p.Send(ctx, to, m, mID)
+	if t, err := p.loadThread(ctx, to.ContactID); err != nil || p.recordOutbound(ctx, to.ContactID, msgID, p.threadSubject(t)) != nil {
+		p.threadWarn("mailgun: resumed e-mail found sent, but the thread was not updated", "mid", mID)
+	}
+	return providers.Sent{ProviderIDs: []string{msgID}}, nil
 }
+
+// resumeSettle is how long an e-mail a crash cut off is given to show up in
+// Mailgun's events before the retry looks once more and sends it.
+const resumeSettle = 30 * time.Second
 
 // nsUnconfirmed marks mIds whose earlier attempt Mailgun may have taken
 // without showing it in its events yet: the next attempt looks again
@@ -281,7 +314,9 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgun
 		return "", se
 	}
 	// Mailgun may have taken it: look our Message-Id up before the job is
-	// either re-sent or reported failed.
+	// either re-sent or reported failed, even if the caller has just left.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reconcileTimeout+5*time.Second)
+	defer cancel()
 	id, se = p.reconcile(ctx, msgID, se)
 	if se != nil && se.Kind == providers.Unreachable {
 		if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte("1"), providers.MessageRecordExpiry()); err != nil {

@@ -32,6 +32,7 @@ const (
 )
 
 // outRecords is an in-memory providers.Records that can be made to fail.
+// Like the real stores, it refuses work for a context that is over.
 type outRecords struct {
 	mu      sync.Mutex
 	data    map[string][]byte
@@ -44,7 +45,10 @@ func outNewRecords() *outRecords {
 	return &outRecords{data: map[string][]byte{}, failGet: map[string]error{}, failPut: map[string]error{}}
 }
 
-func (r *outRecords) Put(_ context.Context, ns, key string, value []byte) error {
+func (r *outRecords) Put(ctx context.Context, ns, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.failPut[ns]; err != nil {
@@ -62,7 +66,10 @@ func (r *outRecords) PutUntil(ctx context.Context, ns, key string, value []byte,
 	return err
 }
 
-func (r *outRecords) Get(_ context.Context, ns, key string) ([]byte, bool, error) {
+func (r *outRecords) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.failGet[ns]; err != nil {

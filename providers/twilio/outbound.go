@@ -48,11 +48,17 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	return p.sendParts(ctx, to.ContactID, mID, parts)
 }
 
+// resumeSettle is how long a send a crash cut off is given to show up in
+// Twilio's message list before it is taken as never made: a create on its
+// way when the process died may still be processed.
+const resumeSettle = 30 * time.Second
+
 // Resume implements providers.Resumer. The part a crash cut off (the first
 // the parts memo lacks) is looked up in Twilio's message list, as an
-// ambiguous create is: found, it counts as sent; certainly not there, it is
-// sent now; the list unreadable, the send stays Ambiguous. The parts after
-// it follow as in Send.
+// ambiguous create is: found, it counts as sent and the parts after it
+// follow as in Send; not there (yet), the part is marked unconfirmed and
+// the send is retried after resumeSettle, when Send looks again before it
+// sends; the list unreadable, the send stays Ambiguous.
 func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.Message, mID string, since time.Time) (providers.Sent, error) {
 	parts := p.render(m)
 	var memo partsMemo
@@ -60,20 +66,20 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.
 		return providers.Sent{}, &providers.SendError{Kind: providers.Ambiguous,
 			Reason: "the server stopped while sending, and its send progress is unavailable; not sent again", Err: err}
 	}
-	if n := len(memo.SIDs); n < len(parts) {
-		cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
-		sid, err := p.reconcile(ctx, to.ContactID, parts[n], since, cut)
-		if err != nil && providers.AsSendError(err).Kind != providers.Unreachable {
-			return providers.Sent{ProviderIDs: memo.SIDs}, err
+	if len(memo.SIDs) >= len(parts) {
+		return providers.Sent{ProviderIDs: memo.SIDs}, nil
+	}
+	found, err := p.findCutOff(ctx, to.ContactID, mID, parts, &memo, since)
+	if err != nil {
+		return providers.Sent{ProviderIDs: memo.SIDs}, err
+	}
+	if !found {
+		if err := p.putJSON(ctx, nsUnconfirmed, mID, since.UnixMilli(), providers.MessageRecordExpiry()); err != nil {
+			return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Ambiguous, Err: err,
+				Reason: "the server stopped while sending, and the attempt could not be noted; not sent again"}
 		}
-		if err == nil {
-			memo.SIDs = append(memo.SIDs, sid)
-			p.rememberSID(ctx, to.ContactID, sid)
-			if err := p.putJSON(ctx, nsParts, mID, memo, providers.MessageRecordExpiry()); err != nil {
-				return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Ambiguous,
-					Reason: "part found sent but its progress could not be recorded", Err: err}
-			}
-		}
+		return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Unreachable, RetryAfter: resumeSettle,
+			Reason: "the server stopped while sending and Twilio does not show the message yet; it is looked up again before it is sent"}
 	}
 	if len(memo.SIDs) >= len(parts) {
 		return providers.Sent{ProviderIDs: memo.SIDs}, nil
@@ -81,25 +87,82 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.
 	return p.Send(ctx, to, m, mID)
 }
 
+// findCutOff looks the first part the memo lacks up in Twilio's message
+// list (created since since); found, it joins the memo. An unreadable
+// list or memo is an Ambiguous error: the part may be out.
+func (p *Provider) findCutOff(ctx context.Context, contact, mID string, parts []part, memo *partsMemo, since time.Time) (bool, error) {
+	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
+	sid, err := p.reconcile(ctx, contact, parts[len(memo.SIDs)], since, cut)
+	if err != nil {
+		if providers.AsSendError(err).Kind == providers.Unreachable {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, p.notePart(ctx, contact, mID, memo, sid)
+}
+
+// notePart adds a part Twilio has to the memo and to the recent SIDs, under
+// a context of their own: the part is out, and a caller gone a moment ago
+// must not leave it unrecorded (a retry would send it again).
+func (p *Provider) notePart(ctx context.Context, contact, mID string, memo *partsMemo, sid string) error {
+	rctx, cancel := recordsContext(ctx)
+	defer cancel()
+	memo.SIDs = append(memo.SIDs, sid)
+	p.rememberSID(rctx, contact, sid)
+	if err := p.putJSON(rctx, nsParts, mID, *memo, providers.MessageRecordExpiry()); err != nil {
+		// Losing the note could repeat the part on a retry.
+		return &providers.SendError{Kind: providers.Ambiguous, Reason: "part sent but its progress could not be recorded", Err: err}
+	}
+	return nil
+}
+
+// recordsContext is for the records written or read once a message may be
+// out: they must not fail because the caller gave up meanwhile.
+func recordsContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), recordsTimeout)
+}
+
+const recordsTimeout = 10 * time.Second
+
 func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []part) (providers.Sent, error) {
 	var memo partsMemo
 	if _, err := p.getJSON(ctx, nsParts, mID, &memo); err != nil {
 		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "send progress unavailable", Err: err}
+	}
+	if err := p.lookBeforeSending(ctx, contact, mID, parts, &memo); err != nil {
+		return providers.Sent{ProviderIDs: memo.SIDs}, err
 	}
 	for i := len(memo.SIDs); i < len(parts); i++ {
 		sid, err := p.sendPart(ctx, contact, mID, i, len(parts), parts[i])
 		if err != nil {
 			return providers.Sent{ProviderIDs: memo.SIDs}, err
 		}
-		memo.SIDs = append(memo.SIDs, sid)
-		p.rememberSID(ctx, contact, sid)
-		if err := p.putJSON(ctx, nsParts, mID, memo, providers.MessageRecordExpiry()); err != nil {
-			// The part is sent; losing the note could repeat it on a retry.
-			return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Ambiguous,
-				Reason: "part sent but its progress could not be recorded", Err: err}
+		if err := p.notePart(ctx, contact, mID, &memo, sid); err != nil {
+			return providers.Sent{ProviderIDs: memo.SIDs}, err
 		}
 	}
 	return providers.Sent{ProviderIDs: memo.SIDs}, nil
+}
+
+// lookBeforeSending: a part Resume marked unconfirmed is looked up once
+// more before anything is sent; found or not, the mark then goes.
+func (p *Provider) lookBeforeSending(ctx context.Context, contact, mID string, parts []part, memo *partsMemo) error {
+	var sinceMS int64
+	marked, err := p.getJSON(ctx, nsUnconfirmed, mID, &sinceMS)
+	if err != nil {
+		return &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
+	}
+	if !marked || len(memo.SIDs) >= len(parts) {
+		return nil
+	}
+	if _, err := p.findCutOff(ctx, contact, mID, parts, memo, time.UnixMilli(sinceMS)); err != nil {
+		return err
+	}
+	if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, nil, providers.MessageRecordExpiry()); err != nil {
+		return &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
+	}
+	return nil
 }
 
 // sendPart creates one Twilio message under ctx (a caller that is gone
@@ -116,16 +179,18 @@ func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, 
 	if err == nil {
 		err = fmt.Errorf("twilio answered without a message SID")
 	}
+	rctx, cancel := recordsContext(ctx) // the create may be out
+	defer cancel()
 	se := sendError(err, contact, call.summary())
 	if se.Code == "21610" { // Twilio already blocks this pair: remember it
-		if oerr := p.setOptOut(ctx, contact, true); oerr != nil {
+		if oerr := p.setOptOut(rctx, contact, true); oerr != nil {
 			p.deps.Log.Warn("cannot record an opt-out", "error", oerr.Error())
 		}
 	}
 	if se.Kind != providers.Ambiguous {
 		return "", se
 	}
-	return p.reconcile(ctx, contact, pt, started, se)
+	return p.reconcile(rctx, contact, pt, started, se)
 }
 
 // recentSIDs are the SIDs last sent to a contact, so reconciliation never

@@ -47,6 +47,8 @@ const (
 	nsParts      = "twilio-parts"      // mId → partsMemo: the SIDs of the parts sent so far
 	nsPartStatus = "twilio-partstatus" // mId → map part → status, to report the message as a whole
 	nsRecentSIDs = "twilio-recent"     // contact → recentSIDs, excluded when reconciling
+	// mId → unix ms: a part Resume did not find yet; Send looks again first.
+	nsUnconfirmed = "twilio-unconfirmed"
 )
 
 func optOutKey(sender, contact string) string { return sender + "|" + contact }

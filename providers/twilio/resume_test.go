@@ -5,12 +5,15 @@ package twilio
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
@@ -66,17 +69,70 @@ func TestResumeFindsTheMessageTwilioCreatedBeforeTheCrash(t *testing.T) {
 	}
 }
 
-func TestResumeSendsWhatTwilioNeverGot(t *testing.T) {
+// createAtTwilio makes a message at the fake directly, as a create the
+// crash cut off would have, processed late.
+func (e *outEnv) createAtTwilio(t *testing.T, body string) {
+	t.Helper()
+	form := url.Values{"To": {outContact}, "From": {outFrom}, "Body": {body}}
+	req, err := http.NewRequest(http.MethodPost, e.fake.URL+"/2010-04-01/Accounts/"+outAccount+"/Messages.json",
+		strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(outAccount, outToken)
+	resp, err := testkit.NewLocalOnlyTransport().RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create at the fake: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// Not in Twilio's list right after the restart: nothing is sent yet (a
+// create cut off by the crash may still be processed); the retry after
+// resumeSettle looks again, then sends.
+func TestResumeSendsWhatTwilioNeverGotOnlyAfterLookingAgain(t *testing.T) {
 	t.Parallel()
 	e := outNew(t)
-	sent, err := e.resume(t, outText("Your order has shipped"), "cut-2")
+	msg := outText("Your order has shipped")
+	_, err := e.resume(t, msg, "cut-2")
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle {
+		t.Fatalf("kind %v RetryAfter %v: want a retry after at least %v: %v", se.Kind, se.RetryAfter, resumeSettle, err)
+	}
+	if e.fake.Count(faketwilio.Create) != 0 || e.fake.Count(faketwilio.List) != 1 {
+		t.Fatalf("%d creates, %d lists: want one look and nothing sent", e.fake.Count(faketwilio.Create), e.fake.Count(faketwilio.List))
+	}
+	sent, err := e.send(t, msg, "cut-2") // the retry
 	if err != nil {
-		t.Fatalf("Resume: %v", err)
+		t.Fatalf("retry: %v", err)
 	}
 	msgs := e.fake.Messages()
-	if len(msgs) != 1 || !slices.Equal(sent.ProviderIDs, []string{msgs[0].SID}) || e.fake.Count(faketwilio.List) != 1 {
-		t.Fatalf("want one message sent after one look: %d messages, %d lists, returned %v",
+	if len(msgs) != 1 || !slices.Equal(sent.ProviderIDs, []string{msgs[0].SID}) || e.fake.Count(faketwilio.List) != 2 {
+		t.Fatalf("want one message sent after a second look: %d messages, %d lists, returned %v",
 			len(msgs), e.fake.Count(faketwilio.List), sent.ProviderIDs)
+	}
+	if _, err := e.send(t, msg, "cut-3"); err != nil || e.fake.Count(faketwilio.List) != 2 {
+		t.Fatalf("another message must not look first: %v, %d lists", err, e.fake.Count(faketwilio.List))
+	}
+}
+
+// The cut-off create shows up late, between Resume and its retry: the
+// retry finds it and sends nothing.
+func TestResumeRetryFindsALateCreate(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	msg := outText("Your order has shipped")
+	if _, err := e.resume(t, msg, "cut-5"); err == nil {
+		t.Fatal("Resume sent at once")
+	}
+	e.createAtTwilio(t, "Your order has shipped")
+	sent, err := e.send(t, msg, "cut-5")
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	msgs := e.fake.Messages()
+	if len(msgs) != 1 || !slices.Equal(sent.ProviderIDs, []string{msgs[0].SID}) {
+		t.Fatalf("%d messages at Twilio, returned %v: the message was sent twice", len(msgs), sent.ProviderIDs)
 	}
 }
 

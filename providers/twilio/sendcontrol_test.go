@@ -93,10 +93,16 @@ func TestSendUnderAContextAlreadyOverNeverReachesTwilio(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			e := outNew(t)
+			// The whole send stops at its first record read (retryable)...
 			_, err := e.p.Send(ctx, providers.Recipient{ChannelID: outChannel, ContactID: outContact}, outText("hello"), "ctx-1")
+			if se := outSendError(t, err); se.Kind != providers.Unreachable {
+				t.Fatalf("Send: kind %v reason %q: %v", se.Kind, se.Reason, err)
+			}
+			// ...and the create itself never leaves either.
+			_, err = e.p.sendPart(ctx, outContact, "ctx-1", 0, 1, part{Body: "hello"})
 			se := outSendError(t, err)
 			if se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "stopped before it reached Twilio") {
-				t.Fatalf("kind %v reason %q: %v", se.Kind, se.Reason, err)
+				t.Fatalf("sendPart: kind %v reason %q: %v", se.Kind, se.Reason, err)
 			}
 			if n := e.trips.n.Load(); n != 0 || e.fake.Requests() != 0 {
 				t.Fatalf("%d round trips, %d requests at Twilio; want none", n, e.fake.Requests())
@@ -154,12 +160,23 @@ func TestSendCutOffByItsContextAfterTheRequestLeftIsReconciled(t *testing.T) {
 			t.Parallel()
 			e := outNew(t)
 			e.fake.Script(faketwilio.Create, c.create)
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			// The caller leaves once Twilio has the request (whatever the
+			// machine's speed): cancel when the fake has counted it.
+			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			go func() {
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+					// Stall counts the create; RecordThenStall has recorded it too.
+					if e.fake.Count(faketwilio.Create) > 0 && len(e.fake.Messages()) == c.messages {
+						break
+					}
+				}
+				cancel()
+			}()
 			started := time.Now()
 			sent, err := e.p.Send(ctx, providers.Recipient{ChannelID: outChannel, ContactID: outContact}, outText("hello"), "ctx-3")
 			// Bounded by the context, not by the 15 s attempt timeout.
-			if took := time.Since(started); took > 10*time.Second {
+			if took := time.Since(started); took > 12*time.Second {
 				t.Fatalf("Send took %v after its context ended", took)
 			}
 			if c.wantErr {
