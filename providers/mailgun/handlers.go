@@ -9,6 +9,7 @@ package mailgun
 // request that can never succeed), any other error status makes it retry.
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -50,6 +51,23 @@ func writeOK(w http.ResponseWriter) {
 	providers.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// forwardSlots bounds the route forwards read at once, in this process: a
+// forward is held in memory (up to maxForwardBytes, about twice that while
+// it is parsed) before its signature can be checked, since the signature
+// fields may come last, so unsigned posts in parallel must not add up
+// without end. Mailgun delivers a route's mail a few at a time; more wait.
+var forwardSlots = make(chan struct{}, 8)
+
+// takeForwardSlot waits for a slot; ok is false when ctx ended first.
+func takeForwardSlot(ctx context.Context) (release func(), ok bool) {
+	select {
+	case forwardSlots <- struct{}{}:
+		return func() { <-forwardSlots }, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
 // inboundHandler serves a route forward with bodies capped at maxBytes.
 func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { p.handleInbound(w, r, maxBytes) }
@@ -61,13 +79,20 @@ func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 // thread.
 func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxBytes int64) {
 	log := p.log().With("channel", p.deps.ChannelID)
+	release, ok := takeForwardSlot(r.Context())
+	if !ok {
+		return // the caller left while waiting
+	}
+	defer release()
 	// Counted under ParseForward's cap: a multipart body cut off inside a
 	// part's header surfaces as a MIME error, not ErrForwardTooLarge.
 	body := &countingReader{r: r.Body}
 	if r.Body != nil {
 		r.Body = body
 	}
-	f, err := ParseForward(r, maxBytes)
+	// The form is read first, for the signature fields (a multipart post
+	// may carry them last); the mail in it is parsed only once verified.
+	err := readForwardForm(r, maxBytes)
 	if errors.Is(err, ErrForwardTooLarge) || errors.Is(err, multipart.ErrMessageTooLarge) ||
 		(err != nil && body.n > maxBytes) || r.ContentLength > maxBytes {
 		log.Warn("mailgun forward too large", "bytes", body.n)
@@ -86,9 +111,17 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		providers.WriteError(w, http.StatusNotAcceptable, "the forwarded message could not be read")
 		return
 	}
-	if err := Verify(p.cfg.WebhookSigningKey, f.Timestamp, f.Token, f.Signature, p.now(), p.cfg.signatureMaxAge()); err != nil {
+	form := r.PostForm
+	if err := Verify(p.cfg.WebhookSigningKey, form.Get("timestamp"), form.Get("token"), form.Get("signature"),
+		p.now(), p.cfg.signatureMaxAge()); err != nil {
 		log.Warn("mailgun forward refused: signature", "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
+		return
+	}
+	f, err := ParseForward(r, maxBytes) // the form is read: nothing more is
+	if err != nil {
+		log.Warn("mailgun forward unreadable", "error", err.Error())
+		providers.WriteError(w, http.StatusNotAcceptable, "the forwarded message could not be read")
 		return
 	}
 	ctx := r.Context()
@@ -115,8 +148,12 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		p.inboundFailed(w, log, f, err)
 		return
 	}
-	if !p.alreadyTaken(ctx, log, forwardDedupeKey(f)) {
-		p.fetchStored(ctx, log, f) // a redelivery's events are dropped by the dedupe anyway
+	if !p.alreadyTaken(ctx, log, forwardDedupeKey(f)) { // a redelivery's events are dropped by the dedupe anyway
+		if err := p.fetchStored(ctx, log, f); err != nil {
+			log.Warn("mailgun stored attachment not fetched; Mailgun retries", "message_id", f.MessageID, "error", err.Error())
+			providers.WriteError(w, http.StatusServiceUnavailable, "an attachment could not be fetched from Mailgun's storage; try again")
+			return
+		}
 	}
 	in, err := p.InboundEvents(ctx, f, newThread, business)
 	if err != nil {
@@ -247,6 +284,11 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mid := strings.TrimSpace(e.UserVariables["mid"])
+	if mid == "" && e.Problem != "" {
+		// Mailgun lost the variables ("Could not load user-variables"):
+		// our own Message-Id names the mId too.
+		mid = midOfMessageID(e.MessageID, p.cfg.Domain)
+	}
 	if mid == "" || schema.Length(mid) > schema.MaxMID {
 		log.Info("mailgun event without a usable mid; nothing to report", "event", e.Name, "event_id", e.ID)
 		p.recordTokenOK(w, r, log, e.Signature.Token, subject)

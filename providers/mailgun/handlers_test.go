@@ -570,3 +570,31 @@ func TestEventTokenCannotBeReusedForInboundMail(t *testing.T) {
 		t.Fatalf("a forged forward with an event's token must store nothing: %d ingests", n)
 	}
 }
+
+// Forwards are read a few at a time: once every slot is taken, the next
+// waits, and one whose caller leaves meanwhile is not read at all.
+func TestForwardsAreReadAFewAtATime(t *testing.T) {
+	var releases []func()
+	for range cap(forwardSlots) {
+		release, ok := takeForwardSlot(context.Background())
+		if !ok {
+			t.Fatal("a free slot was refused")
+		}
+		releases = append(releases, release)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, ok := takeForwardSlot(ctx); ok {
+		t.Fatal("a slot was given past the limit")
+	}
+	env := hdSetup(t)
+	w := httptest.NewRecorder()
+	env.p.inboundHandler(maxForwardBytes)(w, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken).WithContext(ctx))
+	if len(env.ingest.got) != 0 || w.Body.Len() != 0 {
+		t.Fatalf("a forward whose caller left while waiting was read: %d ingests, answer %q", len(env.ingest.got), w.Body)
+	}
+	for _, release := range releases {
+		release()
+	}
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken)))
+}

@@ -24,8 +24,16 @@ import (
 )
 
 // maxMIMEDepth bounds how deeply body-mime's multiparts are followed; a
-// multipart below it is kept as an attachment.
-const maxMIMEDepth = 16
+// multipart below it is kept as an attachment. maxMIMEParts bounds the
+// parts read in all (Go's own form reader stops at 1000 too): a mail of
+// tiny parts would otherwise cost time and events without end.
+const (
+	maxMIMEDepth = 16
+	maxMIMEParts = 1000
+)
+
+// errTooManyParts ends the walk of a body-mime with more than maxMIMEParts.
+var errTooManyParts = fmt.Errorf("more than %d MIME parts; the rest is not read", maxMIMEParts)
 
 // rawMessage is what body-mime holds: its headers, its text/plain part,
 // its text/html parts, and every other part as an attachment. Its methods
@@ -34,6 +42,11 @@ type rawMessage struct {
 	header      mail.Header
 	text, html  string
 	attachments []ForwardAttachment
+	// texts and htmls collect the inline parts during the walk (joined
+	// once at its end: appending to a string per part costs the square
+	// of the part count); parts counts them all.
+	texts, htmls []string
+	parts        int
 }
 
 func (m *rawMessage) headerValue(name string) string {
@@ -117,11 +130,19 @@ func parseRawMIME(raw string) (*rawMessage, error) {
 		return nil, fmt.Errorf("reading its headers: %w", err)
 	}
 	m := &rawMessage{header: msg.Header}
-	return m, m.walk(textproto.MIMEHeader(msg.Header), msg.Body, 0)
+	err = m.walk(textproto.MIMEHeader(msg.Header), msg.Body, 0)
+	// Mail programs put text after an attachment as a part of its own.
+	m.text = strings.TrimLeft(strings.Join(m.texts, "\n"), "\n")
+	m.html = strings.Join(m.htmls, "")
+	m.texts, m.htmls = nil, nil
+	return m, err
 }
 
 // walk adds a part, or each part of a multipart, to m.
 func (m *rawMessage) walk(h textproto.MIMEHeader, body io.Reader, depth int) error {
+	if m.parts++; m.parts > maxMIMEParts {
+		return errTooManyParts
+	}
 	mediaType, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
 		mediaType, params = "text/plain", nil // RFC 2045's default
@@ -162,10 +183,9 @@ func (m *rawMessage) add(h textproto.MIMEHeader, mediaType string, params map[st
 	inline := disposition != "attachment" && name == ""
 	switch {
 	case inline && mediaType == "text/plain":
-		// Mail programs put text after an attachment as a part of its own.
-		m.text = strings.TrimLeft(m.text+"\n"+toUTF8(data, params["charset"]), "\n")
+		m.texts = append(m.texts, toUTF8(data, params["charset"]))
 	case inline && mediaType == "text/html":
-		m.html += toUTF8(data, params["charset"])
+		m.htmls = append(m.htmls, toUTF8(data, params["charset"]))
 	default:
 		m.attachments = append(m.attachments, ForwardAttachment{FileName: baseName(name), ContentType: mediaType,
 			Body: data, ContentID: strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")})
@@ -210,22 +230,36 @@ func toUTF8(data []byte, charset string) string {
 }
 
 // charsetEncoding is the encoding of a charset label; nil for UTF-8, US-ASCII
-// (a subset of it) and labels it does not know.
+// (a subset of it) and labels it does not know. WHATWG maps a few labels
+// (ISO-2022-KR, HZ-GB-2312, ISO-2022-CN) to its "replacement" encoding,
+// which turns a whole text into one U+FFFD: those count as unknown, so the
+// text is kept, its odd bytes replaced one by one.
 func charsetEncoding(label string) encoding.Encoding {
 	label = strings.ToLower(strings.TrimSpace(label))
-	if label == "" || label == "utf-8" || label == "utf8" || label == "us-ascii" {
+	if isUTF8Label(label) {
 		return nil
 	}
 	enc, err := htmlindex.Get(label)
-	if err != nil {
+	if err != nil || enc == encoding.Replacement {
 		return nil
 	}
 	return enc
 }
 
+func isUTF8Label(label string) bool {
+	switch strings.ToLower(strings.TrimSpace(label)) {
+	case "", "utf-8", "utf8", "us-ascii", "ascii":
+		return true
+	}
+	return false
+}
+
 // headerWords decodes RFC 2047 encoded words in any charset toUTF8 knows
-// (net/mail alone knows UTF-8, ISO-8859-1 and US-ASCII).
+// (net/mail alone knows UTF-8, ISO-8859-1 and US-ASCII by those names).
 var headerWords = &mime.WordDecoder{CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
+	if isUTF8Label(charset) {
+		return input, nil // "UTF8", "ascii": the same bytes
+	}
 	enc := charsetEncoding(charset)
 	if enc == nil {
 		return nil, fmt.Errorf("unhandled charset %q", charset)

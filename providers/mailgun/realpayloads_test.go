@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,6 +226,7 @@ type rpStorage struct {
 	mu       sync.Mutex
 	requests int
 	srv      *httptest.Server
+	down     atomic.Bool // answer 503 to everything
 }
 
 func newRPStorage(t *testing.T) *rpStorage {
@@ -234,6 +237,10 @@ func newRPStorage(t *testing.T) *rpStorage {
 		s.mu.Unlock()
 		if user, pass, ok := r.BasicAuth(); !ok || user != "api" || pass != "key-1" {
 			http.Error(w, "Forbidden", http.StatusUnauthorized)
+			return
+		}
+		if s.down.Load() {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		switch r.URL.Path {
@@ -264,10 +271,16 @@ func rpPNG(t *testing.T) []byte {
 // rpStoreNotify is the store() fixture with its storage URLs moved to base,
 // signed, for a provider whose API (and so storage) is at apiURL.
 func rpStoreNotify(t *testing.T, env *hdEnv, apiURL, base string) *http.Request {
+	return rpStoreNotifyAged(t, env, apiURL, base, time.Minute)
+}
+
+// rpStoreNotifyAged is rpStoreNotify first posted age ago (Mailgun's
+// retries keep the first timestamp).
+func rpStoreNotifyAged(t *testing.T, env *hdEnv, apiURL, base string, age time.Duration) *http.Request {
 	env.p.cfg.APIURL = apiURL
 	env.p.sender = newSender(env.p.cfg, testkit.NewLocalOnlyTransport())
 	raw := bytes.ReplaceAll(inFile(t, "forward-store-notify.txt"), []byte("https://storage.mailgun.net"), []byte(base))
-	ts := hdFresh(time.Minute)
+	ts := hdFresh(age)
 	ctype := strings.TrimSpace(string(inFile(t, "forward-store-notify.ct")))
 	return hdForwardBody(t, raw, ctype, ts, hdToken, hdSign(inSigningKey, ts, hdToken))
 }
@@ -313,15 +326,35 @@ func TestStoreNotifyRedeliveryFetchesNothing(t *testing.T) {
 	}
 }
 
+// Storage that fails for a passing reason makes a young notification fail
+// with 503, so Mailgun posts it again while it keeps the mail: nothing is
+// taken, and the retry delivers the attachment.
+func TestStoreNotifyRetriedWhileStorageIsDown(t *testing.T) {
+	env := hdSetup(t)
+	storage := newRPStorage(t)
+	storage.down.Store(true)
+	w := hdInbound(env, rpStoreNotify(t, env, storage.srv.URL, storage.srv.URL))
+	if w.Code != http.StatusServiceUnavailable || len(env.ingest.got) != 0 {
+		t.Fatalf("status %d, %d ingested: want 503 and nothing taken", w.Code, len(env.ingest.got))
+	}
+	storage.down.Store(false)
+	in := rpInbound(t, env, rpStoreNotify(t, env, storage.srv.URL, storage.srv.URL))
+	if got := rpFiles(in); len(got) != 2 {
+		t.Fatalf("the retry delivered %q, want both attachments", got)
+	}
+}
+
 // An attachment that cannot be fetched (storage unreachable, or a URL that
 // is not Mailgun's) does not hold the mail back: the text is delivered and
 // the agent is told which attachment is missing. The API key is never sent
 // to a host that is not Mailgun's.
 func TestStoreNotifyUnfetchableAttachments(t *testing.T) {
 	for name, setup := range map[string]func(t *testing.T, env *hdEnv, other *rpStorage) *http.Request{
-		// Real Mailgun URLs over a loopback-only transport: the fetch fails.
-		"storage unreachable": func(t *testing.T, env *hdEnv, _ *rpStorage) *http.Request {
-			return rpStoreNotify(t, env, DefaultAPIURL, "https://storage.mailgun.net")
+		// Real Mailgun URLs over a loopback-only transport: the fetch fails,
+		// and Mailgun has retried long enough (the signature's accepted
+		// age is an hour here: half of it).
+		"storage unreachable for half an hour": func(t *testing.T, env *hdEnv, _ *rpStorage) *http.Request {
+			return rpStoreNotifyAged(t, env, DefaultAPIURL, "https://storage.mailgun.net", 31*time.Minute)
 		},
 		"not a Mailgun host": func(t *testing.T, env *hdEnv, other *rpStorage) *http.Request {
 			api := newRPStorage(t)
@@ -523,6 +556,58 @@ func TestRawMIMELegacyAsianAndCyrillicCharsets(t *testing.T) {
 	}
 }
 
+// A few charset labels WHATWG maps to its "replacement" encoding would turn
+// a whole text into one U+FFFD: such a text is kept, and a "UTF8" encoded
+// word is decoded as UTF-8.
+func TestRawMIMEOddCharsetLabelsKeepTheText(t *testing.T) {
+	for _, charset := range []string{"hz-gb-2312", "iso-2022-kr", "iso-2022-cn"} {
+		t.Run(charset, func(t *testing.T) {
+			mime := "From: a@example.test\r\nSubject: =?" + charset + "?Q?Hello?=\r\nContent-Type: text/plain; charset=" +
+				charset + "\r\n\r\nHello world\r\n"
+			f := inParseForm(t, url.Values{"body-mime": {mime}})
+			if f.Text != "Hello world" || !strings.Contains(f.Subject, "Hello") {
+				t.Errorf("Subject %q Text %q: the text was lost", f.Subject, f.Text)
+			}
+		})
+	}
+	if got := decodeHeader("=?UTF8?Q?Gr=C3=BC=C3=9Fe?="); got != "Grüße" {
+		t.Errorf("a UTF8-labelled encoded word = %q, want Grüße", got)
+	}
+}
+
+// A body-mime of very many parts is read up to maxMIMEParts, in time
+// linear in its size; the rest is a problem, the text read so far is kept.
+func TestRawMIMEPartsAreCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("From: a@example.test\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for range 50000 {
+		b.WriteString("--b\r\n\r\nx\r\n")
+	}
+	b.WriteString("--b--\r\n")
+	m, err := parseRawMIME(b.String())
+	if !errors.Is(err, errTooManyParts) || m == nil || m.parts != maxMIMEParts+1 {
+		t.Fatalf("err %v, parts read %d: want errTooManyParts after %d", err, m.parts, maxMIMEParts)
+	}
+	if want := maxMIMEParts - 1; strings.Count(m.text, "x") != want { // the first part is the multipart itself
+		t.Errorf("%d text parts kept, want %d", strings.Count(m.text, "x"), want)
+	}
+}
+
+// The signature is checked before the mail in the form is parsed: an
+// unsigned post never costs a walk of its body-mime (here one that cannot
+// be read at all, which a parse first would answer "could not be read").
+func TestUnsignedForwardIsRefusedBeforeItsMailIsParsed(t *testing.T) {
+	env := hdSetup(t)
+	raw := []byte(url.Values{"body-mime": {"not a mail header line\r\n\r\nbody"}}.Encode())
+	w := hdInbound(env, hdForwardBody(t, raw, "application/x-www-form-urlencoded", hdFresh(time.Minute), hdToken, "bad"))
+	if w.Code != http.StatusNotAcceptable || !strings.Contains(w.Body.String(), "signature") {
+		t.Fatalf("status %d %s: want 406 for the signature", w.Code, w.Body)
+	}
+	if len(env.ingest.got) != 0 {
+		t.Fatal("an unsigned forward was ingested")
+	}
+}
+
 // body-mime's attachments come base64-encoded, named in encoded words,
 // inline images with a Content-ID.
 func TestRawMIMEAttachments(t *testing.T) {
@@ -602,4 +687,66 @@ func ExampleParseEvent() {
 	// Output:
 	// recipient@example.test
 	// failed Mailgun refused to send to recipient@example.test: Sandbox subdomains are for test purposes only.
+}
+
+// hdEventDoc is hdEventBody for any event-data.
+func hdEventDoc(t *testing.T, data map[string]any) *http.Request {
+	t.Helper()
+	ts := hdFresh(time.Minute)
+	body, err := json.Marshal(map[string]any{
+		"signature":  map[string]string{"timestamp": ts, "token": hdToken, "signature": hdSign(inSigningKey, ts, hdToken)},
+		"event-data": data,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hdJSONRequest(bytes.NewReader(body))
+}
+
+// When Mailgun lost the user-variables, a bounce of one of our e-mails is
+// still reported: our Message-Id names its mId. Another sender's mail on
+// the domain (no lost variables) or a foreign Message-Id reports nothing.
+func TestEventWithLostUserVariablesFallsBackToOurMessageID(t *testing.T) {
+	const lost = "Could not load user-variables. They were either truncated or invalid JSON"
+	for _, tc := range []struct {
+		name, messageID string
+		vars            any
+		mid             string
+	}{
+		{"plain mId", "<01JD3RE4LF4LLBACK00000000@mg.example.com>", lost, "01JD3RE4LF4LLBACK00000000"},
+		{"mId in base64", messageID("mid with spaces/ü", "MG.example.com"), lost, "mid with spaces/ü"},
+		{"not our domain", "01JD3RE4LF4LLBACK00000000@elsewhere.example.com", lost, ""},
+		{"variables not lost: another sender's mail", "01JD3RE4LF4LLBACK00000000@mg.example.com", map[string]string{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := hdSetup(t)
+			hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEventDoc(t, map[string]any{
+				"id": "ev-lost", "event": "failed", "severity": "permanent", "reason": "bounce", "recipient": "jane.doe@example.org",
+				"message": map[string]any{"headers": map[string]string{"message-id": tc.messageID}}, "user-variables": tc.vars})))
+			var got []string
+			for _, c := range env.statuses.calls {
+				got = append(got, c.mid+" "+c.value)
+			}
+			var want []string
+			if tc.mid != "" {
+				want = []string{tc.mid + " " + schema.StatusFailed}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("statuses %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestMidOfMessageIDUndoesMessageID(t *testing.T) {
+	for _, mid := range []string{"01JD3RE4L0DE1IVERED000000", "a.b-c_d+e=f", "with space", "b64.looks-encoded", "ü/🙂", "x..y"} {
+		if got := midOfMessageID("<"+messageID(mid, "mg.example.com")+">", "mg.example.com"); got != mid {
+			t.Errorf("midOfMessageID(messageID(%q)) = %q", mid, got)
+		}
+	}
+	for _, id := range []string{"", "no-at-sign", "x@other.example.com", "b64.!!!@mg.example.com", "a b@mg.example.com"} {
+		if got := midOfMessageID(id, "mg.example.com"); got != "" {
+			t.Errorf("midOfMessageID(%q) = %q, want none", id, got)
+		}
+	}
 }

@@ -13,23 +13,46 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 )
 
+// storedRetryWindow is how long (at most half the accepted signature age)
+// after Mailgun first posted a store() notification an attachment that failed for a passing reason (storage
+// down, a timeout) makes the whole notification fail with 503, so Mailgun
+// posts it again: it keeps the mail for days and retries for hours. Past
+// it, the mail is delivered without the attachment rather than risk
+// losing all of it when Mailgun stops retrying.
+const storedRetryWindow = time.Hour
+
+// errStoredNotYet: a stored attachment could not be fetched for a passing
+// reason; the handler answers 503.
+var errStoredNotYet = errors.New("a stored attachment could not be fetched from Mailgun yet")
+
 // fetchStored fetches the Body of every stored attachment of f, within
-// what a forward may carry in all. One that cannot be fetched gets a
-// Problem (the agent is told it is missing) and the details are logged:
-// the mail itself is still delivered.
-func (p *Provider) fetchStored(ctx context.Context, log *slog.Logger, f *Forward) {
+// what a forward may carry in all. One that cannot be fetched for a
+// lasting reason (not Mailgun's storage, a 4xx, too large), or for a
+// passing one once the notification is older than storedRetryWindow, gets
+// a Problem (the agent is told it is missing) and the details are logged:
+// the mail itself is still delivered. A passing failure of a younger
+// notification is errStoredNotYet.
+func (p *Provider) fetchStored(ctx context.Context, log *slog.Logger, f *Forward) error {
 	budget := int64(maxForwardBytes)
+	// Within the signature's accepted age too, or the retry is refused.
+	window := min(storedRetryWindow, p.cfg.signatureMaxAge()/2)
+	young := p.now().Sub(time.Unix(parseUnix(f.Timestamp), 0)) < window
 	for i := range f.Attachments {
 		a := &f.Attachments[i]
 		if a.URL == "" || a.Body != nil || a.Problem != "" {
 			continue
 		}
 		body, err := p.fetchStoredAttachment(ctx, a.URL, budget)
+		if err != nil && young && !errors.Is(err, errStoredLasting) {
+			return fmt.Errorf("%w: %q: %v", errStoredNotYet, a.FileName, err)
+		}
 		if err != nil {
 			log.Warn("mailgun stored attachment not fetched; delivered without it", "message_id", f.MessageID,
 				"attachment", a.FileName, "error", err.Error())
@@ -39,6 +62,7 @@ func (p *Provider) fetchStored(ctx context.Context, log *slog.Logger, f *Forward
 		budget -= int64(len(body))
 		a.Body = body
 	}
+	return nil
 }
 
 // alreadyTaken reports whether the ingester took the mail with this dedupe
@@ -57,11 +81,19 @@ func (p *Provider) alreadyTaken(ctx context.Context, log *slog.Logger, dedupeKey
 	return err == nil && taken
 }
 
-var errStoredTooLarge = errors.New("the stored attachments are larger than a forward may carry")
+// errStoredLasting marks a fetch failure that no retry would mend.
+var errStoredLasting = errors.New("lasting")
+
+var errStoredTooLarge = fmt.Errorf("%w: the stored attachments are larger than a forward may carry", errStoredLasting)
+
+func parseUnix(s string) int64 {
+	n, _ := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	return n
+}
 
 func (p *Provider) fetchStoredAttachment(ctx context.Context, rawURL string, limit int64) ([]byte, error) {
 	if !p.isStorageURL(rawURL) {
-		return nil, fmt.Errorf("not fetched: %q is not Mailgun's storage, and the API key goes nowhere else", hostOf(rawURL))
+		return nil, fmt.Errorf("%w: not fetched: %q is not Mailgun's storage, and the API key goes nowhere else", errStoredLasting, hostOf(rawURL))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
@@ -74,7 +106,11 @@ func (p *Provider) fetchStoredAttachment(ctx context.Context, rawURL string, lim
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("Mailgun's storage answered %d", resp.StatusCode)
+		err := fmt.Errorf("Mailgun's storage answered %d", resp.StatusCode)
+		if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
+			err = fmt.Errorf("%w: %w", errStoredLasting, err) // gone (past its 3 days) or refused
+		}
+		return nil, err
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err == nil && int64(len(body)) > limit {
