@@ -44,6 +44,10 @@ type standInEvent struct {
 		Type string  `json:"type"`
 		Text *string `json:"text"`
 	} `json:"message"`
+	Status *struct {
+		Value   string `json:"value"`
+		Message string `json:"message"`
+	} `json:"status"`
 }
 
 // standIn is a BonyChat webhook stand-in: it checks the bearer token,

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
+)
+
+const (
+	sendCrashChannel = "sms"
+	sendCrashToken   = "send-crash-channel-token-3f9a"
+	sendCrashAccount = "AC0123456789abcdef0123456789abcdef"
+	sendCrashAuth    = "twilioAuthToken0123456789abcdef"
+	sendCrashFrom    = "+15550001111"
+	sendCrashTo      = "+15550002222"
+)
+
+// sendCrashConfig is one Twilio channel against the fake, with a short
+// /message wait, BonyChat at webhookURL.
+func sendCrashConfig(listen, dir, webhookURL, twilioURL string) string {
+	return fmt.Sprintf(`listen: %q
+public_url: "http://%s"
+log:
+  level: info
+  format: json
+store: "sqlite:%s"
+media:
+  dir: %q
+outbound:
+  wait: 1s
+platform:
+  webhook_url: %q
+  retry_min: 50ms
+  retry_max: 300ms
+channels:
+  - id: %q
+    token: %q
+    id_type: phone
+    provider: twilio
+    twilio:
+      account_sid: %q
+      auth_token: %q
+      from: %q
+      api_url: %q
+`, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL,
+		sendCrashChannel, sendCrashToken, sendCrashAccount, sendCrashAuth, sendCrashFrom, twilioURL)
+}
+
+// TestCrashMidSendIsResumedNotRepeated kills the server with SIGKILL while
+// a send is in flight and Twilio has already created the message, then
+// restarts it on the same store: the interrupted send is looked up in
+// Twilio's message list, found, and reported sent; Twilio gets it once.
+func TestCrashMidSendIsResumedNotRepeated(t *testing.T) {
+	buildBinary(t)
+	dir := t.TempDir()
+	addr, platformAddr := freeAddr(t), freeAddr(t)
+	platform := newStandIn(sendCrashToken)
+	serveStandInAt(t, platformAddr, platform)
+	twilio := faketwilio.New(t, sendCrashAccount, sendCrashAuth)
+	// Twilio creates the message, but the answer never comes back.
+	twilio.Script(faketwilio.Create, faketwilio.RecordThenStall(time.Minute))
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := sendCrashConfig(addr, dir, "http://"+platformAddr+"/webhook", twilio.URL)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, client := "http://"+addr, localClient(t)
+
+	first := startBinary(t, nil, "serve", "--config", cfgPath)
+	waitHealthy(t, first, client, base)
+	body := fmt.Sprintf(`{"channelId":%q,"contactId":%q,"message":{"type":"text","text":"Your order has shipped"}}`,
+		sendCrashChannel, sendCrashTo)
+	status, answer, err := postOnce(t.Context(), client, base+"/message", sendCrashToken, body)
+	var got struct {
+		MID string `json:"mId"`
+	}
+	if err != nil || status != 200 || json.Unmarshal(answer, &got) != nil || got.MID == "" {
+		t.Fatalf("/message: %d %s %v; want 200 with an mId once the wait is over", status, answer, err)
+	}
+	first.waitFor(t, "Twilio to have the message", 10*time.Second, func() bool { return len(twilio.Messages()) == 1 })
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	first.waitExit(t, 10*time.Second)
+
+	second := startBinary(t, nil, "serve", "--config", cfgPath)
+	waitHealthy(t, second, client, base)
+	second.waitFor(t, "BonyChat to get the message's status", 20*time.Second, func() bool { return platform.times(got.MID) > 0 })
+	time.Sleep(300 * time.Millisecond) // anything sent twice would show by now
+	if n := twilio.Count(faketwilio.Create); n != 1 || len(twilio.Messages()) != 1 {
+		t.Fatalf("Twilio saw %d creates, has %d messages: the message was sent again; stderr:\n%s",
+			n, len(twilio.Messages()), tail(second.stderr.String(), 30))
+	}
+	posts, _, _ := platform.snapshot()
+	var statuses []string
+	for _, p := range posts {
+		for _, e := range p.Payload.Events {
+			if e.MID == got.MID && e.Status != nil {
+				statuses = append(statuses, e.Type+":"+e.Status.Value)
+			}
+		}
+	}
+	if strings.Join(statuses, ",") != "message_status:sent" {
+		t.Fatalf("BonyChat got %q for the message, want one message_status sent", statuses)
+	}
+}
