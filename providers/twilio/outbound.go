@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -48,17 +49,25 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	return p.sendParts(ctx, to.ContactID, mID, parts)
 }
 
-// resumeSettle is how long a send a crash cut off is given to show up in
-// Twilio's message list before it is taken as never made: a create on its
-// way when the process died may still be processed.
+// resumeSettle is how long a part that may be at Twilio without our
+// knowing (a create cut off by a crash, or one whose answer was lost) is
+// given to show up in Twilio's message list before a retry may take it as
+// never made: a create on its way may still be processed.
 const resumeSettle = 30 * time.Second
 
+// unconfirmed marks the part of a message that may be at Twilio unseen:
+// the next attempt looks it up before it sends anything (settleUnconfirmed).
+// Since is the earliest the create can have been made, in unix ms.
+type unconfirmed struct {
+	Part  int   `json:"part"`
+	Since int64 `json:"since"`
+}
+
 // Resume implements providers.Resumer. The part a crash cut off (the first
-// the parts memo lacks) is looked up in Twilio's message list, as an
-// ambiguous create is: found, it counts as sent and the parts after it
-// follow as in Send; not there (yet), the part is marked unconfirmed and
-// the send is retried after resumeSettle, when Send looks again before it
-// sends; the list unreadable, the send stays Ambiguous.
+// the parts memo lacks) is marked unconfirmed and looked up in Twilio's
+// message list: found, it counts as sent and the parts after it follow as
+// in Send; not there yet, or the list unreadable, the send is retried after
+// resumeSettle and that attempt looks again before it sends.
 func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.Message, mID string, since time.Time) (providers.Sent, error) {
 	parts := p.render(m)
 	var memo partsMemo
@@ -69,17 +78,14 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.
 	if len(memo.SIDs) >= len(parts) {
 		return providers.Sent{ProviderIDs: memo.SIDs}, nil
 	}
-	found, err := p.findCutOff(ctx, to.ContactID, mID, parts, &memo, since)
+	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
+	mark, err := p.markUnconfirmed(ctx, mID, len(memo.SIDs), since)
 	if err != nil {
-		return providers.Sent{ProviderIDs: memo.SIDs}, err
+		return providers.Sent{ProviderIDs: memo.SIDs}, notedFailure(cut, err)
 	}
-	if !found {
-		if err := p.putJSON(ctx, nsUnconfirmed, mID, since.UnixMilli(), providers.MessageRecordExpiry()); err != nil {
-			return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Ambiguous, Err: err,
-				Reason: "the server stopped while sending, and the attempt could not be noted; not sent again"}
-		}
-		return providers.Sent{ProviderIDs: memo.SIDs}, &providers.SendError{Kind: providers.Unreachable, RetryAfter: resumeSettle,
-			Reason: "the server stopped while sending and Twilio does not show the message yet; it is looked up again before it is sent"}
+	found, err := p.settleUnconfirmed(ctx, to.ContactID, mID, parts, &memo, mark, false)
+	if err != nil || !found {
+		return providers.Sent{ProviderIDs: memo.SIDs}, lookAgainLater(cut, err)
 	}
 	if len(memo.SIDs) >= len(parts) {
 		return providers.Sent{ProviderIDs: memo.SIDs}, nil
@@ -87,19 +93,70 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.
 	return p.Send(ctx, to, m, mID)
 }
 
-// findCutOff looks the first part the memo lacks up in Twilio's message
-// list (created since since); found, it joins the memo. An unreadable
-// list or memo is an Ambiguous error: the part may be out.
-func (p *Provider) findCutOff(ctx context.Context, contact, mID string, parts []part, memo *partsMemo, since time.Time) (bool, error) {
-	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
-	sid, err := p.reconcile(ctx, contact, parts[len(memo.SIDs)], since, cut)
+// markUnconfirmed marks part of mID unconfirmed since since, keeping an
+// earlier time a mark of the same part already had (a second crash before
+// the retry looked must not narrow the search).
+func (p *Provider) markUnconfirmed(ctx context.Context, mID string, part int, since time.Time) (unconfirmed, error) {
+	mark := unconfirmed{Part: part, Since: since.UnixMilli()}
+	var old unconfirmed
+	marked, err := p.getJSON(ctx, nsUnconfirmed, mID, &old)
 	if err != nil {
-		if providers.AsSendError(err).Kind == providers.Unreachable {
-			return false, nil
-		}
+		return mark, err
+	}
+	if marked && old.Part == part {
+		mark.Since = min(mark.Since, old.Since)
+	}
+	return mark, p.putJSON(ctx, nsUnconfirmed, mID, mark, providers.MessageRecordExpiry())
+}
+
+// settleUnconfirmed looks the marked part up in Twilio's message list, when
+// it is the first part the memo lacks (a mark of a part the memo holds is
+// stale: its part was found, and clearing the mark failed). Found, the part
+// joins the memo and the mark goes. Not found, the mark goes only when
+// clearIfMissing (the caller sends the part now). An error (list or
+// records unreadable) keeps the mark.
+func (p *Provider) settleUnconfirmed(ctx context.Context, contact, mID string, parts []part, memo *partsMemo, mark unconfirmed, clearIfMissing bool) (bool, error) {
+	if mark.Part != len(memo.SIDs) || mark.Part >= len(parts) {
+		return false, nil
+	}
+	sid, err := p.lookUp(ctx, contact, parts[mark.Part], time.UnixMilli(mark.Since))
+	if err != nil {
 		return false, err
 	}
-	return true, p.notePart(ctx, contact, mID, memo, sid)
+	if sid != "" {
+		p.deps.Log.Info("a part that may have been sent is in Twilio's message list; not sending it again", "sid", sid)
+		if err := p.notePart(ctx, contact, mID, memo, sid); err != nil {
+			return false, err
+		}
+	}
+	if sid != "" || clearIfMissing {
+		rctx, cancel := recordsContext(ctx)
+		defer cancel()
+		if err := p.deps.Records.PutUntil(rctx, nsUnconfirmed, mID, nil, providers.MessageRecordExpiry()); err != nil {
+			return sid != "", err
+		}
+	}
+	return sid != "", nil
+}
+
+// lookAgainLater is the error of a part that may be at Twilio but is not
+// (yet) in its list, or whose list cannot be read: retryable, no sooner
+// than resumeSettle, and the retry looks before it sends (the mark).
+func lookAgainLater(cause *providers.SendError, err error) *providers.SendError {
+	why := "Twilio does not show the message yet"
+	if err != nil {
+		why = "Twilio's message list cannot be read"
+	}
+	return &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: errors.Join(cause, err),
+		RetryAfter: max(cause.RetryAfter, resumeSettle),
+		Reason:     cause.Reason + "; " + why + ", so it is looked up again before it is sent again"}
+}
+
+// notedFailure: a part that may be at Twilio could not be marked for a
+// later look, so it must not be sent again.
+func notedFailure(cause *providers.SendError, err error) *providers.SendError {
+	return &providers.SendError{Kind: providers.Ambiguous, Code: cause.Code, Err: errors.Join(cause, err),
+		Reason: cause.Reason + "; the attempt could not be noted for a later look, so it is not sent again"}
 }
 
 // notePart adds a part Twilio has to the memo and to the recent SIDs, under
@@ -145,22 +202,24 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 	return providers.Sent{ProviderIDs: memo.SIDs}, nil
 }
 
-// lookBeforeSending: a part Resume marked unconfirmed is looked up once
-// more before anything is sent; found or not, the mark then goes.
+// lookBeforeSending settles a part marked unconfirmed before anything is
+// sent: found, it is not sent again; not there, the mark goes and it is
+// sent; the list unreadable, the attempt ends retryable, mark kept.
 func (p *Provider) lookBeforeSending(ctx context.Context, contact, mID string, parts []part, memo *partsMemo) error {
-	var sinceMS int64
-	marked, err := p.getJSON(ctx, nsUnconfirmed, mID, &sinceMS)
+	var mark unconfirmed
+	marked, err := p.getJSON(ctx, nsUnconfirmed, mID, &mark)
 	if err != nil {
 		return &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
 	}
-	if !marked || len(memo.SIDs) >= len(parts) {
+	if !marked {
 		return nil
 	}
-	if _, err := p.findCutOff(ctx, contact, mID, parts, memo, time.UnixMilli(sinceMS)); err != nil {
-		return err
-	}
-	if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, nil, providers.MessageRecordExpiry()); err != nil {
-		return &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
+	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "an earlier attempt may have reached Twilio"}
+	if _, err := p.settleUnconfirmed(ctx, contact, mID, parts, memo, mark, true); err != nil {
+		if se, ok := errors.AsType[*providers.SendError](err); ok && se.Kind == providers.Ambiguous {
+			return se // a part found but not recorded
+		}
+		return lookAgainLater(cut, err)
 	}
 	return nil
 }
@@ -190,7 +249,17 @@ func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, 
 	if se.Kind != providers.Ambiguous {
 		return "", se
 	}
-	return p.reconcile(rctx, contact, pt, started, se)
+	// Twilio may have it: look in its message list before the job is
+	// either re-sent or reported failed.
+	sid, lerr := p.lookUp(rctx, contact, pt, started)
+	if lerr == nil && sid != "" {
+		p.deps.Log.Info("ambiguous send found in Twilio's message list; not sending again", "sid", sid)
+		return sid, nil
+	}
+	if _, merr := p.markUnconfirmed(rctx, mID, i, started); merr != nil {
+		return "", notedFailure(se, merr)
+	}
+	return "", lookAgainLater(se, lerr)
 }
 
 // recentSIDs are the SIDs last sent to a contact, so reconciliation never
@@ -248,16 +317,15 @@ func (p *Provider) statusCallback(mID string, i, n int) string {
 // NTP time; Twilio's date_created has whole seconds).
 const reconcileSkew = 2 * time.Second
 
-// reconcile looks for the message an ambiguous create may have made: same
-// To and From, created since the attempt, same body. Found: it was sent.
-// Not found: it was not, and a retry is safe (after any Retry-After of
-// Twilio's answer). List unavailable: unknown.
+// lookUp finds a part in Twilio's message list: same To and From, same
+// body, created since since (less the clock skew), and not one of the SIDs
+// we know we sent. "" when it is not there; an error when the list or our
+// record of sent SIDs cannot be read.
 //
 // The list is read on the read client's own bounds, not under ctx: a send
-// cut off by its context is just the case that needs the answer, and
-// without it the message can never be sent again.
-func (p *Provider) reconcile(ctx context.Context, contact string, pt part, started time.Time, cause *providers.SendError) (string, error) {
-	since := started.Add(-reconcileSkew).UTC()
+// cut off by its context is just the case that needs the answer.
+func (p *Provider) lookUp(ctx context.Context, contact string, pt part, since time.Time) (string, error) {
+	since = since.Add(-reconcileSkew).UTC()
 	// No DateSent filter: a message still queued at Twilio has no date_sent
 	// yet. The list is newest first; the creation time is checked here.
 	params := (&api.ListMessageParams{}).SetTo(p.cfg.address(contact)).SetPageSize(50).SetLimit(50)
@@ -266,22 +334,18 @@ func (p *Provider) reconcile(ctx context.Context, contact string, pt part, start
 	}
 	list, err := p.api.read.ListMessage(params)
 	if err != nil {
-		cause.Reason += "; checking Twilio's message list failed too, so it is not sent again"
-		return "", cause
+		return "", fmt.Errorf("reading Twilio's message list: %w", err)
 	}
 	var known recentSIDs
 	if _, err := p.getJSON(ctx, nsRecentSIDs, contact, &known); err != nil {
-		cause.Reason += "; the record of sent messages is unavailable, so it is not sent again"
-		return "", cause
+		return "", fmt.Errorf("reading the record of sent messages: %w", err)
 	}
 	for _, m := range list {
 		if m.Sid != nil && !slices.Contains(known.SIDs, *m.Sid) && samePart(m, pt) && createdSince(m, since) {
-			p.deps.Log.Info("ambiguous send found in Twilio's message list; not sending again", "sid", *m.Sid)
 			return *m.Sid, nil
 		}
 	}
-	return "", &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: cause, RetryAfter: cause.RetryAfter,
-		Reason: "Twilio did not take the message (" + cause.Reason + "); retrying"}
+	return "", nil
 }
 
 // samePart: same body and the same number of media items.

@@ -574,27 +574,23 @@ func TestSendReconciliationSendsExactlyOneSMS(t *testing.T) {
 			t.Fatalf("%d messages, returned %v", len(msgs), sent.ProviderIDs)
 		}
 	}
-	retryable := func(t *testing.T, e *outEnv, _ providers.Sent, err error) {
-		t.Helper()
-		se := outSendError(t, err)
-		if se.Kind != providers.Unreachable || !se.Kind.Retryable() || len(e.fake.Messages()) != 0 {
-			t.Fatalf("kind %v, %d messages: %v", se.Kind, len(e.fake.Messages()), err)
-		}
-		var inner *providers.SendError
-		if !errors.As(se.Err, &inner) || inner.Kind != providers.Ambiguous {
-			t.Fatalf("the ambiguous cause is lost: %v", err)
-		}
-	}
-	ambiguous := func(messages int) check {
+	// lookAgain: not found (or the list unreadable), the send is retried
+	// no sooner than resumeSettle, and the retry looks again first.
+	lookAgain := func(messages int, why string) check {
 		return func(t *testing.T, e *outEnv, _ providers.Sent, err error) {
 			t.Helper()
 			se := outSendError(t, err)
-			if se.Kind != providers.Ambiguous || se.Kind.Retryable() || len(e.fake.Messages()) != messages ||
-				!strings.Contains(se.Reason, "checking Twilio's message list failed") {
-				t.Fatalf("kind %v reason %q, %d messages", se.Kind, se.Reason, len(e.fake.Messages()))
+			if se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle || len(e.fake.Messages()) != messages ||
+				!strings.Contains(se.Reason, why) || !strings.Contains(se.Reason, "looked up again before it is sent again") {
+				t.Fatalf("kind %v RetryAfter %v reason %q, %d messages", se.Kind, se.RetryAfter, se.Reason, len(e.fake.Messages()))
+			}
+			var inner *providers.SendError
+			if !errors.As(se.Err, &inner) || inner.Kind != providers.Ambiguous {
+				t.Fatalf("the ambiguous cause is lost: %v", err)
 			}
 		}
 	}
+	retryable := lookAgain(0, "does not show the message yet")
 	image := schema.Message{Type: schema.TypeAttachment, Attachment: &schema.Attachment{Type: "image", URL: "https://cdn.example.com/a.png"}}
 	cases := []struct {
 		name      string
@@ -616,10 +612,10 @@ func TestSendReconciliationSendsExactlyOneSMS(t *testing.T) {
 		{name: "recorded then dropped, media without body", msg: image, create: faketwilio.RecordThenDrop(),
 			first: succeeds, lists: 1},
 		{name: "dropped without recording: retryable, then sent once", create: faketwilio.Drop(), first: retryable, lists: 1},
-		{name: "dropped and the list fails too: ambiguous", create: faketwilio.Drop(), listFails: true,
-			first: ambiguous(0), lists: 4},
-		{name: "recorded then dropped and the list fails: ambiguous, never resent", create: faketwilio.RecordThenDrop(),
-			listFails: true, first: ambiguous(1), lists: 4},
+		{name: "dropped and the list fails too: looked up again, then sent once", create: faketwilio.Drop(), listFails: true,
+			first: lookAgain(0, "message list cannot be read"), lists: 4},
+		{name: "recorded then dropped and the list fails: looked up again, found, never resent", create: faketwilio.RecordThenDrop(),
+			listFails: true, first: lookAgain(1, "message list cannot be read"), lists: 4},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

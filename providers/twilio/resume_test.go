@@ -136,16 +136,49 @@ func TestResumeRetryFindsALateCreate(t *testing.T) {
 	}
 }
 
-func TestResumeWithAnUnreadableMessageListSendsNothing(t *testing.T) {
+// Twilio's list cannot be read: nothing is sent, and the retry (after
+// resumeSettle) looks first; a brief outage of the list loses nothing.
+func TestResumeWithAnUnreadableMessageListLooksAgainLater(t *testing.T) {
 	t.Parallel()
 	e := outNew(t)
 	e.fake.Always(faketwilio.List, faketwilio.ServiceUnavailableHTML())
-	_, err := e.resume(t, outText("Your order has shipped"), "cut-3")
-	if se := outSendError(t, err); se.Kind != providers.Ambiguous || !strings.Contains(se.Reason, "not sent again") {
-		t.Fatalf("kind %v reason %q: want ambiguous, not sent again", se.Kind, se.Reason)
+	msg := outText("Your order has shipped")
+	_, err := e.resume(t, msg, "cut-3")
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle ||
+		!strings.Contains(se.Reason, "message list cannot be read") {
+		t.Fatalf("kind %v RetryAfter %v reason %q: want a retry that looks first", se.Kind, se.RetryAfter, se.Reason)
 	}
 	if n := e.fake.Count(faketwilio.Create); n != 0 {
 		t.Fatalf("%d creates: a send that may be out was repeated", n)
+	}
+	_, err = e.send(t, msg, "cut-3") // the list still down: still nothing sent
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || e.fake.Count(faketwilio.Create) != 0 {
+		t.Fatalf("retry with the list down: kind %v, %d creates", se.Kind, e.fake.Count(faketwilio.Create))
+	}
+	e.fake.Always(faketwilio.List, faketwilio.OK())
+	if _, err := e.send(t, msg, "cut-3"); err != nil || len(e.fake.Messages()) != 1 {
+		t.Fatalf("retry with the list back: %v, %d messages; want it sent once", err, len(e.fake.Messages()))
+	}
+}
+
+// Two crashes before the retry looked: the second Resume keeps the first
+// attempt's time, so a create from then, shown late, is still found.
+func TestResumeAfterASecondCrashKeepsTheEarliestAttempt(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	msg := outText("Your order has shipped")
+	to := providers.Recipient{ChannelID: outChannel, ContactID: outContact}
+	early := time.Now().Add(-10 * time.Minute)
+	e.fake.SetNow(func() time.Time { return early.Add(time.Second) }) // the cut-off create, made then...
+	if _, err := e.p.Resume(context.Background(), to, msg, "cut-6", early); err == nil {
+		t.Fatal("Resume sent at once")
+	}
+	e.createAtTwilio(t, "Your order has shipped") // ...shows up only now
+	e.fake.SetNow(time.Now)
+	// The second crash came after the first retry was scheduled.
+	sent, err := e.p.Resume(context.Background(), to, msg, "cut-6", time.Now().Add(-time.Second))
+	if err != nil || len(e.fake.Messages()) != 1 || !slices.Equal(sent.ProviderIDs, []string{e.fake.Messages()[0].SID}) {
+		t.Fatalf("second Resume: %v, %d messages, returned %v; want the early create found", err, len(e.fake.Messages()), sent.ProviderIDs)
 	}
 }
 
@@ -172,5 +205,28 @@ func TestResumeGoesOnAfterTheCutOffPart(t *testing.T) {
 		if sent.ProviderIDs[i] != m.SID {
 			t.Fatalf("part %d: returned %s, Twilio has %s", i, sent.ProviderIDs[i], m.SID)
 		}
+	}
+}
+
+// A mark left behind for a part the memo already holds (its clearing
+// failed) is stale: the next part is sent without a look, never matched
+// against an older identical message.
+func TestStaleUnconfirmedMarkIsIgnored(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	msg := outText(strings.Repeat("Lorem ipsum dolor sit amet. ", 100)) // 2 parts
+	e.fake.Script(faketwilio.Create, faketwilio.OK(), faketwilio.Code(21611))
+	if _, err := e.send(t, msg, "stale-1"); err == nil {
+		t.Fatal("the second part was to fail")
+	}
+	stale := unconfirmed{Part: 0, Since: time.Now().Add(-time.Hour).UnixMilli()}
+	if err := e.p.putJSON(context.Background(), nsUnconfirmed, "stale-1", stale, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.send(t, msg, "stale-1"); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if n := e.fake.Count(faketwilio.List); n != 0 || len(e.fake.Messages()) != 2 {
+		t.Fatalf("%d list reads, %d messages; want no look and each part once", n, len(e.fake.Messages()))
 	}
 }

@@ -41,12 +41,13 @@ func TestSendCarriesTwiliosRetryAfterToTheQueue(t *testing.T) {
 		{name: "429s with a garbled Retry-After", script: []faketwilio.Behaviour{
 			faketwilio.Throttled().WithRetryAfter("soon"), faketwilio.Throttled().WithRetryAfter("-3"), faketwilio.Throttled().WithRetryAfter("1.5")},
 			kind: providers.Throttled, creates: 3},
-		// A 503 may have been processed: reconciled, and when Twilio has no
-		// such message, retried no sooner than Twilio asked.
-		{name: "a Twilio 503", script: []faketwilio.Behaviour{faketwilio.Code(20503).WithRetryAfter("20")},
-			kind: providers.Unreachable, min: 20 * time.Second, max: 20 * time.Second, creates: 1, lists: 1},
+		// A 503 may have been processed: looked up, and when Twilio has no
+		// such message, retried no sooner than Twilio asked, nor than
+		// resumeSettle (the retry looks again first).
+		{name: "a Twilio 503", script: []faketwilio.Behaviour{faketwilio.Code(20503).WithRetryAfter("90")},
+			kind: providers.Unreachable, min: 90 * time.Second, max: 90 * time.Second, creates: 1, lists: 1},
 		{name: "a proxy's 503 page", script: []faketwilio.Behaviour{faketwilio.ServiceUnavailableHTML().WithRetryAfter("15")},
-			kind: providers.Unreachable, min: 15 * time.Second, max: 15 * time.Second, creates: 1, lists: 1},
+			kind: providers.Unreachable, min: resumeSettle, max: resumeSettle, creates: 1, lists: 1},
 		// Only 429 and 503 ask a client to wait.
 		{name: "a 400 with a Retry-After", script: []faketwilio.Behaviour{faketwilio.Code(21211).WithRetryAfter("30")},
 			kind: providers.Permanent, creates: 1},
@@ -180,7 +181,7 @@ func TestSendCutOffByItsContextAfterTheRequestLeftIsReconciled(t *testing.T) {
 				t.Fatalf("Send took %v after its context ended", took)
 			}
 			if c.wantErr {
-				if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "did not take") {
+				if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "does not show the message yet") {
 					t.Fatalf("kind %v reason %q: %v", se.Kind, se.Reason, err)
 				}
 			} else if err != nil || len(sent.ProviderIDs) != 1 {
