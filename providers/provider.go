@@ -37,10 +37,12 @@ type Provider interface {
 
 // Resumer is implemented by a provider that can find out whether a send a
 // crash cut off reached it, so that the message is neither lost nor sent
-// twice. Resume finishes such a send: it returns Sent when the provider
-// already has the message (attempted, roughly, since since), sends it when
-// the provider certainly does not, and fails Ambiguous when it cannot
-// tell. A provider without it has the job reported failed, outcome unknown.
+// twice. Resume settles such a send (attempted no earlier than since): Sent
+// when the provider has the message; a retryable error (with a RetryAfter)
+// when it does not show it yet or cannot be asked, the provider then
+// looking again before the retry sends anything; Ambiguous when it can
+// never tell. A provider without it has the job reported failed, outcome
+// unknown.
 type Resumer interface {
 	Resume(ctx context.Context, to Recipient, m schema.Message, mID string, since time.Time) (Sent, error)
 }

@@ -93,7 +93,9 @@ func TestCrashMidSendIsResumedNotRepeated(t *testing.T) {
 	second := startBinary(t, nil, "serve", "--config", cfgPath)
 	waitHealthy(t, second, client, base)
 	second.waitFor(t, "BonyChat to get the message's status", 20*time.Second, func() bool { return platform.times(got.MID) > 0 })
-	time.Sleep(300 * time.Millisecond) // anything sent twice would show by now
+	// A Send right after a found look (the bug this guards against) would
+	// create at once: give it a moment to show.
+	time.Sleep(300 * time.Millisecond)
 	if n := twilio.Count(faketwilio.Create); n != 1 || len(twilio.Messages()) != 1 {
 		t.Fatalf("Twilio saw %d creates, has %d messages: the message was sent again; stderr:\n%s",
 			n, len(twilio.Messages()), tail(second.stderr.String(), 30))

@@ -16,6 +16,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -55,15 +56,25 @@ func writeOK(w http.ResponseWriter) {
 // forward is held in memory (up to maxForwardBytes, about twice that while
 // it is parsed) before its signature can be checked, since the signature
 // fields may come last, so unsigned posts in parallel must not add up
-// without end. Mailgun delivers a route's mail a few at a time; more wait.
+// without end. Mailgun delivers a route's mail a few at a time; one that
+// finds no slot within forwardSlotWait is answered 503 and retried by
+// Mailgun. A slot is held while the body is read: http.read_timeout bounds
+// how long a slow client keeps one.
 var forwardSlots = make(chan struct{}, 8)
 
-// takeForwardSlot waits for a slot; ok is false when ctx ended first.
-func takeForwardSlot(ctx context.Context) (release func(), ok bool) {
+const forwardSlotWait = 10 * time.Second
+
+// takeForwardSlot waits up to wait for a slot; ok is false when none freed
+// or ctx ended first.
+func takeForwardSlot(ctx context.Context, wait time.Duration) (release func(), ok bool) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	select {
 	case forwardSlots <- struct{}{}:
 		return func() { <-forwardSlots }, true
 	case <-ctx.Done():
+		return nil, false
+	case <-timer.C:
 		return nil, false
 	}
 }
@@ -79,9 +90,11 @@ func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 // thread.
 func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxBytes int64) {
 	log := p.log().With("channel", p.deps.ChannelID)
-	release, ok := takeForwardSlot(r.Context())
+	release, ok := takeForwardSlot(r.Context(), p.forwardWait)
 	if !ok {
-		return // the caller left while waiting
+		log.Warn("mailgun forward not read: every forward slot is busy; Mailgun retries")
+		providers.WriteError(w, http.StatusServiceUnavailable, "too many forwards at once; try again")
+		return
 	}
 	defer release()
 	// Counted under ParseForward's cap: a multipart body cut off inside a
@@ -284,9 +297,10 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mid := strings.TrimSpace(e.UserVariables["mid"])
-	if mid == "" && e.Problem != "" {
+	fallback := mid == "" && e.Problem != ""
+	if fallback {
 		// Mailgun lost the variables ("Could not load user-variables"):
-		// our own Message-Id names the mId too.
+		// our own Message-Id names the mId too (checked below).
 		mid = midOfMessageID(e.MessageID, p.cfg.Domain)
 	}
 	if mid == "" || schema.Length(mid) > schema.MaxMID {
@@ -301,6 +315,15 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 			"error", err.Error())
 		p.recordTokenOK(w, r, log, e.Signature.Token, subject)
 		return
+	}
+	if err == nil && fallback {
+		var ours bool
+		if ours, err = p.sentInThread(ctx, contactID, e.MessageID); err == nil && !ours {
+			// Another sender's mail on the domain whose Message-Id looks like ours.
+			log.Info("mailgun event for an e-mail we did not send to this contact; nothing to report", "event", e.Name, "event_id", e.ID)
+			p.recordTokenOK(w, r, log, e.Signature.Token, subject)
+			return
+		}
 	}
 	if err == nil {
 		err = p.deps.Statuses.PostStatus(ctx, contactID, mid, value, reason)

@@ -23,12 +23,14 @@ type Provider struct {
 	// appear with a short delay).
 	reconcileTries int
 	reconcileWait  time.Duration
+	// forwardWait is how long a route forward waits for a slot (forwardSlots).
+	forwardWait time.Duration
 }
 
 // New builds the provider for one channel from a validated Config.
 func New(cfg Config, deps providers.Deps) (*Provider, error) {
 	return &Provider{cfg: cfg, deps: deps, sender: newSender(cfg, deps.Transport), now: time.Now,
-		reconcileTries: defaultReconcileTries, reconcileWait: defaultReconcileWait}, nil
+		reconcileTries: defaultReconcileTries, reconcileWait: defaultReconcileWait, forwardWait: forwardSlotWait}, nil
 }
 
 // Kind implements providers.Provider.

@@ -711,15 +711,23 @@ func TestEventWithLostUserVariablesFallsBackToOurMessageID(t *testing.T) {
 	for _, tc := range []struct {
 		name, messageID string
 		vars            any
+		sent            bool // the contact's thread records the e-mail as sent
 		mid             string
 	}{
-		{"plain mId", "<01JD3RE4LF4LLBACK00000000@mg.example.com>", lost, "01JD3RE4LF4LLBACK00000000"},
-		{"mId in base64", messageID("mid with spaces/ü", "MG.example.com"), lost, "mid with spaces/ü"},
-		{"not our domain", "01JD3RE4LF4LLBACK00000000@elsewhere.example.com", lost, ""},
-		{"variables not lost: another sender's mail", "01JD3RE4LF4LLBACK00000000@mg.example.com", map[string]string{}, ""},
+		{"plain mId", "<01JD3RE4LF4LLBACK00000000@mg.example.com>", lost, true, "01JD3RE4LF4LLBACK00000000"},
+		{"mId in base64", messageID("mid with spaces/ü", "MG.example.com"), lost, true, "mid with spaces/ü"},
+		{"our form, but not an e-mail we sent to the contact", "20260101120000.1.ABCDEF@mg.example.com", lost, false, ""},
+		{"not our domain", "01JD3RE4LF4LLBACK00000000@elsewhere.example.com", lost, true, ""},
+		{"variables not lost: another sender's mail", "01JD3RE4LF4LLBACK00000000@mg.example.com", map[string]string{}, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := hdSetup(t)
+			if tc.sent {
+				contact := rpContact(t, env, "jane.doe@example.org")
+				if err := env.p.recordOutbound(context.Background(), contact, strings.Trim(tc.messageID, "<>"), "Hello"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEventDoc(t, map[string]any{
 				"id": "ev-lost", "event": "failed", "severity": "permanent", "reason": "bounce", "recipient": "jane.doe@example.org",
 				"message": map[string]any{"headers": map[string]string{"message-id": tc.messageID}}, "user-variables": tc.vars})))

@@ -62,6 +62,9 @@ func TestReconcileDropWithoutRecordRetriesOnce(t *testing.T) {
 	if se.Kind != providers.Unreachable || !se.Kind.Retryable() || se.Reason != "Mailgun did not take the message; retrying" {
 		t.Fatalf("got %v %q, want retryable unreachable", se.Kind, se.Reason)
 	}
+	if se.RetryAfter < resumeSettle {
+		t.Errorf("RetryAfter %v: an e-mail taken may show in the events late; want at least %v", se.RetryAfter, resumeSettle)
+	}
 	if n := e.fake.EventQueries(); n != e.p.reconcileTries {
 		t.Errorf("events API asked %d times, want %d", n, e.p.reconcileTries)
 	}
@@ -215,16 +218,21 @@ func TestResumeSendsWhatMailgunNeverTookOnlyAfterLookingAgain(t *testing.T) {
 	}
 }
 
-// The events API is down: whether the e-mail went cannot be told, so it
-// is not sent again.
-func TestResumeWithTheEventsAPIDownSendsNothing(t *testing.T) {
+// The events API is down: whether the e-mail went cannot be told, so it is
+// not sent now; the retry (after resumeSettle) looks again before sending.
+func TestResumeWithTheEventsAPIDownLooksAgainLater(t *testing.T) {
 	e := sendNew(t, nil)
 	e.fake.SetEventsDown(503)
 	_, err := resumeNow(t, e, "m32")
-	if se := sendKind(t, err); se.Kind != providers.Ambiguous || !strings.Contains(se.Reason, "not sent again") {
-		t.Fatalf("got %v %q, want ambiguous, not sent again", se.Kind, se.Reason)
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle ||
+		!strings.Contains(se.Reason, "events cannot be read") {
+		t.Fatalf("got %v %q RetryAfter %v, want a retry after %v that looks first", se.Kind, se.Reason, se.RetryAfter, resumeSettle)
 	}
 	if n := len(e.fake.Attempts()); n != 0 {
 		t.Fatalf("fake saw %d sends, want none", n)
+	}
+	_, err = e.send(t, context.Background(), sendContact, text("hello"), "m32") // the events still down
+	if se := sendKind(t, err); se.Kind != providers.Ambiguous || len(e.fake.Attempts()) != 0 {
+		t.Fatalf("retry with the events down: %v, %d sends; want nothing sent", se.Kind, len(e.fake.Attempts()))
 	}
 }

@@ -79,7 +79,9 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	if id == "" {
 		id = msgID
 	}
-	if err := p.recordOutbound(ctx, to.ContactID, msgID, p.threadSubject(t)); err != nil {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second) // the e-mail is out
+	defer cancel()
+	if err := p.recordOutbound(rctx, to.ContactID, msgID, p.threadSubject(t)); err != nil {
 		// The e-mail is out: failing the send would send it again.
 		p.threadWarn("mailgun: sent, but the thread was not updated", "error", err.Error())
 	}
@@ -268,12 +270,14 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.
 	msgID := messageID(mID, p.cfg.Domain)
 	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
 	if _, se := p.reconcile(ctx, msgID, cut); se != nil {
-		if se.Kind == providers.Unreachable {
-			// Not in the events (yet): the retry's Send looks again first.
-			se = &providers.SendError{Kind: providers.Unreachable, RetryAfter: resumeSettle, Err: se,
-				Reason: "the server stopped while sending and Mailgun does not show the e-mail yet; it is looked up again before it is sent"}
+		// Not in the events (yet), or the events unreadable: the marker
+		// stays, and the retry's Send looks again before it sends.
+		why := "Mailgun does not show the e-mail yet"
+		if se.Kind == providers.Ambiguous {
+			why = "Mailgun's events cannot be read"
 		}
-		return providers.Sent{}, se
+		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, RetryAfter: resumeSettle, Err: se,
+			Reason: "the server stopped while sending and " + why + "; it is looked up again before it is sent"}
 	}
 	if t, err := p.loadThread(ctx, to.ContactID); err != nil || p.recordOutbound(ctx, to.ContactID, msgID, p.threadSubject(t)) != nil {
 		p.threadWarn("mailgun: resumed e-mail found sent, but the thread was not updated", "mid", mID)
@@ -323,6 +327,9 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgun
 			return "", &providers.SendError{Kind: providers.Ambiguous, Err: err,
 				Reason: "Mailgun did not confirm the message and the attempt could not be noted; not sent again"}
 		}
+		// An e-mail Mailgun took may show in its events late: the retry
+		// waits resumeSettle, and looks again (the marker) before it sends.
+		se.RetryAfter = max(se.RetryAfter, resumeSettle)
 	}
 	if se != nil {
 		return "", se

@@ -38,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -202,6 +203,16 @@ func (p *Provider) recordOutbound(ctx context.Context, contactID, msgID, sentSub
 	}
 	t.References = threadAppendRefs(t.References, "<"+msgID+">")
 	return p.saveThread(ctx, contactID, t)
+}
+
+// sentInThread reports whether msgID is one of the e-mails the contact's
+// thread records as sent (the most recent maxReferences of them).
+func (p *Provider) sentInThread(ctx context.Context, contactID, msgID string) (bool, error) {
+	t, err := p.loadThread(ctx, contactID)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(t.References, "<"+strings.Trim(strings.TrimSpace(msgID), "<>")+">"), nil
 }
 
 // subject is the subject of an outbound e-mail in thread t.
