@@ -119,7 +119,12 @@ func (p *Provider) settleUnconfirmed(ctx context.Context, contact, mID string, p
 	if mark.Part != len(memo.SIDs) || mark.Part >= len(parts) {
 		return false, nil
 	}
-	sid, err := p.lookUp(ctx, contact, parts[mark.Part], time.UnixMilli(mark.Since))
+	if wait := resumeSettle - p.now().Sub(time.UnixMilli(mark.Since)); clearIfMissing && wait > 0 {
+		// Too soon to take "not there" for an answer (outbound.retry_max
+		// may have cut the retry's wait): come back when it is time.
+		return false, errTooSoon{wait}
+	}
+	sid, err := p.lookUp(ctx, contact, mID, parts[mark.Part], time.UnixMilli(mark.Since), *memo)
 	if err != nil {
 		return false, err
 	}
@@ -132,23 +137,38 @@ func (p *Provider) settleUnconfirmed(ctx context.Context, contact, mID string, p
 	if sid != "" || clearIfMissing {
 		rctx, cancel := recordsContext(ctx)
 		defer cancel()
-		if err := p.deps.Records.PutUntil(rctx, nsUnconfirmed, mID, nil, providers.MessageRecordExpiry()); err != nil {
-			return sid != "", err
+		// A found part's mark that stays is stale, and ignored; one that must
+		// go before its part is sent must really go.
+		if err := p.deps.Records.PutUntil(rctx, nsUnconfirmed, mID, nil, providers.MessageRecordExpiry()); err != nil && sid == "" {
+			return false, err
 		}
 	}
 	return sid != "", nil
 }
 
+// errTooSoon: a marked part cannot be taken as missing before resumeSettle
+// has passed since its attempt; wait is what remains.
+type errTooSoon struct{ wait time.Duration }
+
+func (e errTooSoon) Error() string { return "too soon to look for it again" }
+
 // lookAgainLater is the error of a part that may be at Twilio but is not
 // (yet) in its list, or whose list cannot be read: retryable, no sooner
-// than resumeSettle, and the retry looks before it sends (the mark).
+// than resumeSettle, and the retry looks before it sends (the mark). An
+// Ambiguous err (a part found but not recorded) is returned as it is: the
+// part must not be looked for, and missed, again.
 func lookAgainLater(cause *providers.SendError, err error) *providers.SendError {
-	why := "Twilio does not show the message yet"
-	if err != nil {
+	if se, ok := errors.AsType[*providers.SendError](err); ok && se.Kind == providers.Ambiguous {
+		return se
+	}
+	why, wait := "Twilio does not show the message yet", resumeSettle
+	if soon, ok := errors.AsType[errTooSoon](err); ok {
+		why, wait, err = "it is too soon to take Twilio's list for an answer", soon.wait, nil
+	} else if err != nil {
 		why = "Twilio's message list cannot be read"
 	}
 	return &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: errors.Join(cause, err),
-		RetryAfter: max(cause.RetryAfter, resumeSettle),
+		RetryAfter: max(cause.RetryAfter, wait),
 		Reason:     cause.Reason + "; " + why + ", so it is looked up again before it is sent again"}
 }
 
@@ -166,7 +186,7 @@ func (p *Provider) notePart(ctx context.Context, contact, mID string, memo *part
 	rctx, cancel := recordsContext(ctx)
 	defer cancel()
 	memo.SIDs = append(memo.SIDs, sid)
-	p.rememberSID(rctx, contact, sid)
+	p.rememberSID(rctx, contact, mID, sid)
 	if err := p.putJSON(rctx, nsParts, mID, *memo, providers.MessageRecordExpiry()); err != nil {
 		// Losing the note could repeat the part on a retry.
 		return &providers.SendError{Kind: providers.Ambiguous, Reason: "part sent but its progress could not be recorded", Err: err}
@@ -191,7 +211,7 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 		return providers.Sent{ProviderIDs: memo.SIDs}, err
 	}
 	for i := len(memo.SIDs); i < len(parts); i++ {
-		sid, err := p.sendPart(ctx, contact, mID, i, len(parts), parts[i])
+		sid, err := p.sendPart(ctx, contact, mID, i, len(parts), parts[i], memo)
 		if err != nil {
 			return providers.Sent{ProviderIDs: memo.SIDs}, err
 		}
@@ -216,9 +236,6 @@ func (p *Provider) lookBeforeSending(ctx context.Context, contact, mID string, p
 	}
 	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "an earlier attempt may have reached Twilio"}
 	if _, err := p.settleUnconfirmed(ctx, contact, mID, parts, memo, mark, true); err != nil {
-		if se, ok := errors.AsType[*providers.SendError](err); ok && se.Kind == providers.Ambiguous {
-			return se // a part found but not recorded
-		}
 		return lookAgainLater(cut, err)
 	}
 	return nil
@@ -227,7 +244,7 @@ func (p *Provider) lookBeforeSending(ctx context.Context, contact, mID string, p
 // sendPart creates one Twilio message under ctx (a caller that is gone
 // stops it before it leaves, or between retries); an ambiguous failure is
 // reconciled with Twilio's message list before anyone may send it again.
-func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, pt part) (string, error) {
+func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, pt part, memo partsMemo) (string, error) {
 	started := p.now()
 	params := p.createParams(contact, mID, i, n, pt)
 	svc, call := p.api.sendService(ctx)
@@ -251,7 +268,7 @@ func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, 
 	}
 	// Twilio may have it: look in its message list before the job is
 	// either re-sent or reported failed.
-	sid, lerr := p.lookUp(rctx, contact, pt, started)
+	sid, lerr := p.lookUp(rctx, contact, mID, pt, started, memo)
 	if lerr == nil && sid != "" {
 		p.deps.Log.Info("ambiguous send found in Twilio's message list; not sending again", "sid", sid)
 		return sid, nil
@@ -262,22 +279,36 @@ func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, 
 	return "", lookAgainLater(se, lerr)
 }
 
-// recentSIDs are the SIDs last sent to a contact, so reconciliation never
-// takes an earlier message with the same body for the one in doubt.
+// recentSIDs are the SIDs last sent to a contact, with the mId each was
+// sent for, so a look-up never takes another message with the same body for
+// the one in doubt, yet finds this message's own part even when a crash
+// came between noting it here and in the parts memo. (Records written
+// before the mIds were kept have none: those SIDs count as other
+// messages'.)
 type recentSIDs struct {
 	SIDs []string `json:"sids"`
+	MIDs []string `json:"mids,omitempty"`
 }
 
 const keepRecentSIDs = 50
 
-func (p *Provider) rememberSID(ctx context.Context, contact, sid string) {
+// otherThan reports whether sid was sent for a message other than mID.
+func (r recentSIDs) otherThan(sid, mID string) bool {
+	i := slices.Index(r.SIDs, sid)
+	return i >= 0 && (i >= len(r.MIDs) || r.MIDs[i] != mID)
+}
+
+func (p *Provider) rememberSID(ctx context.Context, contact, mID, sid string) {
 	var r recentSIDs
 	if _, err := p.getJSON(ctx, nsRecentSIDs, contact, &r); err != nil {
 		p.deps.Log.Warn("cannot read recent SIDs", "error", err.Error())
 	}
-	r.SIDs = append(r.SIDs, sid)
-	if len(r.SIDs) > keepRecentSIDs {
-		r.SIDs = r.SIDs[len(r.SIDs)-keepRecentSIDs:]
+	if len(r.MIDs) != len(r.SIDs) { // an older record: its SIDs belong to other messages
+		r.MIDs = make([]string, len(r.SIDs))
+	}
+	r.SIDs, r.MIDs = append(r.SIDs, sid), append(r.MIDs, mID)
+	if n := len(r.SIDs) - keepRecentSIDs; n > 0 {
+		r.SIDs, r.MIDs = r.SIDs[n:], r.MIDs[n:]
 	}
 	if err := p.putJSON(ctx, nsRecentSIDs, contact, r, time.Time{}); err != nil {
 		p.deps.Log.Warn("cannot record a sent SID", "error", err.Error())
@@ -317,14 +348,15 @@ func (p *Provider) statusCallback(mID string, i, n int) string {
 // NTP time; Twilio's date_created has whole seconds).
 const reconcileSkew = 2 * time.Second
 
-// lookUp finds a part in Twilio's message list: same To and From, same
-// body, created since since (less the clock skew), and not one of the SIDs
-// we know we sent. "" when it is not there; an error when the list or our
-// record of sent SIDs cannot be read.
+// lookUp finds a part of mID in Twilio's message list: same To and From
+// (or Messaging Service), same body, created since since (less the clock
+// skew), and neither a SID recorded for another message nor one of this
+// message's earlier parts (memo). "" when it is not there; an error when
+// the list or our record of sent SIDs cannot be read.
 //
 // The list is read on the read client's own bounds, not under ctx: a send
 // cut off by its context is just the case that needs the answer.
-func (p *Provider) lookUp(ctx context.Context, contact string, pt part, since time.Time) (string, error) {
+func (p *Provider) lookUp(ctx context.Context, contact, mID string, pt part, since time.Time, memo partsMemo) (string, error) {
 	since = since.Add(-reconcileSkew).UTC()
 	// No DateSent filter: a message still queued at Twilio has no date_sent
 	// yet. The list is newest first; the creation time is checked here.
@@ -341,11 +373,20 @@ func (p *Provider) lookUp(ctx context.Context, contact string, pt part, since ti
 		return "", fmt.Errorf("reading the record of sent messages: %w", err)
 	}
 	for _, m := range list {
-		if m.Sid != nil && !slices.Contains(known.SIDs, *m.Sid) && samePart(m, pt) && createdSince(m, since) {
+		if m.Sid == nil || known.otherThan(*m.Sid, mID) || slices.Contains(memo.SIDs, *m.Sid) {
+			continue // another message's, or an earlier part of this one (parts may read alike)
+		}
+		if samePart(m, pt) && createdSince(m, since) && p.ourSender(m) {
 			return *m.Sid, nil
 		}
 	}
 	return "", nil
+}
+
+// ourSender: with a Messaging Service the list cannot be filtered by From,
+// so the message must name the channel's service.
+func (p *Provider) ourSender(m api.ApiV2010Message) bool {
+	return p.cfg.MessagingServiceSID == "" || (m.MessagingServiceSid != nil && *m.MessagingServiceSid == p.cfg.MessagingServiceSID)
 }
 
 // samePart: same body and the same number of media items.

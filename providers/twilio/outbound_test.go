@@ -216,6 +216,7 @@ func TestSendAfterAFailedLaterPartSendsOnlyTheRest(t *testing.T) {
 				t.Fatalf("failed Send reports %v", sent.ProviderIDs)
 			}
 
+			e.settled(t, "resume-1") // the queue's retry comes after the wait
 			sent, err = e.send(t, outText(text), "resume-1")
 			if err != nil {
 				t.Fatal(err)
@@ -640,6 +641,7 @@ func TestSendReconciliationSendsExactlyOneSMS(t *testing.T) {
 			}
 			// The job runs again (a retry after Unreachable, or a redelivery).
 			e.fake.Always(faketwilio.List, faketwilio.OK())
+			e.settled(t, "rec-1")
 			sent, err = e.send(t, msg, "rec-1")
 			if err != nil {
 				t.Fatalf("second Send: %v", err)
@@ -670,6 +672,7 @@ func TestReconcileIgnoresOtherMessagesToTheContact(t *testing.T) {
 	if se := outSendError(t, err); se.Kind != providers.Unreachable {
 		t.Fatalf("kind %v: an unrelated message was taken for the lost one: %v", se.Kind, err)
 	}
+	e.settled(t, "rec-1")
 	if _, err := e.send(t, outText("Your code is 123456"), "rec-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -895,6 +898,7 @@ func TestReconcileNeverTakesAnEarlierIdenticalMessage(t *testing.T) {
 		if se := outSendError(t, err); se.Kind != providers.Unreachable {
 			t.Fatalf("the lost second message must be retryable, got %v", err)
 		}
+		e.settled(t, "second")
 		if _, err := e.send(t, m, "second"); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ package twilio
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -110,6 +111,10 @@ func TestResumeSendsWhatTwilioNeverGotOnlyAfterLookingAgain(t *testing.T) {
 	if len(msgs) != 1 || !slices.Equal(sent.ProviderIDs, []string{msgs[0].SID}) || e.fake.Count(faketwilio.List) != 2 {
 		t.Fatalf("want one message sent after a second look: %d messages, %d lists, returned %v",
 			len(msgs), e.fake.Count(faketwilio.List), sent.ProviderIDs)
+	}
+	var mark unconfirmed
+	if found, err := e.p.getJSON(context.Background(), nsUnconfirmed, "cut-2", &mark); err != nil || found {
+		t.Fatalf("the mark of a part sent stays (%v, %v): every later attempt would look again", found, err)
 	}
 	if _, err := e.send(t, msg, "cut-3"); err != nil || e.fake.Count(faketwilio.List) != 2 {
 		t.Fatalf("another message must not look first: %v, %d lists", err, e.fake.Count(faketwilio.List))
@@ -228,5 +233,109 @@ func TestStaleUnconfirmedMarkIsIgnored(t *testing.T) {
 	}
 	if n := e.fake.Count(faketwilio.List); n != 0 || len(e.fake.Messages()) != 2 {
 		t.Fatalf("%d list reads, %d messages; want no look and each part once", n, len(e.fake.Messages()))
+	}
+}
+
+// settled makes the unconfirmed mark of mID (if any) resumeSettle old, as
+// it is when the queue's retry comes after the wait.
+func (e *outEnv) settled(t *testing.T, mID string) {
+	t.Helper()
+	var mark unconfirmed
+	found, err := e.p.getJSON(context.Background(), nsUnconfirmed, mID, &mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		return
+	}
+	mark.Since -= (resumeSettle + time.Second).Milliseconds()
+	if err := e.p.putJSON(context.Background(), nsUnconfirmed, mID, mark, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A retry that comes before resumeSettle has passed (outbound.retry_max
+// cut its wait) takes no answer from the list: it comes back later.
+func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	e.fake.Script(faketwilio.Create, faketwilio.Drop())
+	msg := outText("Your order has shipped")
+	if _, err := e.send(t, msg, "soon-1"); err == nil {
+		t.Fatal("the dropped create was to fail")
+	}
+	_, err := e.send(t, msg, "soon-1")
+	se := outSendError(t, err)
+	if se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter > resumeSettle || !strings.Contains(se.Reason, "too soon") {
+		t.Fatalf("kind %v RetryAfter %v reason %q: want a retry for the rest of the wait", se.Kind, se.RetryAfter, se.Reason)
+	}
+	if e.fake.Count(faketwilio.Create) != 1 {
+		t.Fatalf("%d creates: sent again before the wait was over", e.fake.Count(faketwilio.Create))
+	}
+}
+
+// Resume finds the cut-off part, but its memo cannot be written: the send
+// ends ambiguous (never looked up and missed again, which would re-send it:
+// its SID is already among the recent ones).
+func TestResumeFoundButUnrecordedIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	msg := outText("Your order has shipped")
+	if _, err := e.send(t, msg, "unrec-1"); err != nil {
+		t.Fatal(err)
+	}
+	e.forgetLastPart(t, "unrec-1")
+	e.records.failPuts(nsParts, errors.New("disk full"))
+	_, err := e.resume(t, msg, "unrec-1")
+	if se := outSendError(t, err); se.Kind != providers.Ambiguous {
+		t.Fatalf("kind %v: %v; want ambiguous", se.Kind, err)
+	}
+	if n := e.fake.Count(faketwilio.Create); n != 1 {
+		t.Fatalf("%d creates", n)
+	}
+}
+
+// A crash between noting a part among the recent SIDs and in the parts
+// memo: the part is still found for its own message (the recent SIDs carry
+// their mId), not sent again.
+func TestResumeFindsAPartNotedOnlyAmongTheRecentSIDs(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	msg := outText("Your order has shipped")
+	first, err := e.send(t, msg, "half-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.p.putJSON(context.Background(), nsParts, "half-1", partsMemo{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := e.resume(t, msg, "half-1")
+	if err != nil || !slices.Equal(sent.ProviderIDs, first.ProviderIDs) || e.fake.Count(faketwilio.Create) != 1 {
+		t.Fatalf("Resume: %v, returned %v, %d creates; want the part found, not sent again", err, sent.ProviderIDs, e.fake.Count(faketwilio.Create))
+	}
+}
+
+// With a Messaging Service the list is not filtered by From: a message
+// another sender of the account sent with the same body is not ours.
+func TestResumeWithAMessagingServiceIgnoresOtherSenders(t *testing.T) {
+	t.Parallel()
+	e := outNew(t, outWithConfig(func(c *Config) { c.From, c.MessagingServiceSID = "", outService }))
+	e.createAtTwilio(t, "Your order has shipped") // from outFrom, no service
+	_, err := e.resume(t, outText("Your order has shipped"), "svc-1")
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "does not show the message yet") {
+		t.Fatalf("kind %v reason %q: another sender's message was taken for ours", se.Kind, se.Reason)
+	}
+}
+
+// An answer lost and its part not found, but the mark for the later look
+// cannot be written: the send must end ambiguous, never be retried blindly.
+func TestLostAnswerThatCannotBeMarkedIsNotRetried(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	e.fake.Script(faketwilio.Create, faketwilio.Drop())
+	e.records.failPuts(nsUnconfirmed, errors.New("disk full"))
+	_, err := e.send(t, outText("Your order has shipped"), "nomark-1")
+	if se := outSendError(t, err); se.Kind != providers.Ambiguous || se.Kind.Retryable() || !strings.Contains(se.Reason, "not sent again") {
+		t.Fatalf("kind %v reason %q: want ambiguous, not sent again", se.Kind, se.Reason)
 	}
 }

@@ -100,7 +100,7 @@ func TestSendUnderAContextAlreadyOverNeverReachesTwilio(t *testing.T) {
 				t.Fatalf("Send: kind %v reason %q: %v", se.Kind, se.Reason, err)
 			}
 			// ...and the create itself never leaves either.
-			_, err = e.p.sendPart(ctx, outContact, "ctx-1", 0, 1, part{Body: "hello"})
+			_, err = e.p.sendPart(ctx, outContact, "ctx-1", 0, 1, part{Body: "hello"}, partsMemo{})
 			se := outSendError(t, err)
 			if se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "stopped before it reached Twilio") {
 				t.Fatalf("sendPart: kind %v reason %q: %v", se.Kind, se.Reason, err)
