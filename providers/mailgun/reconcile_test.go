@@ -2,6 +2,7 @@ package mailgun
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestReconcileDropWithoutRecordRetriesOnce(t *testing.T) {
 	e.fake.Script(fakemailgun.Drop())
 	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m22")
 	se := sendKind(t, err)
-	if se.Kind != providers.Unreachable || !se.Kind.Retryable() || se.Reason != "Mailgun did not take the message; retrying" {
+	if se.Kind != providers.Unreachable || !se.Kind.Retryable() || !strings.Contains(se.Reason, "does not show the e-mail yet") {
 		t.Fatalf("got %v %q, want retryable unreachable", se.Kind, se.Reason)
 	}
 	if se.RetryAfter < resumeSettle {
@@ -71,6 +72,7 @@ func TestReconcileDropWithoutRecordRetriesOnce(t *testing.T) {
 	if n := len(e.fake.Sent()); n != 0 {
 		t.Fatalf("fake took %d e-mails before the retry", n)
 	}
+	settled(t, e, "m22")
 	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m22"); err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +108,9 @@ func TestReconcileLooksForOurMessageID(t *testing.T) {
 	}
 }
 
-// An events API that cannot answer leaves the send ambiguous: it is not
-// re-sent (the job stops), whether or not Mailgun took it.
-func TestReconcileEventsDownStaysAmbiguous(t *testing.T) {
+// An events API that cannot answer: the e-mail is not sent again now,
+// whether or not Mailgun took it; the retry waits and looks first.
+func TestReconcileEventsDownLooksAgainLater(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		b     fakemailgun.Behaviour
@@ -121,16 +123,16 @@ func TestReconcileEventsDownStaysAmbiguous(t *testing.T) {
 			e := sendNew(t, nil)
 			e.fake.SetEventsDown(500)
 			e.fake.Script(c.b)
-			_, err, tries := thrJob(t, e, "m26", 3)
+			_, err := e.send(t, context.Background(), sendContact, text("hello"), "m26")
 			se := sendKind(t, err)
-			if se.Kind != providers.Ambiguous || se.Kind.Retryable() || !strings.Contains(se.Reason, "not sent again") {
-				t.Fatalf("got %v %q, want ambiguous", se.Kind, se.Reason)
+			if se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle || !strings.Contains(se.Reason, "events cannot be read") {
+				t.Fatalf("got %v %q RetryAfter %v, want a retry after %v that looks first", se.Kind, se.Reason, se.RetryAfter, resumeSettle)
 			}
-			if tries != 1 || len(e.fake.Attempts()) != 1 || len(e.fake.Sent()) != c.taken {
-				t.Fatalf("tries = %d, attempts = %d, taken = %d", tries, len(e.fake.Attempts()), len(e.fake.Sent()))
-			}
-			if n := e.fake.EventQueries(); n != e.p.reconcileTries {
-				t.Errorf("events API asked %d times, want %d", n, e.p.reconcileTries)
+			// The retry, events still down: nothing sent.
+			settled(t, e, "m26")
+			_, err = e.send(t, context.Background(), sendContact, text("hello"), "m26")
+			if se := sendKind(t, err); se.Kind != providers.Unreachable || len(e.fake.Attempts()) != 1 || len(e.fake.Sent()) != c.taken {
+				t.Fatalf("retry: %v, attempts = %d, taken = %d", se.Kind, len(e.fake.Attempts()), len(e.fake.Sent()))
 			}
 			if strings.Contains(err.Error(), sendKey) {
 				t.Fatal("the API key is in the error")
@@ -139,7 +141,34 @@ func TestReconcileEventsDownStaysAmbiguous(t *testing.T) {
 	}
 }
 
-// A send whose context is over cannot be reconciled: ambiguous.
+// settled makes the unconfirmed mark of mID resumeSettle old, as it is when
+// the queue's retry comes after the wait.
+func settled(t *testing.T, e *sendEnv, mID string) {
+	t.Helper()
+	old := strconv.FormatInt(time.Now().Add(-resumeSettle-time.Second).UnixMilli(), 10)
+	if err := e.records.PutUntil(context.Background(), nsUnconfirmed, mID, []byte(old), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A retry before resumeSettle has passed since the mark (outbound.retry_max
+// cut its wait) takes no answer from the events: it comes back later.
+func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
+	e := sendNew(t, nil)
+	e.fake.Script(fakemailgun.Drop())
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m40"); err == nil {
+		t.Fatal("the dropped send was to fail")
+	}
+	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m40")
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter > resumeSettle ||
+		!strings.Contains(se.Reason, "too soon") {
+		t.Fatalf("got %v %q RetryAfter %v: want a retry for the rest of the wait", se.Kind, se.Reason, se.RetryAfter)
+	}
+	if n := len(e.fake.Attempts()); n != 1 {
+		t.Fatalf("fake saw %d sends: sent again before the wait was over", n)
+	}
+}
+
 func TestReconcileWithoutTimeIsAmbiguous(t *testing.T) {
 	e := sendNew(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -207,6 +236,7 @@ func TestResumeSendsWhatMailgunNeverTookOnlyAfterLookingAgain(t *testing.T) {
 	if n := len(e.fake.Attempts()); n != 0 {
 		t.Fatalf("fake saw %d sends at once, want none", n)
 	}
+	settled(t, e, "m31")
 	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m31"); err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +261,9 @@ func TestResumeWithTheEventsAPIDownLooksAgainLater(t *testing.T) {
 	if n := len(e.fake.Attempts()); n != 0 {
 		t.Fatalf("fake saw %d sends, want none", n)
 	}
+	settled(t, e, "m32")
 	_, err = e.send(t, context.Background(), sendContact, text("hello"), "m32") // the events still down
-	if se := sendKind(t, err); se.Kind != providers.Ambiguous || len(e.fake.Attempts()) != 0 {
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || len(e.fake.Attempts()) != 0 {
 		t.Fatalf("retry with the events down: %v, %d sends; want nothing sent", se.Kind, len(e.fake.Attempts()))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -258,26 +259,19 @@ func preferredExt(ctype string, exts []string) string {
 }
 
 // Resume implements providers.Resumer. Our Message-Id names the e-mail
-// exactly, so the events API is asked for it (a few looks, as for an
-// ambiguous send), after the attempt is marked unconfirmed: Send then
-// looks once more and sends only if Mailgun still shows nothing. An events
-// API that cannot answer leaves the send Ambiguous. (since is not needed.)
-func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.Message, mID string, _ time.Time) (providers.Sent, error) {
-	if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte("1"), providers.MessageRecordExpiry()); err != nil {
-		return providers.Sent{}, &providers.SendError{Kind: providers.Ambiguous, Err: err,
-			Reason: "the server stopped while sending, and the attempt could not be noted; not sent again"}
+// exactly: the attempt is marked unconfirmed (since when it was made) and
+// the events API asked for it (a few looks, as for an ambiguous send).
+// Found, the e-mail is sent; not there yet, or the events unreadable, the
+// send is retried once resumeSettle has passed, and that attempt looks
+// again before it sends.
+func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.Message, mID string, since time.Time) (providers.Sent, error) {
+	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
+	if err := p.markUnconfirmed(ctx, mID, since); err != nil {
+		return providers.Sent{}, notNoted(cut, err)
 	}
 	msgID := messageID(mID, p.cfg.Domain)
-	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
 	if _, se := p.reconcile(ctx, msgID, cut); se != nil {
-		// Not in the events (yet), or the events unreadable: the marker
-		// stays, and the retry's Send looks again before it sends.
-		why := "Mailgun does not show the e-mail yet"
-		if se.Kind == providers.Ambiguous {
-			why = "Mailgun's events cannot be read"
-		}
-		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, RetryAfter: resumeSettle, Err: se,
-			Reason: "the server stopped while sending and " + why + "; it is looked up again before it is sent"}
+		return providers.Sent{}, lookAgainLater(cut, se, resumeSettle)
 	}
 	if t, err := p.loadThread(ctx, to.ContactID); err != nil || p.recordOutbound(ctx, to.ContactID, msgID, p.threadSubject(t)) != nil {
 		p.threadWarn("mailgun: resumed e-mail found sent, but the thread was not updated", "mid", mID)
@@ -285,30 +279,79 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.
 	return providers.Sent{ProviderIDs: []string{msgID}}, nil
 }
 
-// resumeSettle is how long an e-mail a crash cut off is given to show up in
-// Mailgun's events before the retry looks once more and sends it.
-const resumeSettle = 30 * time.Second
+// resumeSettle is how long an e-mail Mailgun may have taken is given to
+// show in its events before a retry takes "not there" as never taken:
+// Mailgun's events can show minutes late.
+const resumeSettle = 5 * time.Minute
 
 // nsUnconfirmed marks mIds whose earlier attempt Mailgun may have taken
-// without showing it in its events yet: the next attempt looks again
-// before it sends, so a slow events API never doubles an e-mail.
+// without showing it in its events yet (the value: when, in unix ms): the
+// next attempt looks again before it sends, once resumeSettle has passed,
+// so a slow events API never doubles an e-mail. (A mark of "1", from
+// before the time was kept, counts as long settled.)
 const nsUnconfirmed = "mailgun-unconfirmed"
+
+// markUnconfirmed marks mID unconfirmed since at, keeping an earlier mark.
+func (p *Provider) markUnconfirmed(ctx context.Context, mID string, at time.Time) error {
+	if _, found, err := p.unconfirmedSince(ctx, mID); err != nil || found {
+		return err
+	}
+	return p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte(strconv.FormatInt(at.UnixMilli(), 10)), providers.MessageRecordExpiry())
+}
+
+func (p *Provider) unconfirmedSince(ctx context.Context, mID string) (time.Time, bool, error) {
+	v, found, err := p.deps.Records.Get(ctx, nsUnconfirmed, mID)
+	if err != nil || !found || len(v) == 0 {
+		return time.Time{}, false, err
+	}
+	ms, _ := strconv.ParseInt(string(v), 10, 64)
+	return time.UnixMilli(ms), true, nil
+}
+
+// lookAgainLater is the error of an e-mail that may be at Mailgun but is
+// not (yet) in its events, or whose events cannot be read: retryable after
+// wait (at least), and the retry looks again before it sends (the mark).
+func lookAgainLater(cause, found *providers.SendError, wait time.Duration) *providers.SendError {
+	why := "Mailgun does not show the e-mail yet"
+	if found != nil && found.Kind == providers.Ambiguous {
+		why = "Mailgun's events cannot be read"
+	}
+	return &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: errors.Join(cause, found),
+		RetryAfter: max(cause.RetryAfter, wait),
+		Reason:     cause.Reason + "; " + why + ", so it is looked up again before it is sent again"}
+}
+
+// notNoted: an e-mail that may be at Mailgun could not be marked for a
+// later look, so it must not be sent again.
+func notNoted(cause *providers.SendError, err error) *providers.SendError {
+	return &providers.SendError{Kind: providers.Ambiguous, Code: cause.Code, Err: errors.Join(cause, err),
+		Reason: cause.Reason + "; the attempt could not be noted for a later look, so it is not sent again"}
+}
 
 // sendOnce sends msg unless an earlier, unconfirmed attempt turns out to
 // have gone through; an ambiguous failure is reconciled.
 func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgungo.Message) (string, error) {
-	if v, found, err := p.deps.Records.Get(ctx, nsUnconfirmed, mID); err != nil {
+	markedAt, marked, err := p.unconfirmedSince(ctx, mID)
+	if err != nil {
 		return "", &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
-	} else if found && len(v) > 0 {
+	}
+	if marked {
+		earlier := &providers.SendError{Kind: providers.Ambiguous, Reason: "an earlier attempt may have reached Mailgun"}
+		if wait := resumeSettle - p.now().Sub(markedAt); wait > 0 {
+			// Too soon to take "not there" for an answer (outbound.retry_max
+			// may have cut the retry's wait).
+			return "", &providers.SendError{Kind: providers.Unreachable, RetryAfter: wait, Err: earlier,
+				Reason: earlier.Reason + "; it is too soon to take its events for an answer, so it is looked up again before it is sent"}
+		}
 		accepted, err := p.findAccepted(ctx, msgID)
 		if err != nil {
-			return "", &providers.SendError{Kind: providers.Ambiguous, Err: err,
-				Reason: "an earlier attempt may have been sent and Mailgun's events cannot be checked; not sent again"}
+			return "", lookAgainLater(earlier, &providers.SendError{Kind: providers.Ambiguous, Err: err}, resumeSettle)
 		}
 		if accepted {
 			return msgID, nil
 		}
 	}
+	started := p.now()
 	_, id, err := p.sender.Send(ctx, msg)
 	if err == nil {
 		return id, nil
@@ -321,18 +364,12 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgun
 	// either re-sent or reported failed, even if the caller has just left.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reconcileTimeout+5*time.Second)
 	defer cancel()
-	id, se = p.reconcile(ctx, msgID, se)
-	if se != nil && se.Kind == providers.Unreachable {
-		if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte("1"), providers.MessageRecordExpiry()); err != nil {
-			return "", &providers.SendError{Kind: providers.Ambiguous, Err: err,
-				Reason: "Mailgun did not confirm the message and the attempt could not be noted; not sent again"}
-		}
-		// An e-mail Mailgun took may show in its events late: the retry
-		// waits resumeSettle, and looks again (the marker) before it sends.
-		se.RetryAfter = max(se.RetryAfter, resumeSettle)
+	id, rse := p.reconcile(ctx, msgID, se)
+	if rse == nil {
+		return id, nil
 	}
-	if se != nil {
-		return "", se
+	if err := p.markUnconfirmed(ctx, mID, started); err != nil {
+		return "", notNoted(se, err)
 	}
-	return id, nil
+	return "", lookAgainLater(se, rse, resumeSettle)
 }

@@ -346,9 +346,9 @@ func TestSendErrorMapping(t *testing.T) {
 		// A 5xx is reconciled (not re-sent blindly): the fake took nothing,
 		// so the events API has no accepted event and the job may retry.
 		{"500 is not retried, reconciled, then retryable", []fakemailgun.Behaviour{fakemailgun.Error(500, "Internal Server Error")},
-			sendKey, providers.Unreachable, "Mailgun did not take the message; retrying", 1, 0},
+			sendKey, providers.Unreachable, "Mailgun does not show the e-mail yet", 1, 0},
 		{"503 is not retried, reconciled, then retryable", []fakemailgun.Behaviour{fakemailgun.Error(503, "Service Unavailable")},
-			sendKey, providers.Unreachable, "Mailgun did not take the message; retrying", 1, 0},
+			sendKey, providers.Unreachable, "Mailgun does not show the e-mail yet", 1, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -380,7 +380,7 @@ func TestSendDialFailureIsUnreachable(t *testing.T) {
 	}
 }
 
-func TestSendTimeoutAfterWriteIsAmbiguous(t *testing.T) {
+func TestSendTimeoutAfterWriteIsLookedUpBeforeAnyRetry(t *testing.T) {
 	var seen, looked atomic.Int32
 	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet { // the events API, asked after the timeout: down
@@ -397,8 +397,9 @@ func TestSendTimeoutAfterWriteIsAmbiguous(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := e.send(t, ctx, sendContact, text("hello"), "m9")
-	if se := sendKind(t, err); se.Kind != providers.Ambiguous {
-		t.Fatalf("kind = %v (%v), want ambiguous", se.Kind, err)
+	// The events API is down too: retried later, looked up before that.
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "looked up again") {
+		t.Fatalf("kind = %v (%v), want a retry that looks first", se.Kind, err)
 	}
 	stall.Close() // waits for the handler
 	if n := seen.Load(); n != 1 {
