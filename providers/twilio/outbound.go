@@ -57,10 +57,23 @@ const resumeSettle = 30 * time.Second
 
 // unconfirmed marks the part of a message that may be at Twilio unseen:
 // the next attempt looks it up before it sends anything (settleUnconfirmed).
-// Since is the earliest the create can have been made, in unix ms.
+// Since is the earliest the create can have been made (the look-up's
+// window); At is when the doubt arose (the settle time runs from it); both
+// unix ms. (A mark without At settles from Since.)
 type unconfirmed struct {
 	Part  int   `json:"part"`
 	Since int64 `json:"since"`
+	At    int64 `json:"at,omitempty"`
+}
+
+// settleWait is what remains of resumeSettle since the mark, never more
+// than resumeSettle (a clock stepped back must not hold a message for long).
+func (m unconfirmed) settleWait(now time.Time) time.Duration {
+	at := m.At
+	if at == 0 {
+		at = m.Since
+	}
+	return min(resumeSettle-now.Sub(time.UnixMilli(at)), resumeSettle)
 }
 
 // Resume implements providers.Resumer. The part a crash cut off (the first
@@ -97,7 +110,7 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.
 // earlier time a mark of the same part already had (a second crash before
 // the retry looked must not narrow the search).
 func (p *Provider) markUnconfirmed(ctx context.Context, mID string, part int, since time.Time) (unconfirmed, error) {
-	mark := unconfirmed{Part: part, Since: since.UnixMilli()}
+	mark := unconfirmed{Part: part, Since: since.UnixMilli(), At: p.now().UnixMilli()}
 	var old unconfirmed
 	marked, err := p.getJSON(ctx, nsUnconfirmed, mID, &old)
 	if err != nil {
@@ -119,7 +132,7 @@ func (p *Provider) settleUnconfirmed(ctx context.Context, contact, mID string, p
 	if mark.Part != len(memo.SIDs) || mark.Part >= len(parts) {
 		return false, nil
 	}
-	if wait := resumeSettle - p.now().Sub(time.UnixMilli(mark.Since)); clearIfMissing && wait > 0 {
+	if wait := mark.settleWait(p.now()); clearIfMissing && wait > 0 {
 		// Too soon to take "not there" for an answer (outbound.retry_max
 		// may have cut the retry's wait): come back when it is time.
 		return false, errTooSoon{wait}
@@ -301,7 +314,9 @@ func (r recentSIDs) otherThan(sid, mID string) bool {
 func (p *Provider) rememberSID(ctx context.Context, contact, mID, sid string) {
 	var r recentSIDs
 	if _, err := p.getJSON(ctx, nsRecentSIDs, contact, &r); err != nil {
-		p.deps.Log.Warn("cannot read recent SIDs", "error", err.Error())
+		// Writing now would replace the whole history with this one SID.
+		p.deps.Log.Warn("cannot read recent SIDs; this one is not recorded", "error", err.Error())
+		return
 	}
 	if len(r.MIDs) != len(r.SIDs) { // an older record: its SIDs belong to other messages
 		r.MIDs = make([]string, len(r.SIDs))

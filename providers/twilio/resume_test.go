@@ -103,6 +103,7 @@ func TestResumeSendsWhatTwilioNeverGotOnlyAfterLookingAgain(t *testing.T) {
 	if e.fake.Count(faketwilio.Create) != 0 || e.fake.Count(faketwilio.List) != 1 {
 		t.Fatalf("%d creates, %d lists: want one look and nothing sent", e.fake.Count(faketwilio.Create), e.fake.Count(faketwilio.List))
 	}
+	e.settled(t, "cut-2")
 	sent, err := e.send(t, msg, "cut-2") // the retry
 	if err != nil {
 		t.Fatalf("retry: %v", err)
@@ -131,6 +132,7 @@ func TestResumeRetryFindsALateCreate(t *testing.T) {
 		t.Fatal("Resume sent at once")
 	}
 	e.createAtTwilio(t, "Your order has shipped")
+	e.settled(t, "cut-5")
 	sent, err := e.send(t, msg, "cut-5")
 	if err != nil {
 		t.Fatalf("retry: %v", err)
@@ -161,6 +163,7 @@ func TestResumeWithAnUnreadableMessageListLooksAgainLater(t *testing.T) {
 		t.Fatalf("retry with the list down: kind %v, %d creates", se.Kind, e.fake.Count(faketwilio.Create))
 	}
 	e.fake.Always(faketwilio.List, faketwilio.OK())
+	e.settled(t, "cut-3")
 	if _, err := e.send(t, msg, "cut-3"); err != nil || len(e.fake.Messages()) != 1 {
 		t.Fatalf("retry with the list back: %v, %d messages; want it sent once", err, len(e.fake.Messages()))
 	}
@@ -249,6 +252,9 @@ func (e *outEnv) settled(t *testing.T, mID string) {
 		return
 	}
 	mark.Since -= (resumeSettle + time.Second).Milliseconds()
+	if mark.At != 0 {
+		mark.At -= (resumeSettle + time.Second).Milliseconds()
+	}
 	if err := e.p.putJSON(context.Background(), nsUnconfirmed, mID, mark, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -264,9 +270,10 @@ func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 	if _, err := e.send(t, msg, "soon-1"); err == nil {
 		t.Fatal("the dropped create was to fail")
 	}
+	time.Sleep(20 * time.Millisecond) // some of the wait has passed
 	_, err := e.send(t, msg, "soon-1")
 	se := outSendError(t, err)
-	if se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter > resumeSettle || !strings.Contains(se.Reason, "too soon") {
+	if se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= resumeSettle || !strings.Contains(se.Reason, "too soon") {
 		t.Fatalf("kind %v RetryAfter %v reason %q: want a retry for the rest of the wait", se.Kind, se.RetryAfter, se.Reason)
 	}
 	if e.fake.Count(faketwilio.Create) != 1 {
@@ -337,5 +344,42 @@ func TestLostAnswerThatCannotBeMarkedIsNotRetried(t *testing.T) {
 	_, err := e.send(t, outText("Your order has shipped"), "nomark-1")
 	if se := outSendError(t, err); se.Kind != providers.Ambiguous || se.Kind.Retryable() || !strings.Contains(se.Reason, "not sent again") {
 		t.Fatalf("kind %v reason %q: want ambiguous, not sent again", se.Kind, se.Reason)
+	}
+}
+
+// Resume marks the doubt when it arises, not when the job became due: a
+// job that waited hours behind a retrying one still gets the full wait.
+func TestResumeSettlesFromTheResumeNotFromTheDueTime(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	msg := outText("Your order has shipped")
+	to := providers.Recipient{ChannelID: outChannel, ContactID: outContact}
+	if _, err := e.p.Resume(context.Background(), to, msg, "due-1", time.Now().Add(-3*time.Hour)); err == nil {
+		t.Fatal("Resume sent at once")
+	}
+	_, err := e.send(t, msg, "due-1") // a retry that retry_max made early
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "too soon") || e.fake.Count(faketwilio.Create) != 0 {
+		t.Fatalf("kind %v reason %q, %d creates: sent before the wait was over", se.Kind, se.Reason, e.fake.Count(faketwilio.Create))
+	}
+}
+
+// A message whose parts read alike: the look-up for a later part never
+// takes an earlier part of the same message for it.
+func TestLookUpNeverTakesAnEarlierPartForALaterOne(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	chunk := strings.Repeat("x", MaxBody-1) + " "
+	msg := outText(chunk + chunk) // two identical parts
+	e.fake.Script(faketwilio.Create, faketwilio.OK(), faketwilio.Drop())
+	if _, err := e.send(t, msg, "alike-1"); err == nil {
+		t.Fatal("the second part's create was to be dropped")
+	}
+	if n := len(e.fake.Messages()); n != 1 {
+		t.Fatalf("%d messages at Twilio after the drop, want 1", n)
+	}
+	e.settled(t, "alike-1")
+	sent, err := e.send(t, msg, "alike-1")
+	if err != nil || len(e.fake.Messages()) != 2 || len(sent.ProviderIDs) != 2 || sent.ProviderIDs[0] == sent.ProviderIDs[1] {
+		t.Fatalf("retry: %v, %d messages, returned %v; want the second part sent once", err, len(e.fake.Messages()), sent.ProviderIDs)
 	}
 }
