@@ -160,7 +160,7 @@ func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 		t.Fatal("the dropped send was to fail")
 	}
 	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m40")
-	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter > resumeSettle ||
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= resumeSettle ||
 		!strings.Contains(se.Reason, "too soon") {
 		t.Fatalf("got %v %q RetryAfter %v: want a retry for the rest of the wait", se.Kind, se.Reason, se.RetryAfter)
 	}
@@ -265,5 +265,40 @@ func TestResumeWithTheEventsAPIDownLooksAgainLater(t *testing.T) {
 	_, err = e.send(t, context.Background(), sendContact, text("hello"), "m32") // the events still down
 	if se := sendKind(t, err); se.Kind != providers.Unreachable || len(e.fake.Attempts()) != 0 {
 		t.Fatalf("retry with the events down: %v, %d sends; want nothing sent", se.Kind, len(e.fake.Attempts()))
+	}
+}
+
+// A second attempt whose answer is lost too gets a wait of its own: the
+// mark goes before the e-mail is sent again and comes back with the new
+// attempt's time, so an early retry does not send a third one.
+func TestSecondLostAnswerWaitsAgain(t *testing.T) {
+	e := sendNew(t, nil)
+	e.fake.Script(fakemailgun.Drop(), fakemailgun.Drop())
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m41"); err == nil {
+		t.Fatal("the first send was to be dropped")
+	}
+	settled(t, e, "m41")
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m41"); err == nil {
+		t.Fatal("the second send was to be dropped")
+	}
+	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m41") // early: retry_max cut the wait
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "too soon") {
+		t.Fatalf("got %v %q, want a retry that waits", se.Kind, se.Reason)
+	}
+	if n := len(e.fake.Attempts()); n != 2 {
+		t.Fatalf("fake saw %d sends, want 2", n)
+	}
+}
+
+// Resume starts the wait when it runs, whenever the job became due.
+func TestResumeSettlesFromTheResume(t *testing.T) {
+	e := sendNew(t, nil)
+	to := providers.Recipient{ChannelID: "mail01", ContactID: sendContact}
+	if _, err := e.p.Resume(context.Background(), to, text("hello"), "m42", time.Now().Add(-3*time.Hour)); err == nil {
+		t.Fatal("Resume sent at once")
+	}
+	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m42")
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "too soon") || len(e.fake.Attempts()) != 0 {
+		t.Fatalf("got %v %q, %d sends: sent before the wait was over", se.Kind, se.Reason, len(e.fake.Attempts()))
 	}
 }

@@ -259,14 +259,14 @@ func preferredExt(ctype string, exts []string) string {
 }
 
 // Resume implements providers.Resumer. Our Message-Id names the e-mail
-// exactly: the attempt is marked unconfirmed (since when it was made) and
-// the events API asked for it (a few looks, as for an ambiguous send).
+// exactly (no time window is needed): the attempt is marked unconfirmed
+// and the events API asked for it (a few looks, as for an ambiguous send).
 // Found, the e-mail is sent; not there yet, or the events unreadable, the
 // send is retried once resumeSettle has passed, and that attempt looks
 // again before it sends.
-func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.Message, mID string, since time.Time) (providers.Sent, error) {
+func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.Message, mID string, _ time.Time) (providers.Sent, error) {
 	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
-	if err := p.markUnconfirmed(ctx, mID, since); err != nil {
+	if err := p.markUnconfirmed(ctx, mID, p.now()); err != nil { // the settle time runs from now
 		return providers.Sent{}, notNoted(cut, err)
 	}
 	msgID := messageID(mID, p.cfg.Domain)
@@ -291,11 +291,10 @@ const resumeSettle = 5 * time.Minute
 // before the time was kept, counts as long settled.)
 const nsUnconfirmed = "mailgun-unconfirmed"
 
-// markUnconfirmed marks mID unconfirmed since at, keeping an earlier mark.
+// markUnconfirmed marks mID unconfirmed since at, the latest attempt in
+// doubt: the look is by Message-Id, and the settle time must run from the
+// attempt that may still show up.
 func (p *Provider) markUnconfirmed(ctx context.Context, mID string, at time.Time) error {
-	if _, found, err := p.unconfirmedSince(ctx, mID); err != nil || found {
-		return err
-	}
 	return p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte(strconv.FormatInt(at.UnixMilli(), 10)), providers.MessageRecordExpiry())
 }
 
@@ -337,7 +336,9 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgun
 	}
 	if marked {
 		earlier := &providers.SendError{Kind: providers.Ambiguous, Reason: "an earlier attempt may have reached Mailgun"}
-		if wait := resumeSettle - p.now().Sub(markedAt); wait > 0 {
+		// Never more than resumeSettle: a clock stepped back must not hold
+		// the e-mail for long.
+		if wait := min(resumeSettle-p.now().Sub(markedAt), resumeSettle); wait > 0 {
 			// Too soon to take "not there" for an answer (outbound.retry_max
 			// may have cut the retry's wait).
 			return "", &providers.SendError{Kind: providers.Unreachable, RetryAfter: wait, Err: earlier,
@@ -349,6 +350,11 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgun
 		}
 		if accepted {
 			return msgID, nil
+		}
+		// Not there: the mark goes before the e-mail is sent again, so
+		// that a doubt about this new attempt gets a mark and a wait of its own.
+		if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, nil, providers.MessageRecordExpiry()); err != nil {
+			return "", &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
 		}
 	}
 	started := p.now()
