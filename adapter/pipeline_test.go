@@ -485,9 +485,25 @@ func (p *resumingProvider) resumes() []time.Time {
 	return slices.Clone(p.resumed)
 }
 
+// startHarnessFor builds the server with prov and starts its workers; now,
+// if given, is the pipeline's clock.
+func startHarnessFor(t *testing.T, st store.Store, mutate func(*Config), prov providers.Provider, now func() time.Time) *harness {
+	t.Helper()
+	h := buildHarnessFor(t, st, mutate, prov)
+	if now != nil {
+		h.srv.pipe.now = now
+	}
+	stop, err := h.srv.StartWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return h
+}
+
 // interruptedJob stores an outbound job as a crash leaves it: leased, its
-// attempt cut off (start-up recovers it as interrupted).
-// It returns when the job was created.
+// attempt cut off (start-up recovers it as interrupted). It returns when
+// the job was created.
 func interruptedJob(t *testing.T, st store.Store, mID string) time.Time {
 	t.Helper()
 	job := store.NewJob{Queue: store.Outbound, ChannelID: "demo", ContactID: phoneContact, MID: mID,
@@ -503,12 +519,7 @@ func TestInterruptedSendIsResumedByAProviderThatCanLookItUp(t *testing.T) {
 	st := store.NewMemory()
 	created := interruptedJob(t, st, "m-resume")
 	prov := &resumingProvider{}
-	h := buildHarnessFor(t, st, nil, prov)
-	stop, err := h.srv.StartWorkers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
+	h := startHarnessFor(t, st, nil, prov, nil)
 	waitFor(t, func() bool { return len(h.statusesFor("m-resume")) == 1 })
 	if s := h.statusesFor("m-resume")[0]; s.Value != schema.StatusSent {
 		t.Fatalf("a message the provider has is reported %+v, want sent", s)
@@ -527,12 +538,7 @@ func TestInterruptedSendThatCannotBeToldIsOutcomeUnknown(t *testing.T) {
 	interruptedJob(t, st, "m-unknown")
 	prov := &resumingProvider{resumeErr: &providers.SendError{Kind: providers.Ambiguous,
 		Reason: "the server stopped while sending; the provider cannot tell, so it is not sent again"}}
-	h := buildHarnessFor(t, st, nil, prov)
-	stop, err := h.srv.StartWorkers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
+	h := startHarnessFor(t, st, nil, prov, nil)
 	waitFor(t, func() bool { return len(h.statusesFor("m-unknown")) == 1 })
 	if s := h.statusesFor("m-unknown")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "cannot tell") {
 		t.Fatalf("got %+v, want failed with the provider's reason", s)
@@ -547,13 +553,8 @@ func TestInterruptedSendPastMaxAgeIsNotResumed(t *testing.T) {
 	st := store.NewMemory()
 	interruptedJob(t, st, "m-old")
 	prov := &resumingProvider{}
-	h := buildHarnessFor(t, st, func(c *Config) { c.Outbound.MaxAge = time.Hour }, prov)
-	h.srv.pipe.now = func() time.Time { return time.Now().Add(2 * time.Hour) } // the server was down that long
-	stop, err := h.srv.StartWorkers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
+	h := startHarnessFor(t, st, func(c *Config) { c.Outbound.MaxAge = time.Hour }, prov,
+		func() time.Time { return time.Now().Add(2 * time.Hour) }) // the server was down that long
 	waitFor(t, func() bool { return len(h.statusesFor("m-old")) == 1 })
 	if s := h.statusesFor("m-old")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "outcome unknown") {
 		t.Fatalf("got %+v, want failed, outcome unknown", s)

@@ -267,7 +267,7 @@ func preferredExt(ctype string, exts []string) string {
 func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.Message, mID string, _ time.Time) (providers.Sent, error) {
 	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
 	if err := p.markUnconfirmed(ctx, mID, p.now()); err != nil { // the settle time runs from now
-		return providers.Sent{}, notNoted(cut, err)
+		return providers.Sent{}, providers.NotNoted(cut, err)
 	}
 	msgID := messageID(mID, p.cfg.Domain)
 	if _, se := p.reconcile(ctx, msgID, cut); se != nil {
@@ -307,24 +307,13 @@ func (p *Provider) unconfirmedSince(ctx context.Context, mID string) (time.Time,
 	return time.UnixMilli(ms), true, nil
 }
 
-// lookAgainLater is the error of an e-mail that may be at Mailgun but is
-// not (yet) in its events, or whose events cannot be read: retryable after
-// wait (at least), and the retry looks again before it sends (the mark).
+// lookAgainLater is providers.LookAgainLater for an e-mail not (yet) in
+// Mailgun's events, or whose events cannot be read (found is Ambiguous).
 func lookAgainLater(cause, found *providers.SendError, wait time.Duration) *providers.SendError {
-	why := "Mailgun does not show the e-mail yet"
 	if found != nil && found.Kind == providers.Ambiguous {
-		why = "Mailgun's events cannot be read"
+		return providers.LookAgainLater(cause, "Mailgun's events cannot be read", found, wait)
 	}
-	return &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: errors.Join(cause, found),
-		RetryAfter: max(cause.RetryAfter, wait),
-		Reason:     cause.Reason + "; " + why + ", so it is looked up again before it is sent again"}
-}
-
-// notNoted: an e-mail that may be at Mailgun could not be marked for a
-// later look, so it must not be sent again.
-func notNoted(cause *providers.SendError, err error) *providers.SendError {
-	return &providers.SendError{Kind: providers.Ambiguous, Code: cause.Code, Err: errors.Join(cause, err),
-		Reason: cause.Reason + "; the attempt could not be noted for a later look, so it is not sent again"}
+	return providers.LookAgainLater(cause, "Mailgun does not show the e-mail yet", found, wait)
 }
 
 // sendOnce sends msg unless an earlier, unconfirmed attempt turns out to
@@ -375,7 +364,7 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgun
 		return id, nil
 	}
 	if err := p.markUnconfirmed(ctx, mID, started); err != nil {
-		return "", notNoted(se, err)
+		return "", providers.NotNoted(se, err)
 	}
 	return "", lookAgainLater(se, rse, resumeSettle)
 }

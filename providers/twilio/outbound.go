@@ -94,7 +94,7 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.
 	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
 	mark, err := p.markUnconfirmed(ctx, mID, len(memo.SIDs), since)
 	if err != nil {
-		return providers.Sent{ProviderIDs: memo.SIDs}, notedFailure(cut, err)
+		return providers.Sent{ProviderIDs: memo.SIDs}, providers.NotNoted(cut, err)
 	}
 	found, err := p.settleUnconfirmed(ctx, to.ContactID, mID, parts, &memo, mark, false)
 	if err != nil || !found {
@@ -165,31 +165,21 @@ type errTooSoon struct{ wait time.Duration }
 
 func (e errTooSoon) Error() string { return "too soon to look for it again" }
 
-// lookAgainLater is the error of a part that may be at Twilio but is not
-// (yet) in its list, or whose list cannot be read: retryable, no sooner
-// than resumeSettle, and the retry looks before it sends (the mark). An
+// lookAgainLater is providers.LookAgainLater for a part: not (yet) in
+// Twilio's list, too soon to tell (errTooSoon), or the list unreadable. An
 // Ambiguous err (a part found but not recorded) is returned as it is: the
 // part must not be looked for, and missed, again.
 func lookAgainLater(cause *providers.SendError, err error) *providers.SendError {
 	if se, ok := errors.AsType[*providers.SendError](err); ok && se.Kind == providers.Ambiguous {
 		return se
 	}
-	why, wait := "Twilio does not show the message yet", resumeSettle
 	if soon, ok := errors.AsType[errTooSoon](err); ok {
-		why, wait, err = "it is too soon to take Twilio's list for an answer", soon.wait, nil
-	} else if err != nil {
-		why = "Twilio's message list cannot be read"
+		return providers.LookAgainLater(cause, "it is too soon to take Twilio's list for an answer", nil, soon.wait)
 	}
-	return &providers.SendError{Kind: providers.Unreachable, Code: cause.Code, Err: errors.Join(cause, err),
-		RetryAfter: max(cause.RetryAfter, wait),
-		Reason:     cause.Reason + "; " + why + ", so it is looked up again before it is sent again"}
-}
-
-// notedFailure: a part that may be at Twilio could not be marked for a
-// later look, so it must not be sent again.
-func notedFailure(cause *providers.SendError, err error) *providers.SendError {
-	return &providers.SendError{Kind: providers.Ambiguous, Code: cause.Code, Err: errors.Join(cause, err),
-		Reason: cause.Reason + "; the attempt could not be noted for a later look, so it is not sent again"}
+	if err != nil {
+		return providers.LookAgainLater(cause, "Twilio's message list cannot be read", err, resumeSettle)
+	}
+	return providers.LookAgainLater(cause, "Twilio does not show the message yet", nil, resumeSettle)
 }
 
 // notePart adds a part Twilio has to the memo and to the recent SIDs, under
@@ -287,7 +277,7 @@ func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, 
 		return sid, nil
 	}
 	if _, merr := p.markUnconfirmed(rctx, mID, i, started); merr != nil {
-		return "", notedFailure(se, merr)
+		return "", providers.NotNoted(se, merr)
 	}
 	return "", lookAgainLater(se, lerr)
 }
