@@ -143,8 +143,10 @@ func (p *Provider) settleUnconfirmed(ctx context.Context, contact, mID string, p
 	}
 	if sid != "" {
 		p.deps.Log.Info("a part that may have been sent is in Twilio's message list; not sending it again", "sid", sid)
-		if err := p.notePart(ctx, contact, mID, memo, sid); err != nil {
+		if err := p.notePart(ctx, contact, mID, memo, sid); err != nil && mark.Part < len(parts)-1 {
 			return false, err
+		} else if err != nil { // the last part: the message is out, nothing more will be sent
+			p.deps.Log.Warn("twilio message sent; its parts memo could not be written", "mid", mID, "error", err.Error())
 		}
 	}
 	if sid != "" || clearIfMissing {
@@ -218,8 +220,12 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 		if err != nil {
 			return providers.Sent{ProviderIDs: memo.SIDs}, err
 		}
-		if err := p.notePart(ctx, contact, mID, &memo, sid); err != nil {
+		if err := p.notePart(ctx, contact, mID, &memo, sid); err != nil && i < len(parts)-1 {
 			return providers.Sent{ProviderIDs: memo.SIDs}, err
+		} else if err != nil {
+			// The last part is out: the message is sent, and the job ends
+			// here; the memo would only have kept a retry from repeating it.
+			p.deps.Log.Warn("twilio message sent; its parts memo could not be written", "mid", mID, "error", err.Error())
 		}
 	}
 	return providers.Sent{ProviderIDs: memo.SIDs}, nil

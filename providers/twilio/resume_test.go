@@ -281,24 +281,38 @@ func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 	}
 }
 
-// Resume finds the cut-off part, but its memo cannot be written: the send
-// ends ambiguous (never looked up and missed again, which would re-send it:
-// its SID is already among the recent ones).
-func TestResumeFoundButUnrecordedIsNotSentAgain(t *testing.T) {
+// Resume finds the cut-off part, but its memo cannot be written: with parts
+// still to come the send ends ambiguous (never looked up and missed, or
+// sent twice); when it was the last part, the message is sent.
+func TestResumeFoundButUnrecorded(t *testing.T) {
 	t.Parallel()
-	e := outNew(t)
-	msg := outText("Your order has shipped")
-	if _, err := e.send(t, msg, "unrec-1"); err != nil {
-		t.Fatal(err)
-	}
-	e.forgetLastPart(t, "unrec-1")
-	e.records.failPuts(nsParts, errors.New("disk full"))
-	_, err := e.resume(t, msg, "unrec-1")
-	if se := outSendError(t, err); se.Kind != providers.Ambiguous {
-		t.Fatalf("kind %v: %v; want ambiguous", se.Kind, err)
-	}
-	if n := e.fake.Count(faketwilio.Create); n != 1 {
-		t.Fatalf("%d creates", n)
+	for _, tc := range []struct {
+		name string
+		text string
+		sent bool
+	}{
+		{"the last part", "Your order has shipped", true},
+		{"parts still to come", strings.Repeat("Lorem ipsum dolor sit amet. ", 100), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := outNew(t)
+			msg := outText(tc.text)
+			e.fake.Script(faketwilio.Create, faketwilio.OK(), faketwilio.Code(21611))
+			_, _ = e.send(t, msg, "unrec-1") // the first part goes; a second, if any, is refused
+			e.forgetLastPart(t, "unrec-1")
+			e.records.failPuts(nsParts, errors.New("disk full"))
+			creates := e.fake.Count(faketwilio.Create)
+			_, err := e.resume(t, msg, "unrec-1")
+			switch {
+			case tc.sent && err != nil:
+				t.Fatalf("Resume: %v; want the message sent", err)
+			case !tc.sent && outSendError(t, err).Kind != providers.Ambiguous:
+				t.Fatalf("Resume: %v; want ambiguous", err)
+			}
+			if n := e.fake.Count(faketwilio.Create); n != creates {
+				t.Fatalf("%d new creates", n-creates)
+			}
+		})
 	}
 }
 
