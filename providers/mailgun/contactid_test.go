@@ -7,10 +7,8 @@ import (
 	"math/rand"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"testing/quick"
-	"time"
 	"unicode/utf8"
 
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
@@ -19,61 +17,6 @@ import (
 // idPattern is BonyChat's custom ID rule, written out again here rather
 // than taken from package schema, so the test does not trust the code.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_=+/@]{1,50}$`)
-
-// memRecords is an in-memory providers.Records that counts writes and can
-// be made to fail.
-type memRecords struct {
-	mu      sync.Mutex
-	data    map[string][]byte
-	puts    int
-	expires testkit.Expiries // of the records put with PutUntil
-	failGet error
-	failPut error
-}
-
-func newMemRecords() *memRecords { return &memRecords{data: map[string][]byte{}} }
-
-func (r *memRecords) Put(_ context.Context, ns, key string, value []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.failPut != nil {
-		return r.failPut
-	}
-	r.puts++
-	r.data[ns+"\x00"+key] = append([]byte(nil), value...)
-	return nil
-}
-
-func (r *memRecords) PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
-	err := r.Put(ctx, ns, key, value)
-	if err == nil {
-		r.expires.Set(ns, key, expires)
-	}
-	return err
-}
-
-func (r *memRecords) Get(_ context.Context, ns, key string) ([]byte, bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.failGet != nil {
-		return nil, false, r.failGet
-	}
-	v, ok := r.data[ns+"\x00"+key]
-	return append([]byte(nil), v...), ok, nil
-}
-
-func (r *memRecords) get(ns, key string) (string, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.data[ns+"\x00"+key]
-	return string(v), ok
-}
-
-func (r *memRecords) writes() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.puts
-}
 
 // The expected IDs were computed outside Go (a few lines of Python
 // implementing the table in contactid.go), not by the code under test.
@@ -102,7 +45,7 @@ func TestEncodeContactID_Examples(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rec := newMemRecords()
+			rec := testkit.NewRecords()
 			id, err := EncodeContactID(context.Background(), rec, c.address)
 			if err != nil {
 				t.Fatalf("EncodeContactID(%q): %v", c.address, err)
@@ -113,8 +56,8 @@ func TestEncodeContactID_Examples(t *testing.T) {
 			if !idPattern.MatchString(id) {
 				t.Fatalf("%q is not a valid custom ID", id)
 			}
-			if rec.writes() != 0 {
-				t.Fatalf("a readable ID stored %d records, want none", rec.writes())
+			if len(rec.Puts()) != 0 {
+				t.Fatalf("a readable ID stored %d records, want none", len(rec.Puts()))
 			}
 			// Decoding needs no store: nil must do.
 			addr, err := DecodeContactID(context.Background(), nil, id)
@@ -153,7 +96,7 @@ func TestEncodeContactID_LongAddressIsHashedAndStored(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			rec := newMemRecords()
+			rec := testkit.NewRecords()
 			want, _ := NormalizeAddress(c.address)
 			id, err := EncodeContactID(ctx, rec, c.address)
 			if err != nil {
@@ -165,7 +108,7 @@ func TestEncodeContactID_LongAddressIsHashedAndStored(t *testing.T) {
 			if !idPattern.MatchString(id) || strings.Contains(id, "@") {
 				t.Fatalf("%q: not a valid hashed ID", id)
 			}
-			if got, ok := rec.get(nsContact, id); !ok || got != want {
+			if got, ok := rec.Value(nsContact, id); !ok || string(got) != want {
 				t.Fatalf("record %s/%s = %q, %v; want %q", nsContact, id, got, ok, want)
 			}
 			addr, err := DecodeContactID(ctx, rec, id)
@@ -174,11 +117,11 @@ func TestEncodeContactID_LongAddressIsHashedAndStored(t *testing.T) {
 			}
 			// Encoding again (any case) gives the same ID and writes nothing.
 			again, err := EncodeContactID(ctx, rec, strings.ToUpper(c.address))
-			if err != nil || again != id || rec.writes() != 1 {
-				t.Fatalf("second EncodeContactID = %q, %v (%d writes); want %q, 1 write", again, err, rec.writes(), id)
+			if err != nil || again != id || len(rec.Puts()) != 1 {
+				t.Fatalf("second EncodeContactID = %q, %v (%d writes); want %q, 1 write", again, err, len(rec.Puts()), id)
 			}
 			// Another server (empty store) does not know the ID: no guess.
-			if _, err := DecodeContactID(ctx, newMemRecords(), id); !errors.Is(err, ErrUnknownContact) {
+			if _, err := DecodeContactID(ctx, testkit.NewRecords(), id); !errors.Is(err, ErrUnknownContact) {
 				t.Fatalf("DecodeContactID with an empty store: %v, want ErrUnknownContact", err)
 			}
 		})
@@ -209,25 +152,25 @@ func TestEncodeContactID_InvalidAddresses(t *testing.T) {
 		strings.Repeat("a", 64) + "@" + strings.Repeat("b", 186) + ".com", // 255 bytes
 	}
 	for _, address := range cases {
-		rec := newMemRecords()
+		rec := testkit.NewRecords()
 		id, err := EncodeContactID(context.Background(), rec, address)
 		if !errors.Is(err, ErrInvalidAddress) {
 			t.Errorf("EncodeContactID(%q) = %q, %v; want ErrInvalidAddress", address, id, err)
 		}
-		if rec.writes() != 0 {
+		if len(rec.Puts()) != 0 {
 			t.Errorf("EncodeContactID(%q) stored a record", address)
 		}
 	}
 	// 254 bytes is still an address (hashed).
 	longest := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com"
-	if _, err := EncodeContactID(context.Background(), newMemRecords(), longest); err != nil {
+	if _, err := EncodeContactID(context.Background(), testkit.NewRecords(), longest); err != nil {
 		t.Errorf("254-byte address: %v", err)
 	}
 }
 
 func TestDecodeContactID_UnknownIDs(t *testing.T) {
 	ctx := context.Background()
-	rec := newMemRecords()
+	rec := testkit.NewRecords()
 	// A stored mapping, so "not stored" below is not just an empty store.
 	stored, err := EncodeContactID(ctx, rec, strings.Repeat("a", 60)+"@example.com")
 	if err != nil {
@@ -287,24 +230,25 @@ func TestContactID_StoreFailures(t *testing.T) {
 	down := errors.New("db down")
 
 	t.Run("read fails on encode: no ID", func(t *testing.T) {
-		rec := newMemRecords()
-		rec.failGet = down
+		rec := testkit.NewRecords()
+		rec.FailGets("", down)
 		id, err := EncodeContactID(ctx, rec, long)
 		if !errors.Is(err, down) || id != "" {
 			t.Fatalf("got %q, %v; want no ID and the store's error", id, err)
 		}
 	})
 	t.Run("write fails on encode: no ID", func(t *testing.T) {
-		rec := newMemRecords()
-		rec.failPut = down
+		rec := testkit.NewRecords()
+		rec.FailPuts("", down)
 		id, err := EncodeContactID(ctx, rec, long)
 		if !errors.Is(err, down) || id != "" {
 			t.Fatalf("got %q, %v; want no ID and the store's error", id, err)
 		}
 	})
 	t.Run("readable IDs need no store", func(t *testing.T) {
-		rec := newMemRecords()
-		rec.failGet, rec.failPut = down, down
+		rec := testkit.NewRecords()
+		rec.FailGets("", down)
+		rec.FailPuts("", down)
 		if id, err := EncodeContactID(ctx, rec, "jane@example.com"); err != nil || id != "jane@example=com" {
 			t.Fatalf("got %q, %v", id, err)
 		}
@@ -313,12 +257,12 @@ func TestContactID_StoreFailures(t *testing.T) {
 		}
 	})
 	t.Run("read fails on decode: a server error, not unknown", func(t *testing.T) {
-		rec := newMemRecords()
+		rec := testkit.NewRecords()
 		id, err := EncodeContactID(ctx, rec, long)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec.failGet = down
+		rec.FailGets("", down)
 		_, err = DecodeContactID(ctx, rec, id)
 		if !errors.Is(err, down) || errors.Is(err, ErrUnknownContact) {
 			t.Fatalf("got %v; want the store's error", err)
@@ -338,7 +282,7 @@ func TestContactID_NeverReplacesAnotherAddress(t *testing.T) {
 	ctx := context.Background()
 	long := strings.Repeat("a", 60) + "@example.com"
 	id := hashedID(long)
-	rec := newMemRecords()
+	rec := testkit.NewRecords()
 	// As if another address hashed to the same ID (or the record was damaged).
 	if err := rec.Put(ctx, nsContact, id, []byte("someone-else@example.com")); err != nil {
 		t.Fatal(err)
@@ -346,7 +290,7 @@ func TestContactID_NeverReplacesAnotherAddress(t *testing.T) {
 	if got, err := EncodeContactID(ctx, rec, long); err == nil {
 		t.Fatalf("EncodeContactID handed out %q, already mapped elsewhere", got)
 	}
-	if v, _ := rec.get(nsContact, id); v != "someone-else@example.com" {
+	if v, _ := rec.Value(nsContact, id); string(v) != "someone-else@example.com" {
 		t.Fatalf("the record was replaced: %q", v)
 	}
 	// And the damaged record does not decode to the address it holds.
@@ -359,7 +303,7 @@ func TestContactID_EmptyRecordCountsAsNone(t *testing.T) {
 	ctx := context.Background()
 	long := strings.Repeat("a", 60) + "@example.com"
 	id := hashedID(long)
-	rec := newMemRecords()
+	rec := testkit.NewRecords()
 	if err := rec.Put(ctx, nsContact, id, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +322,7 @@ func TestDecodeContactID_RecordForAReadableAddressIsRefused(t *testing.T) {
 	// A record under a hashed-looking key whose address has a readable ID:
 	// EncodeContactID never writes one, so it is damage, not a contact.
 	ctx := context.Background()
-	rec := newMemRecords()
+	rec := testkit.NewRecords()
 	id := "jane/" + strings.Repeat("A", 32)
 	if err := rec.Put(ctx, nsContact, id, []byte("jane@example.com")); err != nil {
 		t.Fatal(err)
@@ -454,7 +398,7 @@ func (g addressGen) maxLen() int {
 
 // checkAddress asserts every property of the codec for one address and
 // returns its ID ("" when the address is refused).
-func checkAddress(t *testing.T, rec *memRecords, address string) (id, folded string) {
+func checkAddress(t *testing.T, rec *testkit.Records, address string) (id, folded string) {
 	t.Helper()
 	ctx := context.Background()
 	folded, nerr := NormalizeAddress(address)
@@ -508,7 +452,7 @@ func TestContactID_Properties(t *testing.T) {
 	const n = 20000
 	r := rand.New(rand.NewSource(20240605))
 	g := addressGen{r}
-	rec := newMemRecords()
+	rec := testkit.NewRecords()
 	owner := map[string]string{} // ID → folded address
 	var valid, hashed int
 	for range n {
@@ -541,7 +485,7 @@ func TestContactID_ExhaustiveSmallAddressesNeverCollide(t *testing.T) {
 	// Every local part of up to 4 symbols chosen among the ones the escapes
 	// are about: near-identical addresses are where a sloppy code collides.
 	symbols := []string{"a", "b", ".", "-", "=", "/", "+", "_", "A", "é", "'"}
-	rec := newMemRecords()
+	rec := testkit.NewRecords()
 	owner := map[string]string{} // ID → folded address
 	folds := map[string]bool{}   // distinct folded addresses
 	var locals []string
@@ -627,7 +571,7 @@ func TestDecodeContactID_AcceptsOnlyWhatEncodeHandsOut(t *testing.T) {
 	alphabet := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_=+/"
 	r := rand.New(rand.NewSource(99))
 	ctx := context.Background()
-	rec := newMemRecords()
+	rec := testkit.NewRecords()
 	decoded := 0
 	for range 50000 {
 		b := make([]byte, 1+r.Intn(20))
@@ -677,7 +621,7 @@ func FuzzEncodeContactID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, address string) {
-		rec := newMemRecords()
+		rec := testkit.NewRecords()
 		id, folded := checkAddress(t, rec, address)
 		if id != "" && !utf8.ValidString(folded) {
 			t.Fatalf("%q folded to invalid UTF-8", address)
@@ -694,7 +638,7 @@ func FuzzDecodeContactID(f *testing.F) {
 	f.Add("jane/" + strings.Repeat("A", 32))
 	f.Fuzz(func(t *testing.T, id string) {
 		ctx := context.Background()
-		rec := newMemRecords()
+		rec := testkit.NewRecords()
 		addr, err := DecodeContactID(ctx, rec, id)
 		if err != nil {
 			// An empty store: every failure is the caller's (400).

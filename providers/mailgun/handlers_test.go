@@ -80,12 +80,12 @@ type hdEnv struct {
 	ingest   *hdIngester
 	statuses *hdStatuses
 	media    *inMedia
-	rec      *memRecords
+	rec      *testkit.Records
 }
 
 func hdSetup(t *testing.T) *hdEnv {
 	t.Helper()
-	env := &hdEnv{t: t, ingest: &hdIngester{}, statuses: &hdStatuses{}, media: &inMedia{}, rec: newMemRecords()}
+	env := &hdEnv{t: t, ingest: &hdIngester{}, statuses: &hdStatuses{}, media: &inMedia{}, rec: testkit.NewRecords()}
 	cfg := Config{Domain: "mg.example.com", APIKey: "key-1", WebhookSigningKey: inSigningKey,
 		From: "Acme Support <support@mg.example.com>", Subject: "Your conversation with Acme",
 		SignatureMaxAge: time.Hour}
@@ -263,7 +263,7 @@ func TestHandleInboundMultipart(t *testing.T) {
 	if first := in.Events[0].Message; first.Type != schema.TypeText || !strings.HasPrefix(hdText(first), "Subject: ") {
 		t.Errorf("first event %+v: want the text with the subject on a new thread", first)
 	}
-	if _, ok := env.rec.get(nsThread, in.ContactID); !ok {
+	if _, ok := env.rec.Value(nsThread, in.ContactID); !ok {
 		t.Errorf("no thread recorded for %q", in.ContactID)
 	}
 }
@@ -295,9 +295,9 @@ func TestHandleInboundRefusesBadSignature(t *testing.T) {
 			env := hdSetup(t)
 			w := hdInbound(env, hdForward(t, "forward-multipart.txt", hdFresh(time.Minute), hdToken, sig))
 			hdCheckError(t, w, http.StatusNotAcceptable)
-			if len(env.ingest.got) != 0 || len(env.media.saved) != 0 || env.rec.writes() != 0 {
+			if len(env.ingest.got) != 0 || len(env.media.saved) != 0 || len(env.rec.Puts()) != 0 {
 				t.Errorf("stored something: %d ingested, %d media, %d records",
-					len(env.ingest.got), len(env.media.saved), env.rec.writes())
+					len(env.ingest.got), len(env.media.saved), len(env.rec.Puts()))
 			}
 		})
 	}
@@ -348,7 +348,7 @@ func TestHandleInboundIngestFailures(t *testing.T) {
 			env.ingest.err = tc.err
 			w := hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken))
 			hdCheckError(t, w, tc.want)
-			if k := hdThreadKeys(env.rec); len(k) != 0 {
+			if k := hdThreadPuts(env.rec); len(k) != 0 {
 				t.Errorf("thread recorded although nothing was ingested: %q", k)
 			}
 		})
@@ -357,7 +357,7 @@ func TestHandleInboundIngestFailures(t *testing.T) {
 
 func TestHandleInboundStoreFailureIs503(t *testing.T) {
 	env := hdSetup(t)
-	env.rec.failGet = errors.New("records down")
+	env.rec.FailGets("", errors.New("records down"))
 	w := hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken))
 	hdCheckError(t, w, http.StatusServiceUnavailable)
 	if len(env.ingest.got) != 0 {
@@ -367,7 +367,7 @@ func TestHandleInboundStoreFailureIs503(t *testing.T) {
 
 func TestHandleInboundThreadFailureStillOK(t *testing.T) {
 	env := hdSetup(t)
-	env.rec.failPut = errors.New("records read-only")
+	env.rec.FailPuts("", errors.New("records read-only"))
 	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken)))
 	if len(env.ingest.got) != 1 {
 		t.Errorf("ingested %d times, want 1", len(env.ingest.got))
@@ -501,14 +501,12 @@ func TestHandleEventsOversize(t *testing.T) {
 	hdCheckError(t, hdServe(t, env.p.handleEvents, r), http.StatusRequestEntityTooLarge)
 }
 
-// hdThreadKeys are the stored thread records' keys.
-func hdThreadKeys(r *memRecords) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// hdThreadPuts are the puts of thread records ("ns|key"), in order.
+func hdThreadPuts(r *testkit.Records) []string {
 	var out []string
-	for k := range r.data {
-		if strings.HasPrefix(k, nsThread+"\x00") {
-			out = append(out, k)
+	for _, put := range r.Puts() {
+		if strings.HasPrefix(put, nsThread+"|") {
+			out = append(out, put)
 		}
 	}
 	return out
@@ -556,7 +554,7 @@ func TestEventTokensCannotBeReplayed(t *testing.T) {
 	}
 	// The token is remembered for as long as anything about a message is
 	// kept, not forever: one record per webhook would grow the store.
-	exp := env.rec.expires.Of(nsTokens, "tok-ev-1")
+	exp := env.rec.Expiries.Of(nsTokens, "tok-ev-1")
 	if d := time.Until(exp); d < providers.MessageRecordTTL-time.Minute || d > providers.MessageRecordTTL {
 		t.Fatalf("token record expires in %v, want about %v", d, providers.MessageRecordTTL)
 	}

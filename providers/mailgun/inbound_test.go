@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
@@ -47,9 +48,9 @@ func (m *inMedia) Save(_ context.Context, fileName, contentType string, body []b
 	return fmt.Sprintf("https://adapter.example.com/media/%d/%s", len(m.saved), url.PathEscape(fileName)), nil
 }
 
-func inProvider(t *testing.T) (*Provider, *inMedia, *memRecords) {
+func inProvider(t *testing.T) (*Provider, *inMedia, *testkit.Records) {
 	t.Helper()
-	media, rec := &inMedia{}, newMemRecords()
+	media, rec := &inMedia{}, testkit.NewRecords()
 	cfg := Config{Domain: "mg.example.com", APIKey: "key-1", WebhookSigningKey: inSigningKey,
 		From: "Acme Support <support@mg.example.com>", Subject: "Your conversation with Acme"}
 	p, err := New(cfg, providers.Deps{ChannelID: "mail01", IDType: schema.IDTypeCustom, Media: media, Records: rec})
@@ -544,7 +545,7 @@ func TestInboundEventsErrors(t *testing.T) {
 	if _, err := p.InboundEvents(context.Background(), f, false, nil); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("media failure: %v", err)
 	}
-	rec.failPut = errors.New("db down")
+	rec.FailPuts("", errors.New("db down"))
 	long := strings.Repeat("x", 60) + "@example.org"
 	if _, err := p.InboundEvents(context.Background(), &Forward{From: long, Text: "hi"}, false, nil); err == nil || !strings.Contains(err.Error(), "db down") {
 		t.Errorf("record failure: %v", err)

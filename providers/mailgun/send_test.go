@@ -32,7 +32,7 @@ const (
 type sendEnv struct {
 	p       *Provider
 	fake    *fakemailgun.Server
-	records *memRecords
+	records *testkit.Records
 	logs    *testkit.LogBuffer
 }
 
@@ -50,7 +50,7 @@ func sendNew(t *testing.T, fetch *providers.Fetcher, edit ...func(*Config)) *sen
 	if probs := cfg.Problems(); len(probs) > 0 {
 		t.Fatalf("test config invalid: %v", probs)
 	}
-	e := &sendEnv{fake: fake, records: newMemRecords(), logs: buf}
+	e := &sendEnv{fake: fake, records: testkit.NewRecords(), logs: buf}
 	p, err := New(cfg, providers.Deps{ChannelID: "mail01", IDType: schema.IDTypeCustom, Log: log,
 		Records: e.records, Fetcher: fetch, Transport: testkit.NewLocalOnlyTransport()})
 	if err != nil {
@@ -153,7 +153,7 @@ func TestSendUnknownContact(t *testing.T) {
 
 func TestSendContactStoreFailureIsRetryable(t *testing.T) {
 	e := sendNew(t, nil)
-	e.records.failGet = errors.New("disk on fire")
+	e.records.FailGets("", errors.New("disk on fire"))
 	_, err := e.send(t, context.Background(), "abc/"+strings.Repeat("A", 32), text("hi"), "m1")
 	if se := sendKind(t, err); se.Kind != providers.Unreachable {
 		t.Fatalf("kind = %v, want unreachable", se.Kind)

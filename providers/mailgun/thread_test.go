@@ -232,12 +232,12 @@ func TestReplyAddressMapping(t *testing.T) {
 		}
 	}
 	// Sending again does not write the mapping again.
-	puts := e.records.writes()
+	puts := len(e.records.Puts())
 	thrSend(t, e, sendContact, "m3")
-	if v, _ := e.records.get(nsReply, replyToken(sendContact)); v != sendContact {
+	if v, _ := e.records.Value(nsReply, replyToken(sendContact)); string(v) != sendContact {
 		t.Fatalf("mapping = %q", v)
 	}
-	if n := e.records.writes() - puts; n != 1 { // the thread record only
+	if n := len(e.records.Puts()) - puts; n != 1 { // the thread record only
 		t.Errorf("a repeated send wrote %d records, want 1", n)
 	}
 	addr := e.p.ReplyAddress(sendContact)
@@ -261,7 +261,7 @@ func TestReplyAddressMapping(t *testing.T) {
 	if _, found, err := e.p.ContactForReplyAddress(ctx, addr); err == nil || found {
 		t.Errorf("a tampered record resolved (found=%v, err=%v)", found, err)
 	}
-	e.records.failGet = errors.New("disk on fire")
+	e.records.FailGets("", errors.New("disk on fire"))
 	if _, _, err := e.p.ContactForReplyAddress(ctx, addr); err == nil {
 		t.Error("a failing store was not reported")
 	}
@@ -271,7 +271,7 @@ func TestReplyAddressMapping(t *testing.T) {
 // the e-mail must not go out with a reply address nobody can trace back.
 func TestThreadStoreFailureSendsNothing(t *testing.T) {
 	e := sendNew(t, nil)
-	e.records.failPut = errors.New("disk full")
+	e.records.FailPuts("", errors.New("disk full"))
 	_, err := e.send(t, context.Background(), sendContact, text("hi"), "m1")
 	if se := sendKind(t, err); se.Kind != providers.Unreachable {
 		t.Fatalf("kind = %v (%v), want unreachable", se.Kind, err)
@@ -289,7 +289,7 @@ func TestThreadStoreFailureSendsNothing(t *testing.T) {
 func TestThreadUpdateFailureAfterSendIsNotAFailure(t *testing.T) {
 	e := sendNew(t, nil)
 	thrSend(t, e, sendContact, "m1")
-	e.records.failPut = errors.New("disk full")
+	e.records.FailPuts("", errors.New("disk full"))
 	thrSend(t, e, sendContact, "m2")
 	if n := len(e.fake.Sent()); n != 2 {
 		t.Fatalf("fake took %d e-mails, want 2", n)

@@ -9,10 +9,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
@@ -31,71 +29,6 @@ const (
 	outChannel   = "sms01"
 )
 
-// outRecords is an in-memory providers.Records that can be made to fail.
-// Like the real stores, it refuses work for a context that is over.
-type outRecords struct {
-	mu      sync.Mutex
-	data    map[string][]byte
-	failGet map[string]error // by namespace
-	failPut map[string]error // by namespace
-	expires testkit.Expiries // of the records put with PutUntil
-}
-
-func outNewRecords() *outRecords {
-	return &outRecords{data: map[string][]byte{}, failGet: map[string]error{}, failPut: map[string]error{}}
-}
-
-func (r *outRecords) Put(ctx context.Context, ns, key string, value []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.failPut[ns]; err != nil {
-		return err
-	}
-	r.data[ns+"\x00"+key] = append([]byte(nil), value...)
-	return nil
-}
-
-func (r *outRecords) PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
-	err := r.Put(ctx, ns, key, value)
-	if err == nil {
-		r.expires.Set(ns, key, expires)
-	}
-	return err
-}
-
-func (r *outRecords) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, false, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.failGet[ns]; err != nil {
-		return nil, false, err
-	}
-	v, ok := r.data[ns+"\x00"+key]
-	return append([]byte(nil), v...), ok, nil
-}
-
-func (r *outRecords) get(ns, key string) ([]byte, bool) {
-	v, ok, _ := r.Get(context.Background(), ns, key)
-	return v, ok
-}
-
-func (r *outRecords) failGets(ns string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.failGet[ns] = err
-}
-
-func (r *outRecords) failPuts(ns string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.failPut[ns] = err
-}
-
 // outCounting counts the round trips the provider makes (dial failures
 // included, which no server sees).
 type outCounting struct {
@@ -112,7 +45,7 @@ func (c *outCounting) RoundTrip(r *http.Request) (*http.Response, error) {
 type outEnv struct {
 	p       *Provider
 	fake    *faketwilio.Server
-	records *outRecords
+	records *testkit.Records
 	trips   *outCounting
 	logs    *testkit.LogBuffer
 }
@@ -132,7 +65,7 @@ func outNew(t *testing.T, opts ...outOption) *outEnv {
 	t.Helper()
 	fake := faketwilio.New(t, outAccount, outToken)
 	log, buf := testkit.NewLogger()
-	e := &outEnv{fake: fake, records: outNewRecords(), trips: &outCounting{next: testkit.NewLocalOnlyTransport()}, logs: buf}
+	e := &outEnv{fake: fake, records: testkit.NewRecords(), trips: &outCounting{next: testkit.NewLocalOnlyTransport()}, logs: buf}
 	cfg := Config{AccountSID: outAccount, AuthToken: outToken, From: outFrom, APIURL: fake.URL}
 	deps := providers.Deps{
 		ChannelID: outChannel, IDType: schema.IDTypePhone, PublicURL: outPublicURL, Log: log,

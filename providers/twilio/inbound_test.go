@@ -77,46 +77,6 @@ func hookSign(token, fullURL string, form url.Values) string {
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// hookRecords is providers.Records in memory, with failures on demand.
-type hookRecords struct {
-	mu      sync.Mutex
-	m       map[string][]byte
-	getErr  error
-	putErr  error
-	putKeys []string
-}
-
-func (r *hookRecords) Put(_ context.Context, ns, key string, value []byte) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.putErr != nil {
-		return r.putErr
-	}
-	r.m[ns+"|"+key] = slices.Clone(value)
-	r.putKeys = append(r.putKeys, ns+"|"+key)
-	return nil
-}
-
-func (r *hookRecords) PutUntil(ctx context.Context, ns, key string, value []byte, _ time.Time) error {
-	return r.Put(ctx, ns, key, value)
-}
-
-func (r *hookRecords) Get(_ context.Context, ns, key string) ([]byte, bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.getErr != nil {
-		return nil, false, r.getErr
-	}
-	v, ok := r.m[ns+"|"+key]
-	return slices.Clone(v), ok, nil
-}
-
-func (r *hookRecords) puts() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.putKeys)
-}
-
 // hookIngester records every Inbound, checks that what it would post is
 // valid for BonyChat, and posts a DedupeKey only once, like the adapter.
 type hookIngester struct {
@@ -235,7 +195,7 @@ type hookFile struct {
 type hookEnv struct {
 	t        *testing.T
 	p        *Provider
-	records  *hookRecords
+	records  *testkit.Records
 	ingest   *hookIngester
 	statuses *hookStatuses
 	media    *hookMediaSink
@@ -260,7 +220,7 @@ func newHookEnv(t *testing.T, mutate ...func(*Config, *providers.Deps)) *hookEnv
 	t.Helper()
 	e := &hookEnv{
 		t:        t,
-		records:  &hookRecords{m: map[string][]byte{}},
+		records:  testkit.NewRecords(),
 		ingest:   &hookIngester{t: t, seen: map[string]bool{}},
 		statuses: &hookStatuses{},
 		media:    &hookMediaSink{},
@@ -804,9 +764,9 @@ func TestInbound_RefusesUnsignedOrMissignedRequestsAndStoresNothing(t *testing.T
 			r := e.post(hookInbound, body(e), tc.sig(e), edits...)
 			hookAssertError(t, r, http.StatusForbidden)
 			calls, _ := e.ingest.snapshot()
-			if len(calls) != 0 || e.apiHits.Load() != 0 || len(e.media.snapshot()) != 0 || len(e.records.puts()) != 0 {
+			if len(calls) != 0 || e.apiHits.Load() != 0 || len(e.media.snapshot()) != 0 || len(e.records.Puts()) != 0 {
 				t.Fatalf("something happened for a refused request: %d ingests, %d media fetches, %d saves, %d records",
-					len(calls), e.apiHits.Load(), len(e.media.snapshot()), len(e.records.puts()))
+					len(calls), e.apiHits.Load(), len(e.media.snapshot()), len(e.records.Puts()))
 			}
 		})
 	}
@@ -942,7 +902,7 @@ func TestInbound_IngestFailureAnswersItsStatusSoTwilioRetries(t *testing.T) {
 
 func TestInbound_RecordsUnavailableAnswers503(t *testing.T) {
 	e := newHookEnv(t)
-	e.records.getErr = errors.New("database is locked")
+	e.records.FailGets("", errors.New("database is locked"))
 	hookAssertError(t, e.postSigned(hookInbound, e.testdata("sms.form")), http.StatusServiceUnavailable)
 	if calls, _ := e.ingest.snapshot(); len(calls) != 0 {
 		t.Fatal("ingested")
@@ -1138,7 +1098,7 @@ func TestInbound_OptOutKeywords(t *testing.T) {
 			if tc.before {
 				e.setOptedOut(hookContact)
 			}
-			puts := len(e.records.puts())
+			puts := len(e.records.Puts())
 			form := hookSMSForm(hookStopSid, tc.body)
 			if tc.optOutType != "" {
 				form.Set("OptOutType", tc.optOutType)
@@ -1147,8 +1107,8 @@ func TestInbound_OptOutKeywords(t *testing.T) {
 			if got := e.optedOut(hookContact); got != tc.after {
 				t.Fatalf("opted out = %v, want %v", got, tc.after)
 			}
-			if tc.before == tc.after && tc.body == "YES" && len(e.records.puts()) != puts {
-				t.Fatalf("YES from a contact who is not opted out wrote %v", e.records.puts()[puts:])
+			if tc.before == tc.after && tc.body == "YES" && len(e.records.Puts()) != puts {
+				t.Fatalf("YES from a contact who is not opted out wrote %v", e.records.Puts()[puts:])
 			}
 			// The keyword itself still reaches BonyChat.
 			want := []schema.Event{hookEvent(hookStopSid, hookText(tc.body))}

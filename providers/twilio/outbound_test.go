@@ -209,7 +209,7 @@ func TestSendAfterAFailedLaterPartSendsOnlyTheRest(t *testing.T) {
 				t.Fatalf("after the failure Twilio has %d messages", len(first))
 			}
 			// The memo of sent parts is a per-message record: it expires.
-			if d := time.Until(e.records.expires.Of(nsParts, "resume-1")); d < providers.MessageRecordTTL-time.Minute || d > providers.MessageRecordTTL {
+			if d := time.Until(e.records.Expiries.Of(nsParts, "resume-1")); d < providers.MessageRecordTTL-time.Minute || d > providers.MessageRecordTTL {
 				t.Fatalf("parts memo expires in %v, want about %v", d, providers.MessageRecordTTL)
 			}
 			if !slices.Equal(sent.ProviderIDs, []string{first[0].SID}) {
@@ -252,21 +252,21 @@ func TestSendAfterAFailedLaterPartSendsOnlyTheRest(t *testing.T) {
 func TestSendProgressThatCannotBeRecorded(t *testing.T) {
 	t.Parallel()
 	e := outNew(t)
-	e.records.failPuts(nsParts, errors.New("disk full"))
+	e.records.FailPuts(nsParts, errors.New("disk full"))
 	sent, err := e.send(t, outText("hello"), "m1")
 	if err != nil || len(e.fake.Messages()) != 1 || len(sent.ProviderIDs) != 1 {
 		t.Fatalf("the whole message is out: %v, %d messages, returned %v", err, len(e.fake.Messages()), sent.ProviderIDs)
 	}
 
 	e = outNew(t)
-	e.records.failPuts(nsParts, errors.New("disk full"))
+	e.records.FailPuts(nsParts, errors.New("disk full"))
 	_, err = e.send(t, outText(strings.Repeat("Lorem ipsum dolor sit amet. ", 100)), "m2") // 2 parts
 	if se := outSendError(t, err); se.Kind != providers.Ambiguous || len(e.fake.Messages()) != 1 {
 		t.Fatalf("kind %v, %d messages: %v; want ambiguous after the first part", se.Kind, len(e.fake.Messages()), err)
 	}
 
 	e = outNew(t)
-	e.records.failGets(nsParts, errors.New("db down"))
+	e.records.FailGets(nsParts, errors.New("db down"))
 	_, err = e.send(t, outText("hello"), "m3")
 	if se := outSendError(t, err); se.Kind != providers.Unreachable || e.fake.Requests() != 0 {
 		t.Fatalf("kind %v, %d requests: %v", se.Kind, e.fake.Requests(), err)
@@ -399,7 +399,7 @@ func TestSendQuickReplyListsOptionsAndRemembersThem(t *testing.T) {
 			if len(msgs) != 1 || msgs[0].Body != c.wantBody {
 				t.Fatalf("messages %+v, want body %q", msgs, c.wantBody)
 			}
-			raw, ok := e.records.get(nsQuickReply, outChannel+"|"+outContact)
+			raw, ok := e.records.Value(nsQuickReply, outChannel+"|"+outContact)
 			if !ok {
 				t.Fatal("options not remembered")
 			}
@@ -416,7 +416,7 @@ func TestSendQuickReplyListsOptionsAndRemembersThem(t *testing.T) {
 	t.Run("options that cannot be remembered are not sent", func(t *testing.T) {
 		t.Parallel()
 		e := outNew(t)
-		e.records.failPuts(nsQuickReply, errors.New("db down"))
+		e.records.FailPuts(nsQuickReply, errors.New("db down"))
 		_, err := e.send(t, schema.Message{Type: schema.TypeQuickReply, Title: outStr("Q"), Replies: []string{"A", "B"}}, "qr-2")
 		if se := outSendError(t, err); se.Kind != providers.Unreachable || e.fake.Requests() != 0 {
 			t.Fatalf("kind %v, %d requests", se.Kind, e.fake.Requests())
@@ -822,7 +822,7 @@ func TestSendToAnOptedOutContactIsRefusedWithoutCallingTwilio(t *testing.T) {
 	t.Run("an unreadable opt-out list sends nothing", func(t *testing.T) {
 		t.Parallel()
 		e := outNew(t)
-		e.records.failGets(nsOptOut, errors.New("db down"))
+		e.records.FailGets(nsOptOut, errors.New("db down"))
 		_, err := e.send(t, outText("hello"), "oo-2")
 		if se := outSendError(t, err); se.Kind != providers.Unreachable || e.fake.Requests() != 0 {
 			t.Fatalf("kind %v, %d requests", se.Kind, e.fake.Requests())

@@ -300,7 +300,7 @@ func TestResumeFoundButUnrecorded(t *testing.T) {
 			e.fake.Script(faketwilio.Create, faketwilio.OK(), faketwilio.Code(21611))
 			_, _ = e.send(t, msg, "unrec-1") // the first part goes; a second, if any, is refused
 			e.forgetLastPart(t, "unrec-1")
-			e.records.failPuts(nsParts, errors.New("disk full"))
+			e.records.FailPuts(nsParts, errors.New("disk full"))
 			creates := e.fake.Count(faketwilio.Create)
 			_, err := e.resume(t, msg, "unrec-1")
 			switch {
@@ -354,7 +354,7 @@ func TestLostAnswerThatCannotBeMarkedIsNotRetried(t *testing.T) {
 	t.Parallel()
 	e := outNew(t)
 	e.fake.Script(faketwilio.Create, faketwilio.Drop())
-	e.records.failPuts(nsUnconfirmed, errors.New("disk full"))
+	e.records.FailPuts(nsUnconfirmed, errors.New("disk full"))
 	_, err := e.send(t, outText("Your order has shipped"), "nomark-1")
 	if se := outSendError(t, err); se.Kind != providers.Ambiguous || se.Kind.Retryable() || !strings.Contains(se.Reason, "not sent again") {
 		t.Fatalf("kind %v reason %q: want ambiguous, not sent again", se.Kind, se.Reason)

@@ -154,8 +154,8 @@ func TestStatus_RefusesBadSignaturesAndTakesNothing(t *testing.T) {
 			e := newHookEnv(t)
 			target := e.statusTarget(hookMID, 0, 1)
 			hookAssertError(t, e.post(target, body, tc.sig(e, target)), http.StatusForbidden)
-			if len(e.statuses.snapshot()) != 0 || len(e.records.puts()) != 0 {
-				t.Fatalf("a refused callback posted %+v and wrote %v", e.statuses.snapshot(), e.records.puts())
+			if len(e.statuses.snapshot()) != 0 || len(e.records.Puts()) != 0 {
+				t.Fatalf("a refused callback posted %+v and wrote %v", e.statuses.snapshot(), e.records.Puts())
 			}
 		})
 	}
@@ -309,7 +309,7 @@ func TestStatus_RecordsFailureAnswers503(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newHookEnv(t)
-			e.records.putErr = errors.New("disk I/O error")
+			e.records.FailPuts("", errors.New("disk I/O error"))
 			hookAssertError(t, e.postSigned(tc.target(e), tc.form.Encode()), http.StatusServiceUnavailable)
 			if got := e.statuses.snapshot(); len(got) != 0 {
 				t.Fatalf("posted %+v", got)
