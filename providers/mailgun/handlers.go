@@ -9,14 +9,12 @@ package mailgun
 // request that can never succeed), any other error status makes it retry.
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -52,33 +50,6 @@ func writeOK(w http.ResponseWriter) {
 	providers.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// forwardSlots bounds the route forwards read at once, in this process: a
-// forward is held in memory (up to maxForwardBytes, about twice that while
-// it is parsed) before its signature can be checked, since the signature
-// fields may come last, so unsigned posts in parallel must not add up
-// without end. Mailgun delivers a route's mail a few at a time; one that
-// finds no slot within forwardSlotWait is answered 503 and retried by
-// Mailgun. A slot is held while the body is read: http.read_timeout bounds
-// how long a slow client keeps one.
-var forwardSlots = make(chan struct{}, 8)
-
-const forwardSlotWait = 10 * time.Second
-
-// takeForwardSlot waits up to wait for a slot; ok is false when none freed
-// or ctx ended first.
-func takeForwardSlot(ctx context.Context, wait time.Duration) (release func(), ok bool) {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case forwardSlots <- struct{}{}:
-		return func() { <-forwardSlots }, true
-	case <-ctx.Done():
-		return nil, false
-	case <-timer.C:
-		return nil, false
-	}
-}
-
 // inboundHandler serves a route forward with bodies capped at maxBytes.
 func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { p.handleInbound(w, r, maxBytes) }
@@ -90,22 +61,21 @@ func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 // thread.
 func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxBytes int64) {
 	log := p.log().With("channel", p.deps.ChannelID)
-	release, ok := takeForwardSlot(r.Context(), p.forwardWait)
-	if !ok {
-		log.Warn("mailgun forward not read: every forward slot is busy; Mailgun retries")
-		providers.WriteError(w, http.StatusServiceUnavailable, "too many forwards at once; try again")
-		return
-	}
-	defer release()
 	// Counted under ParseForward's cap: a multipart body cut off inside a
 	// part's header surfaces as a MIME error, not ErrForwardTooLarge.
-	body := &countingReader{r: r.Body}
+	body := &forwardBody{r: r.Body, ctx: r.Context(), budget: p.forwardMemory, wait: p.forwardWait}
+	defer body.release()
 	if r.Body != nil {
 		r.Body = body
 	}
 	// The form is read first, for the signature fields (a multipart post
 	// may carry them last); the mail in it is parsed only once verified.
 	err := readForwardForm(r, maxBytes)
+	if body.refused {
+		log.Warn("mailgun forward not read: forward memory is in use; Mailgun retries", "bytes", body.n)
+		providers.WriteError(w, http.StatusServiceUnavailable, "too many forwards at once; try again")
+		return
+	}
 	if errors.Is(err, ErrForwardTooLarge) || errors.Is(err, multipart.ErrMessageTooLarge) ||
 		(err != nil && body.n > maxBytes) || r.ContentLength > maxBytes {
 		log.Warn("mailgun forward too large", "bytes", body.n)
@@ -361,17 +331,3 @@ func (p *Provider) recordTokenOK(w http.ResponseWriter, r *http.Request, log *sl
 	}
 	writeOK(w)
 }
-
-// countingReader counts what is read through it.
-type countingReader struct {
-	r io.ReadCloser
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingReader) Close() error { return c.r.Close() }

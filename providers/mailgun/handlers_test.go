@@ -568,26 +568,3 @@ func TestEventTokenCannotBeReusedForInboundMail(t *testing.T) {
 		t.Fatalf("a forged forward with an event's token must store nothing: %d ingests", n)
 	}
 }
-
-// Forwards are read a few at a time: once every slot is taken, the next
-// waits, and one that finds none within the wait is answered 503 (Mailgun
-// retries), not read.
-func TestForwardsAreReadAFewAtATime(t *testing.T) {
-	for range cap(forwardSlots) {
-		release, ok := takeForwardSlot(context.Background(), 10*time.Second)
-		if !ok {
-			t.Fatal("a free slot was refused")
-		}
-		t.Cleanup(release) // also when the test fails: later tests need the slots
-	}
-	if _, ok := takeForwardSlot(context.Background(), 10*time.Millisecond); ok {
-		t.Fatal("a slot was given past the limit")
-	}
-	env := hdSetup(t)
-	env.p.forwardWait = 10 * time.Millisecond
-	w := httptest.NewRecorder()
-	env.p.handleInbound(w, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken), maxForwardBytes)
-	if w.Code != http.StatusServiceUnavailable || len(env.ingest.got) != 0 {
-		t.Fatalf("status %d, %d ingests: want 503 and nothing read", w.Code, len(env.ingest.got))
-	}
-}

@@ -23,14 +23,17 @@ type Provider struct {
 	// appear with a short delay).
 	reconcileTries int
 	reconcileWait  time.Duration
-	// forwardWait is how long a route forward waits for a slot (forwardSlots).
-	forwardWait time.Duration
+	// forwardMemory bounds what the route forwards being read hold, and
+	// forwardWait is how long a read waits for some of it (forwardmemory.go).
+	forwardMemory *byteBudget
+	forwardWait   time.Duration
 }
 
 // New builds the provider for one channel from a validated Config.
 func New(cfg Config, deps providers.Deps) (*Provider, error) {
 	return &Provider{cfg: cfg, deps: deps, sender: newSender(cfg, deps.Transport), now: time.Now,
-		reconcileTries: defaultReconcileTries, reconcileWait: defaultReconcileWait, forwardWait: forwardSlotWait}, nil
+		reconcileTries: defaultReconcileTries, reconcileWait: defaultReconcileWait,
+		forwardMemory: forwardMemory, forwardWait: forwardWaitDefault}, nil
 }
 
 // Kind implements providers.Provider.
