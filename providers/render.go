@@ -18,10 +18,12 @@ func QuickReplyText(m schema.Message) string {
 	for i, r := range m.Replies {
 		fmt.Fprintf(&b, "\n%d. %s", i+1, r)
 	}
+	// An ASCII hyphen, not a dash: one character outside GSM-7 would send
+	// the whole SMS as UCS-2, 67 characters a segment instead of 153.
 	if len(m.Replies) == 1 {
 		b.WriteString("\nReply 1")
 	} else {
-		fmt.Fprintf(&b, "\nReply 1–%d", len(m.Replies))
+		fmt.Fprintf(&b, "\nReply 1-%d", len(m.Replies))
 	}
 	return b.String()
 }

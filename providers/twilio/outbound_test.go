@@ -383,7 +383,7 @@ func TestSendQuickReplyListsOptionsAndRemembersThem(t *testing.T) {
 		wantBody string
 	}{
 		{"three options", "Which colour?", []string{"Red", "Green", "Blue"},
-			"Which colour?\n1. Red\n2. Green\n3. Blue\nReply 1–3"},
+			"Which colour?\n1. Red\n2. Green\n3. Blue\nReply 1-3"},
 		{"one option", "Confirm?", []string{"Yes"}, "Confirm?\n1. Yes\nReply 1"},
 	}
 	for _, c := range cases {
