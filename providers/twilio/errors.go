@@ -33,6 +33,14 @@ var sendCodes = map[int]struct {
 	21623: {providers.Permanent, "Twilio refused the attachment: too many media items"},
 	63016: {providers.Permanent, "WhatsApp allows free-form messages only within 24 hours of the contact's last message; use a template"},
 	21606: {providers.Config, "the channel's 'from' number cannot send SMS"},
+	21601: {providers.Config, "the channel's 'from' is not an SMS-capable number of this Twilio account"},
+	21212: {providers.Config, "Twilio refused the channel's 'from' as a sender (check from)"},
+	21659: {providers.Config, "the channel's 'from' is not a Twilio number, or is a short code of another country than %s"},
+	21660: {providers.Config, "the channel's 'from' belongs to another Twilio account (check from and account_sid)"},
+	21703: {providers.Config, "the channel's Messaging Service has no sender available (check messaging_service_sid)"},
+	21704: {providers.Config, "the channel's Messaging Service has no senders (check messaging_service_sid)"},
+	63007: {providers.Config, "Twilio has no WhatsApp sender for the channel's 'from'"},
+	21609: {providers.Config, "Twilio refused the status callback URL (check public_url)"},
 	20003: {providers.Config, "Twilio refused the channel's credentials (check account_sid and auth_token)"},
 	20404: {providers.Config, "Twilio does not know the channel's account or sender (check account_sid, from, messaging_service_sid)"},
 	20429: {providers.Throttled, "Twilio is rate limiting this account"},
@@ -54,7 +62,7 @@ func sendError(err error, contact string, call callSummary) *providers.SendError
 func classify(err error, contact string, call callSummary) *providers.SendError {
 	var te *client.TwilioRestError
 	if errors.As(err, &te) {
-		return restError(te, contact)
+		return restError(te, contact, call.lastStatus)
 	}
 	switch {
 	case !call.reached && call.lastStatus == http.StatusTooManyRequests:
@@ -67,8 +75,20 @@ func classify(err error, contact string, call callSummary) *providers.SendError 
 	return &providers.SendError{Kind: providers.Ambiguous, Reason: "no answer from Twilio; the message may have been sent", Err: err}
 }
 
-func restError(te *client.TwilioRestError, contact string) *providers.SendError {
-	code := strconv.Itoa(te.Code)
+// restError classifies an error answer twilio-go decoded from JSON. Its
+// status comes from the body, which a gateway in front of api_url (or
+// Twilio's edge) may leave out: then the HTTP status the call saw decides,
+// so a bodied 502 is still "may have been sent" and a bodied 429 still
+// "retry later", not a refusal.
+func restError(te *client.TwilioRestError, contact string, httpStatus int) *providers.SendError {
+	code := ""
+	if te.Code != 0 {
+		code = strconv.Itoa(te.Code)
+	}
+	status := te.Status
+	if status == 0 {
+		status = httpStatus
+	}
 	if m, ok := sendCodes[te.Code]; ok {
 		reason := m.reason
 		if containsVerb(reason) {
@@ -77,12 +97,12 @@ func restError(te *client.TwilioRestError, contact string) *providers.SendError 
 		return &providers.SendError{Kind: m.kind, Reason: reason, Code: code, Err: te}
 	}
 	switch {
-	case te.Status == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests:
 		return &providers.SendError{Kind: providers.Throttled, Reason: "Twilio is rate limiting this account", Code: code, Err: te}
-	case te.Status == http.StatusUnauthorized || te.Status == http.StatusForbidden:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return &providers.SendError{Kind: providers.Config, Reason: "Twilio refused the channel's credentials (check account_sid and auth_token)", Code: code, Err: te}
-	case te.Status >= 500:
-		return &providers.SendError{Kind: providers.Ambiguous, Reason: "Twilio answered " + strconv.Itoa(te.Status) + "; the message may have been sent", Code: code, Err: te}
+	case status >= 500:
+		return &providers.SendError{Kind: providers.Ambiguous, Reason: "Twilio answered " + strconv.Itoa(status) + "; the message may have been sent", Code: code, Err: te}
 	}
 	return &providers.SendError{Kind: providers.Permanent, Reason: "Twilio refused the message: " + te.Message, Code: code, Err: te}
 }

@@ -470,6 +470,8 @@ func TestSendErrorCodesMapToKindsAndReasons(t *testing.T) {
 			21211: "not a valid phone number", 21612: "cannot be reached", 21614: "not a mobile number",
 			21635: "landline", 21610: "contact has opted out (replied STOP)", 21408: "region is not enabled",
 			21617: "too long", 21620: "media URL", 21623: "too many media", 20003: "check account_sid and auth_token",
+			21212: "check from", 21660: "check from and account_sid", 21703: "check messaging_service_sid",
+			21704: "check messaging_service_sid", 63007: "WhatsApp sender", 21609: "check public_url",
 		} {
 			if !strings.Contains(sendCodes[code].reason, words) {
 				t.Errorf("%d: %q lacks %q", code, sendCodes[code].reason, words)
@@ -505,6 +507,17 @@ func TestSendOtherTwilioAnswers(t *testing.T) {
 			kind:   providers.Unreachable, code: "20500", reason: "Twilio answered 500", creates: 1, lists: 1},
 		{name: "a 503 HTML page is reconciled, not resent", script: []faketwilio.Behaviour{faketwilio.ServiceUnavailableHTML()},
 			kind: providers.Unreachable, reason: "may have been sent", creates: 1, lists: 1},
+		{name: "a gateway's JSON 502 without Twilio's status field is reconciled, not a refusal",
+			script: []faketwilio.Behaviour{faketwilio.Raw(502, "application/json", `{"message":"upstream problem"}`)},
+			kind:   providers.Unreachable, reason: "Twilio answered 502", creates: 1, lists: 1},
+		{name: "a gateway's JSON 429 without Twilio's status field is throttled, not a refusal",
+			script: []faketwilio.Behaviour{faketwilio.Raw(429, "application/json", `{"message":"rate limit"}`),
+				faketwilio.Raw(429, "application/json", `{"message":"rate limit"}`),
+				faketwilio.Raw(429, "application/json", `{"message":"rate limit"}`)},
+			kind: providers.Throttled, creates: 3},
+		{name: "a gateway's JSON 400 without a code is a refusal in its words",
+			script: []faketwilio.Behaviour{faketwilio.Raw(400, "application/json", `{"message":"bad request"}`)},
+			kind:   providers.Permanent, reason: "Twilio refused the message: bad request", creates: 1},
 		{name: "a 201 without a SID is reconciled",
 			script: []faketwilio.Behaviour{faketwilio.Raw(201, "application/json", `{"status":"queued"}`)},
 			kind:   providers.Unreachable, creates: 1, lists: 1},
