@@ -484,12 +484,15 @@ var (
 
 // applyOptOut records a STOP or START for this sender. OptOutType (sent
 // only with Advanced Opt-Out, whose keywords may be custom) decides when
-// present; otherwise the body is classified against Twilio's default
-// keywords. The keyword message itself still reaches BonyChat as text.
-// Twilio replies to these keywords itself: nothing is sent from here.
+// present; otherwise an SMS body is classified against Twilio's default
+// keywords. A WhatsApp body never is: Twilio applies those keywords to
+// phone numbers only, so a WhatsApp "Cancel" (of a booking, say) opts
+// nobody out, and Twilio would not confirm it to the contact either. The
+// keyword message itself still reaches BonyChat as text. Twilio replies to
+// these keywords itself: nothing is sent from here.
 func (p *Provider) applyOptOut(ctx context.Context, contact string, form url.Values) error {
 	kind := strings.ToUpper(strings.TrimSpace(form.Get("OptOutType")))
-	if kind == "" {
+	if from := form.Get("From"); kind == "" && stripWhatsApp(from) == from {
 		word := strings.ToUpper(strings.TrimSpace(form.Get("Body")))
 		switch {
 		case stopKeywords[word]:

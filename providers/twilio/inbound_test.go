@@ -1119,6 +1119,35 @@ func TestInbound_OptOutKeywords(t *testing.T) {
 	}
 }
 
+// On WhatsApp Twilio applies no keywords of its own: a plain "Cancel" or
+// "STOP" reaches the agent as text and opts nobody out (Twilio would not
+// confirm it to the contact either); Advanced Opt-Out's OptOutType does.
+func TestInbound_WhatsAppOptsOutOnlyByOptOutType(t *testing.T) {
+	cases := []struct {
+		body, optOutType string
+		want             bool
+	}{
+		{"Cancel", "", false},
+		{"STOP", "", false},
+		{"STOP", "STOP", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.body+"/"+tc.optOutType, func(t *testing.T) {
+			e := newHookEnv(t, func(c *Config, _ *providers.Deps) { c.WhatsApp = true })
+			form := hookSMSForm(hookSMSSid, tc.body)
+			form.Set("From", "whatsapp:"+hookWAUser)
+			form.Set("To", "whatsapp:"+hookFrom)
+			if tc.optOutType != "" {
+				form.Set("OptOutType", tc.optOutType)
+			}
+			hookAssertTwiML(t, e.postSigned(hookInbound, form.Encode()))
+			if got := e.optedOut(hookWAUser); got != tc.want {
+				t.Fatalf("opted out = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestInbound_OptOutIsPerSender(t *testing.T) {
 	e := newHookEnv(t)
 	hookAssertTwiML(t, e.postSigned(hookInbound, e.testdata("stop.form")))
