@@ -62,6 +62,7 @@ var (
 	}
 	PromoteQuery   = qPromoteAfter(2)
 	UnheadQuery    = qLaneUnhead
+	LaneHeldQuery  = qLaneHeld
 	CountQuery     = func(states ...State) string { m, _ := countMap(states); return countQuery(m) }
 	SweepJobsQuery = qSweepJobs
 	LaneNextQuery  = laneNextQuery(5)

@@ -303,13 +303,24 @@ func (m *Memory) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 			continue
 		}
 		j.State, j.NextAt, j.LeaseUntil, j.Attempts, j.updatedAt = Pending, truncMS(now), time.Time{}, 0, touched
-		l := j.lane()
-		lids := m.lanes[l]
-		i, _ := slices.BinarySearch(lids, j.ID)
-		m.lanes[l] = slices.Insert(lids, i, j.ID)
+		m.rejoinLane(j)
 		n++
 	}
 	return n, nil
+}
+
+// rejoinLane puts a revived job back in its lane in ID order, but after
+// the jobs at the lane's front that are leased: a lease held stays the
+// lane's only one, and the revived job runs as soon as it ends (as the
+// SQLite store's head marks do).
+func (m *Memory) rejoinLane(j *memJob) {
+	l := j.lane()
+	lids := m.lanes[l]
+	i := 0
+	for i < len(lids) && (m.jobs[lids[i]].State == Leased || lids[i] < j.ID) {
+		i++
+	}
+	m.lanes[l] = slices.Insert(lids, i, j.ID)
 }
 
 // Recover implements Store. Every queue when q is empty.

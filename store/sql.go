@@ -66,9 +66,15 @@ const (
 	qDeadIDs = `SELECT id FROM jobs WHERE state = 'dead'`
 	// qLaneUnhead clears the head mark in the lane of a job, before
 	// promoteAfter sets it again on the lane's first job (a revived job may
-	// come before the head).
+	// come before the head). Not for a lane whose head is leased
+	// (remarkHeads).
 	qLaneUnhead = `UPDATE jobs SET head = 0 WHERE head = 1 AND state IN ('pending', 'leased')
 		AND (queue, channel_id, contact_id) = (SELECT queue, channel_id, contact_id FROM jobs WHERE id = ?)`
+	// qLaneHeld: the lane of a job has a leased job. (The state IN term
+	// lets the planner use the jobs_lane index, whose WHERE it is.)
+	qLaneHeld = `SELECT EXISTS (SELECT 1 FROM jobs l, jobs d WHERE d.id = ? AND l.queue = d.queue
+		AND l.channel_id = d.channel_id AND l.contact_id = d.contact_id
+		AND l.state IN ('pending', 'leased') AND l.state = 'leased')`
 
 	// qJobRecover returns a queue's leased jobs to pending. next_at stays:
 	// it was due when the job was leased, so the job is due now.

@@ -438,14 +438,26 @@ func scanIDs(rows *sql.Rows, err error) ([]int64, error) {
 }
 
 // remarkHeads moves the head mark of the lanes of jobs ids to their first
-// unfinished job, which a revived job may now be.
+// unfinished job, which a revived job may now be. A lane with a leased job
+// keeps its mark there: a second head would be a second lease in the lane,
+// and the lease's end promotes the lane's first unfinished job (the
+// revived one) anyway.
 func (w *wtx) remarkHeads(ids []int64) error {
+	var moved []int64
 	for _, id := range ids {
+		var held bool
+		if err := w.queryRow(qLaneHeld, id).Scan(&held); err != nil {
+			return err
+		}
+		if held {
+			continue
+		}
 		if _, err := w.exec(qLaneUnhead, id); err != nil {
 			return err
 		}
+		moved = append(moved, id)
 	}
-	return w.promoteAfter(ids)
+	return w.promoteAfter(moved)
 }
 
 // Recover implements Store. Every queue when q is empty. The jobs keep their

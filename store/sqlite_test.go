@@ -654,6 +654,7 @@ func TestSQLitePragmasAndPlan(t *testing.T) {
 	check("lane next", "jobs_lane", store.LaneNextQuery, "outbound", "ch", "c", 1)
 	check("promote", "jobs_lane", store.PromoteQuery, 1, 2)
 	check("unhead", "jobs_lane", store.UnheadQuery, 1)
+	check("lane held", "jobs_lane", store.LaneHeldQuery, 1)
 	check("count", "jobs_lane,jobs_done,jobs_dead", store.CountQuery())
 	readiness := store.CountQuery(store.Pending, store.Leased, store.Dead)
 	check("count for readiness", "jobs_lane,jobs_dead", readiness)

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RetrySchedule", testRetrySchedule},
 		{"DeadAndRevive", testDeadAndRevive},
 		{"RevivedJobGoesBeforeLaterOnes", testReviveBeforeLater},
+		{"RevivedJobWaitsForItsLanesLease", testReviveWhileLeased},
 		{"ManyWaitingJobsDoNotHideAReadyLane", testWaitingJobsDoNotHide},
 		{"Recover", testRecover},
 		{"JobsFilter", testJobsFilter},
@@ -453,6 +454,42 @@ func testReviveBeforeLater(t *testing.T, s store.Store) {
 	wantIDs(t, "the later job waits", lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now}))
 	must(t, "Complete 1", s.Complete(ctx, ls[0].Token, ""))
 	wantIDs(t, "then the later job", lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: now}), []int64{in[2]})
+}
+
+// testReviveWhileLeased: a job revived while a later job of its lane is
+// leased (a post in flight when the operator runs "jobs retry") does not
+// make a second lease in the lane; it runs as soon as that lease ends,
+// before the jobs behind it. Revived by ID, and as every dead job.
+func testReviveWhileLeased(t *testing.T, s store.Store) {
+	for _, all := range []bool{false, true} {
+		now := base()
+		contact := fmt.Sprintf("revive-all-%v", all)
+		in := enqueue(t, s, job(store.Platform, "ch", contact, "1"), job(store.Platform, "ch", contact, "2"),
+			job(store.Platform, "ch", contact, "3"))
+		req := store.LeaseRequest{Queue: store.Platform, Now: now, PerLane: 1}
+		ls := lease(t, s, req)
+		wantIDs(t, "first", ls, []int64{in[0]})
+		must(t, "Kill 1", s.Kill(ctx, ls[0].Token, "rejected"))
+		inFlight := lease(t, s, req)
+		wantIDs(t, "the lane goes on after a dead job", inFlight, []int64{in[1]})
+
+		revive := []int64{in[0]}
+		if all {
+			revive = nil
+		}
+		if n, err := s.Revive(ctx, revive, now); err != nil || n != 1 {
+			t.Fatalf("Revive %v: %d, %v", revive, n, err)
+		}
+		wantIDs(t, "no second lease while the lane's lease is held", lease(t, s, req))
+		wantState(t, s, in[1], store.Leased)
+		must(t, "Complete 2", s.Complete(ctx, inFlight[0].Token, ""))
+		ls = lease(t, s, req)
+		wantIDs(t, "the revived job runs next", ls, []int64{in[0]})
+		must(t, "Complete 1", s.Complete(ctx, ls[0].Token, ""))
+		ls = lease(t, s, req)
+		wantIDs(t, "then the later job", ls, []int64{in[2]})
+		must(t, "Complete 3", s.Complete(ctx, ls[0].Token, ""))
+	}
 }
 
 // testWaitingJobsDoNotHide: lanes whose first job waits for a retry, with
