@@ -49,21 +49,30 @@ func (p *pipeline) dispatchOutbound(l store.Lease) {
 // interrupted. (Several replicas will need lease renewal instead.)
 func (p *pipeline) outboundLease() time.Duration { return 100 * 365 * 24 * time.Hour }
 
-// runOutbound makes one attempt at one job. It is not tied to the server's
-// context: a send in flight at shutdown finishes, or a crash leaves it for
-// start-up to settle (canResume).
+// runOutbound attempts one job: once, unless its retry could not be
+// recorded (see retryOutbound). It is not tied to the server's context: a
+// send in flight at shutdown finishes, or a crash leaves it for start-up to
+// settle (canResume).
 func (p *pipeline) runOutbound(l store.Lease) {
+	for again := true; again; {
+		again = p.attemptOutbound(l)
+	}
+}
+
+// attemptOutbound makes one attempt at the job of l; true when this worker
+// must attempt it again.
+func (p *pipeline) attemptOutbound(l store.Lease) (again bool) {
 	ctx := context.Background()
 	job := l.Jobs[0]
 	ch := p.s.channels[job.ChannelID]
 	var payload outboundJob
 	if ch == nil || json.Unmarshal(job.Payload, &payload) != nil {
 		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Config, Reason: "the channel is no longer configured"})
-		return
+		return false
 	}
 	resume := interrupted(job)
 	if resume && !p.canResume(ctx, ch, l, job) {
-		return
+		return false
 	}
 	if age := p.now().Sub(job.CreatedAt); age >= p.s.cfg.Outbound.MaxAge {
 		reason := fmt.Sprintf("not delivered within %s", p.s.cfg.Outbound.MaxAge)
@@ -71,25 +80,31 @@ func (p *pipeline) runOutbound(l store.Lease) {
 			reason += "; last error: " + job.LastError
 		}
 		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Permanent, Reason: reason})
-		return
+		return false
 	}
 	err := p.send(ctx, ch, job, payload.Message, resume)
 	if err == nil {
 		p.finishOutbound(ctx, l, job, nil)
-		return
+		return false
 	}
 	se := providers.AsSendError(err)
 	p.s.log.Warn("send attempt failed", "channel", job.ChannelID, "mId", job.MID, "attempt", job.Attempts,
 		"kind", se.Kind.String(), "code", se.Code, "error", err.Error())
 	if se.Kind.Retryable() && p.now().Sub(job.CreatedAt) < p.s.cfg.Outbound.MaxAge {
-		p.retryOutbound(ctx, l, job, se)
-		return
+		if !p.retryOutbound(ctx, l, job, se) {
+			return false
+		}
+		// Attempted again in process: as the store would have it.
+		l.Jobs[0].Attempts++
+		l.Jobs[0].LastError = retryError(se)
+		return true
 	}
 	if se.Kind.Retryable() {
 		se = &providers.SendError{Kind: providers.Permanent, Err: se,
 			Reason: fmt.Sprintf("not delivered within %s: %s", p.s.cfg.Outbound.MaxAge, se.Reason)}
 	}
 	p.finishOutbound(ctx, l, job, se)
+	return false
 }
 
 // send makes one provider attempt, or resumes the attempt a crash cut off
@@ -152,14 +167,33 @@ const interruptedMark = "interrupted: the server stopped during this attempt"
 // have reached the provider. Sends are not idempotent: never repeat blindly.
 func interrupted(job store.Job) bool { return job.LastError == interruptedMark }
 
-func (p *pipeline) retryOutbound(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError) {
+// retryOutbound schedules the job's next attempt in the store. If that
+// cannot be recorded the job keeps its lease, which never runs out while
+// this process lives, so nothing else would ever attempt it or the jobs
+// behind it: this worker then waits the backoff itself and reports true,
+// to attempt the job again in process (and record its end then).
+func (p *pipeline) retryOutbound(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError) bool {
 	cfg := p.s.cfg.Outbound
 	next := p.now().Add(backoff(cfg.RetryMin, cfg.RetryMax, job.Attempts, se.RetryAfter))
-	if err := p.st.Retry(ctx, l.Token, next, se.Kind.String()+": "+se.Reason); err != nil {
-		p.s.log.Error("reschedule outbound job", "mId", job.MID, "error", err.Error())
-	}
+	err := p.writeDurably(func() error { return p.st.Retry(ctx, l.Token, next, retryError(se)) })
 	p.waiters.deliver(job.MID, outcome{pending: true})
+	if err == nil || errors.Is(err, store.ErrLeaseLost) {
+		return false
+	}
+	p.s.log.Error("cannot reschedule an outbound job; this worker retries it itself", "mId", job.MID,
+		"at", next.Format(time.RFC3339), "error", err.Error())
+	select {
+	case <-time.After(time.Until(next)):
+		return true
+	case <-p.stopping:
+		// One last try, else start-up finds the job still leased.
+		_ = p.st.Retry(ctx, l.Token, next, retryError(se))
+		return false
+	}
 }
+
+// retryError is the last error a job waiting for its retry records.
+func retryError(se *providers.SendError) string { return se.Kind.String() + ": " + se.Reason }
 
 // finishOutbound records the end of a job (se nil: sent) and tells whoever
 // should know: the waiting /message request, or BonyChat through a status.
@@ -168,18 +202,20 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 	if se != nil {
 		lastError = se.Kind.String() + ": " + se.Reason
 	}
-	if !p.waiters.waiting(job.MID) {
+	if !p.waiters.claim(job.MID) {
 		p.finishInBackground(ctx, l, job, se, lastError)
 		return
 	}
 	if err := p.completeDurably(ctx, l.Token, lastError, nil); err != nil {
 		// The lease never expires, so the job is not re-sent; start-up
-		// will report it as outcome unknown.
+		// settles it. The request answers "pending" at once.
 		p.s.log.Error("cannot record the end of an outbound job", "mId", job.MID, "error", err.Error())
+		p.waiters.deliver(job.MID, outcome{pending: true})
 		return
 	}
 	if !p.waiters.deliver(job.MID, outcome{err: se}) {
-		// The request gave up a moment ago: report the outcome instead.
+		// The request gave up after claimedGrace (a very slow write):
+		// report the outcome instead.
 		value, reason := outcomeStatus(se)
 		if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
 			p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
@@ -223,20 +259,24 @@ func outcomeStatus(se *providers.SendError) (value, reason string) {
 	return schema.StatusFailed, se.Reason
 }
 
-// completeDurably retries Complete for a while: after a send, failing to
-// record it must not be given up lightly.
+// completeDurably records the end of an attempt (writeDurably).
 func (p *pipeline) completeDurably(ctx context.Context, token, lastError string, follow []store.NewJob) error {
-	var err error
-	for attempt := 1; attempt <= 5; attempt++ {
+	return p.writeDurably(func() error {
 		if follow == nil {
-			err = p.st.Complete(ctx, token, lastError) // batched by the SQLite writer
-		} else {
-			err = p.st.CompleteWith(ctx, token, lastError, follow)
+			return p.st.Complete(ctx, token, lastError) // batched by the SQLite writer
 		}
-		if err == nil || errors.Is(err, store.ErrLeaseLost) {
-			return err
-		}
+		return p.st.CompleteWith(ctx, token, lastError, follow)
+	})
+}
+
+// writeDurably retries a write for a few seconds: after a send, failing to
+// record what it did must not be given up lightly (a locked or full store
+// is often a passing state). A lost lease is final.
+func (p *pipeline) writeDurably(write func() error) error {
+	err := write()
+	for attempt := 1; attempt < 5 && err != nil && !errors.Is(err, store.ErrLeaseLost); attempt++ {
 		time.Sleep(backoff(100*time.Millisecond, 2*time.Second, attempt, 0))
+		err = write()
 	}
 	return err
 }

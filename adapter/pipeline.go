@@ -34,6 +34,7 @@ type pipeline struct {
 	outBusy  atomic.Int32
 	platBusy atomic.Int32
 	now      func() time.Time
+	stopping <-chan struct{} // closed when the workers are told to stop
 }
 
 func newPipeline(s *Server, st store.Store) *pipeline {
@@ -86,6 +87,7 @@ func wake(ch chan struct{}) {
 // run starts the workers; they stop leasing when ctx ends and finish what
 // they hold. wait blocks until they have.
 func (p *pipeline) run(ctx context.Context) {
+	p.stopping = ctx.Done()
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.loop(ctx, p.outWake, p.leaseOutbound) }()
 	go func() { defer p.wg.Done(); p.loop(ctx, p.platWake, p.leasePlatform) }()

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"sync"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 )
@@ -17,18 +18,44 @@ type outcome struct {
 // there, else the background status events.
 type waiters struct {
 	mu sync.Mutex
-	m  map[string]chan outcome
+	m  map[string]*waiter
 }
 
-func newWaiters() *waiters { return &waiters{m: map[string]chan outcome{}} }
+type waiter struct {
+	ch      chan outcome
+	claimed bool // the attempt ended and its outcome is on its way (claim)
+}
+
+// claimedGrace is how long a request whose time is up still waits for an
+// outcome already on its way: the write that records it (milliseconds,
+// normally). Past it the request answers "pending", and the outcome becomes
+// a status event written on its own.
+const claimedGrace = time.Second
+
+func newWaiters() *waiters { return &waiters{m: map[string]*waiter{}} }
 
 // add registers a waiter for mID before its job is stored.
 func (w *waiters) add(mID string) <-chan outcome {
 	ch := make(chan outcome, 1)
 	w.mu.Lock()
-	w.m[mID] = ch
+	w.m[mID] = &waiter{ch: ch}
 	w.mu.Unlock()
 	return ch
+}
+
+// claim tells a waiting request that the attempt has ended and its outcome
+// follows once recorded, so that the request does not give up in between:
+// the job can then be completed without a status event, since the request
+// will answer. False when nobody waits: the outcome must be reported as a
+// status event, written with the completion.
+func (w *waiters) claim(mID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt, ok := w.m[mID]
+	if ok {
+		wt.claimed = true
+	}
+	return ok
 }
 
 // deliver hands the outcome to a waiting request; false when nobody waits,
@@ -36,16 +63,30 @@ func (w *waiters) add(mID string) <-chan outcome {
 func (w *waiters) deliver(mID string, o outcome) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	ch, ok := w.m[mID]
+	wt, ok := w.m[mID]
 	if ok {
 		delete(w.m, mID)
-		ch <- o
+		wt.ch <- o
 	}
 	return ok
 }
 
-// abandon stops waiting. If the outcome arrived meanwhile it is returned.
+// abandon stops waiting. If the outcome arrived meanwhile it is returned;
+// if it is on its way (claimed), it is waited for up to claimedGrace.
 func (w *waiters) abandon(mID string, ch <-chan outcome) (outcome, bool) {
+	w.mu.Lock()
+	wt, ok := w.m[mID]
+	claimed := ok && wt.claimed
+	w.mu.Unlock()
+	if claimed {
+		timer := time.NewTimer(claimedGrace)
+		defer timer.Stop()
+		select {
+		case o := <-ch:
+			return o, true
+		case <-timer.C:
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.m, mID)
@@ -55,12 +96,4 @@ func (w *waiters) abandon(mID string, ch <-chan outcome) (outcome, bool) {
 	default:
 		return outcome{}, false
 	}
-}
-
-// waiting reports whether a request waits for mID's outcome right now.
-func (w *waiters) waiting(mID string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_, ok := w.m[mID]
-	return ok
 }

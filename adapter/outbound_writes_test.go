@@ -1,0 +1,132 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
+)
+
+// Tests of what happens when the store is slow or refuses the write that
+// records an attempt.
+
+// retryRefused fails the first `fails` Retry writes (a locked or full store).
+type retryRefused struct {
+	store.Store
+	fails   int32
+	refused atomic.Int32
+}
+
+func (s *retryRefused) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
+	if s.refused.Add(1) <= s.fails {
+		return errors.New("database is locked")
+	}
+	return s.Store.Retry(ctx, token, next, lastError)
+}
+
+// firstAttemptUnreachable fails the first attempt with a retryable error.
+func firstAttemptUnreachable() *fakeProvider {
+	return &fakeProvider{script: func(n int, _ providers.Recipient, _ schema.Message) error {
+		if n == 0 {
+			return &providers.SendError{Kind: providers.Unreachable, Reason: "connection refused"}
+		}
+		return nil
+	}}
+}
+
+func quickRetries(c *Config) {
+	c.Outbound.Wait = 100 * time.Millisecond
+	c.Outbound.RetryMin, c.Outbound.RetryMax = 10*time.Millisecond, 50*time.Millisecond
+}
+
+// A retry that cannot be recorded, even after the write is tried again for
+// a while, does not strand the contact: the job keeps its lease and the
+// worker attempts it again itself; the message and the one queued behind
+// it are both sent, in order, and both end done in the store.
+func TestARetryThatCannotBeRecordedIsAttemptedAgainInProcess(t *testing.T) {
+	for _, fails := range []int32{1, 1000} { // a passing refusal, and one that lasts
+		fake := firstAttemptUnreachable()
+		st := &retryRefused{Store: store.NewMemory(), fails: fails}
+		h := newHarnessOn(t, st, quickRetries, fake)
+		for _, text := range []string{"first", "second"} {
+			if rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, text)); rec.Code != http.StatusOK {
+				t.Fatalf("%s: %d %s", text, rec.Code, rec.Body)
+			}
+		}
+		// The write is tried again for up to ~3 s first.
+		for deadline := time.Now().Add(15 * time.Second); len(fake.sentTexts(phoneContact)) < 2 || h.jobCount(store.Done) < 2; {
+			if time.Now().After(deadline) {
+				t.Fatalf("Retry refused %d times: the lane is stuck: sent %q", fails, fake.sentTexts(phoneContact))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := fake.sentTexts(phoneContact); got[0] != "first" || got[1] != "second" {
+			t.Fatalf("Retry refused %d times: sent %q, want first then second", fails, got)
+		}
+	}
+}
+
+// slowComplete delays every Complete (a busy disk).
+type slowComplete struct {
+	store.Store
+	delay time.Duration
+}
+
+func (s *slowComplete) Complete(ctx context.Context, token, lastError string) error {
+	time.Sleep(s.delay)
+	return s.Store.Complete(ctx, token, lastError)
+}
+
+// When /message's wait runs out while the attempt's end is being recorded,
+// the request still answers that end (sent, or the refusal): it is on its
+// way, and a job completed without its status event while the request
+// answered "pending" would leave BonyChat with no news of the message.
+func TestAnEndBeingRecordedIsAnsweredByTheRequest(t *testing.T) {
+	refusal := &providers.SendError{Kind: providers.Permanent, Reason: "not a valid phone number"}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+	}{{"sent", nil, http.StatusOK}, {"refused", refusal, http.StatusBadRequest}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &slowComplete{Store: store.NewMemory(), delay: 300 * time.Millisecond}
+			h := newHarnessOn(t, st, func(c *Config) { c.Outbound.Wait = 50 * time.Millisecond }, &fakeProvider{sendErr: tc.err})
+			rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if n := h.jobCount(store.Done); n != 1 {
+				t.Fatalf("%d done jobs, want the message's", n)
+			}
+			time.Sleep(100 * time.Millisecond) // a status event would be stored by now
+			events, err := h.st.Jobs(t.Context(), store.JobFilter{Queue: store.Platform})
+			if err != nil || len(events) != 0 {
+				t.Fatalf("status events %+v (%v) stored for an outcome the request answered", events, err)
+			}
+		})
+	}
+}
+
+// A recording slower than claimedGrace: the request answers "pending"
+// within its wait plus the grace, and the outcome reaches BonyChat as a
+// status event, once.
+func TestAVerySlowRecordingEndsAsAStatus(t *testing.T) {
+	st := &slowComplete{Store: store.NewMemory(), delay: claimedGrace + 500*time.Millisecond}
+	h := newHarnessOn(t, st, func(c *Config) { c.Outbound.Wait = 50 * time.Millisecond }, &fakeProvider{})
+	start := time.Now()
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	mID := mIDOf(t, rec.Body.Bytes())
+	if took := time.Since(start); took > 50*time.Millisecond+claimedGrace+400*time.Millisecond {
+		t.Fatalf("answered after %v; want within the wait plus %v", took, claimedGrace)
+	}
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
+	if got := h.statusesFor(mID)[0]; got.Value != schema.StatusSent {
+		t.Fatalf("status %+v, want sent", got)
+	}
+}
