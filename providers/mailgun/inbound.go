@@ -81,6 +81,9 @@ type ForwardAttachment struct {
 	// Problem says, for the agent, why the attachment could not be read;
 	// it is posted as a note instead of the file.
 	Problem string
+	// Missing, on a placeholder, is how many announced attachments that
+	// never arrived it stands for (one note for all of them).
+	Missing int
 }
 
 // missing is why the attachment cannot be delivered, "" when it can.
@@ -372,12 +375,12 @@ func forwardAttachments(f *Forward, r *http.Request, cids map[string]string) []F
 	if mf := r.MultipartForm; mf != nil {
 		out = formAttachments(f, mf, cids)
 	}
+	// One placeholder for all that never came: the count is the sender's
+	// word (the signature does not cover it), so it must not size anything.
 	count, err := strconv.Atoi(strings.TrimSpace(r.PostForm.Get("attachment-count")))
 	if err == nil && count > len(out) {
 		f.problem("attachment-count is %d but %d attachment parts arrived", count, len(out))
-		for range count - len(out) {
-			out = append(out, ForwardAttachment{Problem: "Mailgun announced it, but it did not arrive"})
-		}
+		out = append(out, ForwardAttachment{Problem: "Mailgun announced it, but it did not arrive", Missing: count - len(out)})
 	}
 	return out
 }
@@ -588,6 +591,10 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 // saved in the media store, or a note when it could not be read, so that
 // the agent knows it is missing.
 func (p *Provider) inboundAttachment(ctx context.Context, a ForwardAttachment, n int) (*schema.Message, error) {
+	if a.Missing > 1 {
+		return schema.TextMessage(fmt.Sprintf("(%d attachments of this e-mail are missing: Mailgun announced them, "+
+			"but they did not arrive)", a.Missing)), nil
+	}
 	if why := a.missing(); why != "" {
 		what := "an attachment"
 		if a.FileName != "" {

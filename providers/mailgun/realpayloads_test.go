@@ -497,6 +497,21 @@ func TestAnnouncedAttachmentsThatDidNotArrive(t *testing.T) {
 	}
 }
 
+// attachment-count is the sender's word (the signature does not cover the
+// body): however large, the attachments that did not arrive are one
+// placeholder and one note to the agent, never a note (or an allocation)
+// each.
+func TestAnAnnouncedAttachmentCountSizesNothing(t *testing.T) {
+	f := inParseForm(t, url.Values{"from": {"a@example.test"}, "body-plain": {"hi"}, "attachment-count": {"1000000000"}})
+	if len(f.Attachments) != 1 || f.Attachments[0].Missing != 1000000000 {
+		t.Fatalf("%d placeholders (first %+v), want one standing for all", len(f.Attachments), f.Attachments[0])
+	}
+	note, err := hdSetup(t).p.inboundAttachment(context.Background(), f.Attachments[0], 1)
+	if err != nil || note.Text == nil || !strings.Contains(*note.Text, "1000000000 attachments of this e-mail are missing") {
+		t.Fatalf("note %+v, %v", note, err)
+	}
+}
+
 // Header values in message-headers (and body-mime) are as the mail has
 // them: RFC 2047 encoded words, also in charsets net/mail does not know.
 func TestEncodedWordHeaders(t *testing.T) {
