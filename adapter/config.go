@@ -291,9 +291,11 @@ func (c *Config) validate() []string {
 	seen := map[string]bool{}
 	for i, ch := range c.Channels {
 		p.channel(fmt.Sprintf("channels[%d]", i), ch, c.Platform, seen)
-		// A recorded webhook token must outlive the signatures it guards.
-		p.check(ch.Mailgun == nil || ch.Mailgun.SignatureMaxAge <= c.Inbound.DedupeWindow,
-			fmt.Sprintf("channels[%d].mailgun.signature_max_age", i), "must not exceed inbound.dedupe_window")
+		// A mail's dedupe key must outlive the signatures that can bring
+		// it again (the default age too, when the key is left out).
+		p.check(ch.Mailgun == nil || ch.Mailgun.EffectiveSignatureMaxAge() <= c.Inbound.DedupeWindow,
+			fmt.Sprintf("channels[%d].mailgun.signature_max_age", i),
+			fmt.Sprintf("must not exceed inbound.dedupe_window (%.0fh when not set)", mailgun.DefaultSignatureMaxAge.Hours()))
 	}
 	return p.list
 }

@@ -56,6 +56,11 @@ func TestConfigMailgunProblemsHaveKeyPaths(t *testing.T) {
 		{"phone id type", "id_type: custom", "id_type: phone", "channels[0].id_type: must be custom for provider mailgun"},
 		{"section on a console channel", "provider: mailgun", "provider: console", "channels[0].mailgun: only for provider mailgun"},
 		{"section missing", "    mailgun:\n", "    mailgun_off:\n", "channels[0].mailgun: required for provider mailgun"},
+		{"signatures outlive the dedupe window", "channels:", "inbound:\n  dedupe_window: 1h\nchannels:",
+			"channels[0].mailgun.signature_max_age: must not exceed inbound.dedupe_window"},
+		// Left out, signature_max_age is 24h: the check holds for the default too.
+		{"the default outlives the dedupe window", "      signature_max_age: 24h\n", "inbound:\n  dedupe_window: 1h\n",
+			"channels[0].mailgun.signature_max_age: must not exceed inbound.dedupe_window (24h when not set)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,7 +95,9 @@ func (c *Config) apiBase() string {
 	return strings.TrimRight(root, "/") + "/v3"
 }
 
-func (c *Config) signatureMaxAge() time.Duration {
+// EffectiveSignatureMaxAge is signature_max_age, or its default when the
+// key is left out: how long a signed webhook is accepted.
+func (c *Config) EffectiveSignatureMaxAge() time.Duration {
 	if c.SignatureMaxAge == 0 {
 		return DefaultSignatureMaxAge
 	}

@@ -49,8 +49,8 @@ func TestConfigDefaults(t *testing.T) {
 	if p := c.Problems(); len(p) != 0 {
 		t.Fatalf("problems: %v", p)
 	}
-	if c.apiBase() != "https://api.mailgun.net/v3" || c.signatureMaxAge() != 24*time.Hour {
-		t.Fatalf("defaults: %q %v", c.apiBase(), c.signatureMaxAge())
+	if c.apiBase() != "https://api.mailgun.net/v3" || c.EffectiveSignatureMaxAge() != 24*time.Hour {
+		t.Fatalf("defaults: %q %v", c.apiBase(), c.EffectiveSignatureMaxAge())
 	}
 	c.APIURL = "http://127.0.0.1:8080/"
 	if c.apiBase() != "http://127.0.0.1:8080/v3" {

@@ -96,7 +96,7 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 	}
 	form := r.PostForm
 	if err := Verify(p.cfg.WebhookSigningKey, form.Get("timestamp"), form.Get("token"), form.Get("signature"),
-		p.now(), p.cfg.signatureMaxAge()); err != nil {
+		p.now(), p.cfg.EffectiveSignatureMaxAge()); err != nil {
 		log.Warn("mailgun forward refused: signature", "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
 		return
@@ -248,7 +248,7 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := Verify(p.cfg.WebhookSigningKey, e.Signature.Timestamp, e.Signature.Token, e.Signature.Signature,
-		p.now(), p.cfg.signatureMaxAge()); err != nil {
+		p.now(), p.cfg.EffectiveSignatureMaxAge()); err != nil {
 		log.Warn("mailgun event refused: signature", "event", e.Name, "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
 		return

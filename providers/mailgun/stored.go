@@ -42,7 +42,7 @@ var errStoredNotYet = errors.New("a stored attachment could not be fetched from 
 func (p *Provider) fetchStored(ctx context.Context, log *slog.Logger, f *Forward) error {
 	budget := int64(maxForwardBytes)
 	// Within the signature's accepted age too, or the retry is refused.
-	window := min(storedRetryWindow, p.cfg.signatureMaxAge()/2)
+	window := min(storedRetryWindow, p.cfg.EffectiveSignatureMaxAge()/2)
 	young := p.now().Sub(time.Unix(parseUnix(f.Timestamp), 0)) < window
 	for i := range f.Attachments {
 		a := &f.Attachments[i]
