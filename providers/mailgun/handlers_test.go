@@ -263,7 +263,7 @@ func TestHandleInboundMultipart(t *testing.T) {
 	if first := in.Events[0].Message; first.Type != schema.TypeText || !strings.HasPrefix(hdText(first), "Subject: ") {
 		t.Errorf("first event %+v: want the text with the subject on a new thread", first)
 	}
-	if _, ok := env.rec.Value(nsThread, in.ContactID); !ok {
+	if _, ok := env.rec.Value(nsThread, env.p.threadKey(in.ContactID)); !ok {
 		t.Errorf("no thread recorded for %q", in.ContactID)
 	}
 }

@@ -1,7 +1,8 @@
 package mailgun
 
-// Threading: each contact has one ongoing thread, kept in Records
-// (namespace "mailgun-thread", key = contact ID) as JSON:
+// Threading: each contact has one ongoing thread per channel, kept in
+// Records (namespace "mailgun-thread", key = channel ID "|" contact ID; two
+// channels writing to one address are two conversations) as JSON:
 //
 //	Subject               the thread's subject without "Re:"/"Fwd:" prefixes
 //	LastInboundMessageID  the contact's latest Message-Id, "<…>"
@@ -123,12 +124,15 @@ func (p *Provider) ensureReplyAddress(ctx context.Context, contactID string, t *
 	return nil
 }
 
+// threadKey names the contact's thread on this channel.
+func (p *Provider) threadKey(contactID string) string { return p.deps.ChannelID + "|" + contactID }
+
 func (p *Provider) loadThread(ctx context.Context, contactID string) (threadRecord, error) {
 	var t threadRecord
 	if p.deps.Records == nil {
 		return t, errors.New("mailgun: threads need a record store")
 	}
-	v, found, err := p.deps.Records.Get(ctx, nsThread, contactID)
+	v, found, err := p.deps.Records.Get(ctx, nsThread, p.threadKey(contactID))
 	if err != nil {
 		return t, fmt.Errorf("mailgun: reading thread of %q: %w", contactID, err)
 	}
@@ -148,7 +152,7 @@ func (p *Provider) saveThread(ctx context.Context, contactID string, t threadRec
 	if err != nil {
 		return err
 	}
-	if err := p.deps.Records.Put(ctx, nsThread, contactID, v); err != nil {
+	if err := p.deps.Records.Put(ctx, nsThread, p.threadKey(contactID), v); err != nil {
 		return fmt.Errorf("mailgun: storing thread of %q: %w", contactID, err)
 	}
 	return nil

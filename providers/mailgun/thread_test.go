@@ -302,7 +302,7 @@ func TestThreadUpdateFailureAfterSendIsNotAFailure(t *testing.T) {
 // A damaged thread record costs threading, not the message.
 func TestThreadDamagedRecordStartsAnew(t *testing.T) {
 	e := sendNew(t, nil)
-	if err := e.records.Put(context.Background(), nsThread, sendContact, []byte("{not json")); err != nil {
+	if err := e.records.Put(context.Background(), nsThread, e.p.threadKey(sendContact), []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
 	thrSend(t, e, sendContact, "m1")
@@ -310,4 +310,21 @@ func TestThreadDamagedRecordStartsAnew(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "thread record unreadable") {
 		t.Errorf("no warning logged: %s", e.logs.String())
 	}
+}
+
+// Threads are per channel: a contact's conversation with one channel does
+// not thread the e-mails another channel (another team, same store) sends
+// to the same address, nor show it that conversation's subject and ids.
+func TestThreadsArePerChannel(t *testing.T) {
+	support := sendNew(t, nil)
+	thrInbound(t, support, sendContact, "My password reset", "<support-1@mail.example.org>")
+
+	sales := sendNew(t, nil) // another channel on the same store
+	sales.p.deps.ChannelID, sales.p.deps.Records, sales.records = "mail02", support.records, support.records
+	thrSend(t, sales, sendContact, "m-sales-1")
+	thrHeaders(t, thrLast(t, sales.fake), sendSubject, "", "", sales.p.ReplyAddress(sendContact))
+
+	thrSend(t, support, sendContact, "m-support-1")
+	thrHeaders(t, thrLast(t, support.fake), "Re: My password reset", "<support-1@mail.example.org>",
+		"<support-1@mail.example.org>", support.p.ReplyAddress(sendContact))
 }
