@@ -74,9 +74,24 @@ type channelStatuses struct {
 	channelID string
 }
 
+// PostStatus posts a receipt for a message this channel sent. One for
+// another channel's message is dropped: Mailgun posts a domain's events to
+// every URL set for it, so channels sharing a domain each get every
+// receipt, and only the sender's may post it (the first to arrive would
+// otherwise post it to its own conversation, and the status record would
+// drop the owner's as a duplicate). A message whose job is no longer kept
+// cannot be checked and is posted as before.
 func (c channelStatuses) PostStatus(ctx context.Context, contactID, mID, value, reason string) error {
 	if _, ok := statusRank[value]; !ok {
 		return fmt.Errorf("unknown status %q", value)
+	}
+	job, err := c.p.st.JobByMID(ctx, store.Outbound, mID)
+	switch {
+	case err == nil && job.ChannelID != c.channelID:
+		c.p.s.log.Debug("receipt for another channel's message dropped", "channel", c.channelID, "mId", mID)
+		return nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return err
 	}
 	return c.p.postStatus(ctx, c.channelID, contactID, mID, value, reason)
 }

@@ -554,7 +554,7 @@ func TestEventTokensCannotBeReplayed(t *testing.T) {
 	}
 	// The token is remembered for as long as anything about a message is
 	// kept, not forever: one record per webhook would grow the store.
-	exp := env.rec.Expiries.Of(nsTokens, "tok-ev-1")
+	exp := env.rec.Expiries.Of(nsTokens, env.p.tokenKey("tok-ev-1"))
 	if d := time.Until(exp); d < providers.MessageRecordTTL-time.Minute || d > providers.MessageRecordTTL {
 		t.Fatalf("token record expires in %v, want about %v", d, providers.MessageRecordTTL)
 	}
