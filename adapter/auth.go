@@ -71,17 +71,13 @@ func writeUnauthorized(w http.ResponseWriter) {
 	providers.WriteError(w, http.StatusUnauthorized, "missing or invalid bearer token for this channel")
 }
 
-func hasBearer(r *http.Request) bool {
-	_, ok := bearerToken(r.Header.Get("Authorization"))
-	return ok
-}
-
 // authenticatedJSON runs the common start of a bearer-authenticated JSON
-// endpoint: refuse a request without a bearer header before reading its
-// body, read the (capped) JSON body, find the channel it names and check
-// the token against it. It writes the refusal itself and reports ok=false.
+// endpoint: refuse a request whose token no channel has before reading its
+// body (so a caller without one learns nothing of the body's rules), read
+// the (capped) JSON body, find the channel it names and check the token
+// against that one. It writes the refusal itself and reports ok=false.
 func (s *Server) authenticatedJSON(w http.ResponseWriter, r *http.Request) (*channel, []byte, bool) {
-	if !hasBearer(r) {
+	if s.channelByToken(r) == nil {
 		writeUnauthorized(w)
 		return nil, nil, false
 	}

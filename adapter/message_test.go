@@ -102,14 +102,17 @@ func TestMessageAuth(t *testing.T) {
 func TestMessageAuthRunsBeforeTheBodyIsProcessed(t *testing.T) {
 	fake := &fakeProvider{}
 	h := newHarnessWith(t, nil, fake)
-	cases := []struct{ name, token, body string }{
-		{"no token, malformed JSON", "", `{"channelId":`},
-		{"wrong token, invalid message", "wrong-token-000000000000", `{"channelId":"demo","contactId":"x","message":{"type":"sticker"}}`},
-		{"no token, unknown fields", "", `{"channelId":"demo","evil":1}`},
+	const wrong = "wrong-token-000000000000"
+	cases := []struct{ name, token, ctype, body string }{
+		{"no token, malformed JSON", "", "application/json", `{"channelId":`},
+		{"wrong token, malformed JSON", wrong, "application/json", `{"channelId":`},
+		{"wrong token, not JSON", wrong, "text/plain", `hello`},
+		{"wrong token, invalid message", wrong, "application/json", `{"channelId":"demo","contactId":"x","message":{"type":"sticker"}}`},
+		{"no token, unknown fields", "", "application/json", `{"channelId":"demo","evil":1}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := h.do(http.MethodPost, "/message", tc.token, "application/json", []byte(tc.body))
+			rec := h.do(http.MethodPost, "/message", tc.token, tc.ctype, []byte(tc.body))
 			if rec.Code != http.StatusUnauthorized {
 				t.Fatalf("want 401 before any body error, got %d: %s", rec.Code, rec.Body)
 			}
