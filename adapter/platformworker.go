@@ -40,10 +40,14 @@ func (p *pipeline) leasePlatform(ctx context.Context) int {
 	return len(leases)
 }
 
-// platformLease outlasts one post with its quick retries.
+// platformLease outlasts one post with its quick retries, after the wait
+// for the channel's rate limit (every other lane of the channel may be
+// ahead): a lease that ran out during that wait would let another worker
+// post the same events.
 func (p *pipeline) platformLease() time.Duration {
 	c := p.s.cfg.Platform
-	return time.Duration(c.Retries+1)*(c.Timeout+2*time.Second) + time.Minute
+	rateWait := time.Duration(float64(platformLanes) / c.RateLimit * float64(time.Second))
+	return rateWait + time.Duration(c.Retries+1)*(c.Timeout+2*time.Second) + time.Minute
 }
 
 func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
@@ -65,8 +69,9 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	err = p.s.platform.Post(context.WithoutCancel(ctx), ch.target, payload)
 	switch {
 	case err == nil:
-		if cerr := p.st.Complete(context.Background(), l.Token, ""); cerr != nil {
-			p.s.log.Error("complete platform jobs", "error", cerr.Error())
+		// Not recorded, the events would be posted again once the lease ran out.
+		if cerr := p.writeDurably(func() error { return p.st.Complete(context.Background(), l.Token, "") }); cerr != nil {
+			p.s.log.Error("complete platform jobs; BonyChat may get these events again", "error", cerr.Error())
 		}
 	case isPermanentPlatformError(err):
 		p.killPlatform(l, err.Error())

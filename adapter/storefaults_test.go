@@ -14,7 +14,7 @@ import (
 )
 
 // Tests of what happens when the store is slow or refuses the write that
-// records an attempt.
+// records an attempt or a post.
 
 // retryRefused fails the first `fails` Retry writes (a locked or full store).
 type retryRefused struct {
@@ -128,5 +128,50 @@ func TestAVerySlowRecordingEndsAsAStatus(t *testing.T) {
 	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
 	if got := h.statusesFor(mID)[0]; got.Value != schema.StatusSent {
 		t.Fatalf("status %+v, want sent", got)
+	}
+}
+
+// completeRefused fails the first `fails` Complete writes.
+type completeRefused struct {
+	store.Store
+	fails   int32
+	refused atomic.Int32
+}
+
+func (s *completeRefused) Complete(ctx context.Context, token, lastError string) error {
+	if s.refused.Add(1) <= s.fails {
+		return errors.New("database is locked")
+	}
+	return s.Store.Complete(ctx, token, lastError)
+}
+
+// Events BonyChat took whose completion is refused for a moment are
+// recorded by trying the write again, not left leased to be posted a
+// second time when the lease runs out.
+func TestAPostWhoseCompletionIsRefusedForAMomentIsRecorded(t *testing.T) {
+	st := &completeRefused{Store: store.NewMemory(), fails: 2}
+	h := newHarnessOn(t, st, nil, &fakeProvider{})
+	if err := h.srv.pipe.postStatus(t.Context(), "demo", phoneContact, "m-refused", schema.StatusSent, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return h.jobCount(store.Done) == 1 })
+	if n := len(h.statusesFor("m-refused")); n != 1 {
+		t.Fatalf("%d posts of the status, want 1", n)
+	}
+}
+
+// A platform lease outlasts the wait for the channel's rate limit (every
+// lane of the channel ahead) plus the post with its quick retries, however
+// low the limit: one that ran out while waiting would let another worker
+// post the same events.
+func TestAPlatformLeaseOutlastsTheRateLimitWait(t *testing.T) {
+	for _, perSecond := range []float64{20, 1, 0.05} {
+		h := newHarnessWith(t, func(c *Config) { c.Platform.RateLimit = perSecond }, &fakeProvider{})
+		c := h.cfg.Platform
+		wait := time.Duration(float64(platformLanes) / perSecond * float64(time.Second))
+		post := time.Duration(c.Retries+1) * (c.Timeout + 2*time.Second)
+		if got := h.srv.pipe.platformLease(); got <= wait+post {
+			t.Errorf("rate %v/s: lease %v, but the rate-limit wait alone can be %v and the post %v", perSecond, got, wait, post)
+		}
 	}
 }
