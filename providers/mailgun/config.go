@@ -30,7 +30,8 @@ type Config struct {
 	SignatureMaxAge time.Duration `yaml:"signature_max_age"`
 	// BusinessAddresses are the business's own addresses or domains
 	// ("agent@acme.com", "acme.com"): mail from them, copied to the channel
-	// address, is posted as message_echo for the contact it went to.
+	// address, is posted as message_echo for the contact it went to, when
+	// Mailgun verified its sender (Forward.SenderVerified).
 	BusinessAddresses []string `yaml:"business_addresses"`
 }
 

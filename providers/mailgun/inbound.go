@@ -65,6 +65,9 @@ type Forward struct {
 	// an attachment): the mail is delivered without it and the handler
 	// logs them.
 	Problems []string
+	// SenderVerified: Mailgun's SPF check passed for the envelope sender,
+	// and that is on the From address's domain (see senderVerified).
+	SenderVerified bool
 }
 
 // ForwardAttachment is one attachment: an attachment-N part, a part of
@@ -140,6 +143,7 @@ func ParseForward(r *http.Request, maxBytes int64) (*Forward, error) {
 		return raw.headerValue(name)
 	}
 	f.From = cmp.Or(f.From, header("From"))
+	f.SenderVerified = senderVerified(f.Sender, f.From, cmp.Or(h.last("X-Mailgun-Spf"), lastValue(form["X-Mailgun-Spf"])))
 	f.Subject = decodeHeader(cmp.Or(f.Subject, header("Subject")))
 	f.To = forwardAddresses(header("To"))
 	f.Cc = forwardAddresses(header("Cc"))
@@ -264,6 +268,52 @@ func (h forwardHeaders) get(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// last is the last value of a header: Mailgun appends its own X-Mailgun-*
+// fields after the mail's, so a copy the sender wrote comes first.
+func (h forwardHeaders) last(name string) string {
+	for i := len(h) - 1; i >= 0; i-- {
+		if strings.EqualFold(h[i][0], name) {
+			return h[i][1]
+		}
+	}
+	return ""
+}
+
+func lastValue(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[len(vs)-1]
+}
+
+// senderVerified: the From address is the sender's own, as far as Mailgun
+// can tell. Its SPF check (spf, X-Mailgun-Spf) covers the envelope sender,
+// which anyone may choose, so it counts only when the envelope sender is on
+// the From address's domain (one may be a subdomain of the other: relaxed
+// alignment, as DMARC has it). A From header on its own proves nothing.
+func senderVerified(envelope, from, spf string) bool {
+	if !strings.EqualFold(strings.TrimSpace(spf), "pass") {
+		return false
+	}
+	fromAddr, err := inboundFrom(from)
+	if err != nil {
+		return false
+	}
+	envDomain, fromDomain := addressDomain(envelope), addressDomain(fromAddr.Address)
+	return envDomain != "" && fromDomain != "" && (envDomain == fromDomain ||
+		strings.HasSuffix(envDomain, "."+fromDomain) || strings.HasSuffix(fromDomain, "."+envDomain))
+}
+
+// addressDomain is the lower-case domain of a bare or bracketed address.
+func addressDomain(addr string) string {
+	addr = strings.Trim(strings.TrimSpace(addr), "<>")
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
 }
 
 // forwardBracketID finds <id> in Message-Id, In-Reply-To and References.
@@ -535,7 +585,14 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 	if err != nil {
 		return providers.Inbound{}, err
 	}
-	if inboundIsBusiness(contact.Address, business) {
+	unverified := false
+	switch {
+	case !inboundIsBusiness(contact.Address, business):
+	case !f.SenderVerified:
+		// Anyone can write a business address in From: without proof it
+		// is a message from that address, with a warning, never the team's.
+		unverified = true
+	default:
 		echo = true
 		contact = p.inboundEchoContact(f, business)
 		if contact == nil {
@@ -565,6 +622,9 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 	if newThread && strings.TrimSpace(f.Subject) != "" {
 		text = strings.TrimSpace("Subject: " + strings.TrimSpace(f.Subject) + "\n\n" + text)
 	}
+	if unverified {
+		text = strings.TrimSpace(unverifiedBusinessNote + "\n\n" + text)
+	}
 	next := 1
 	if text != "" {
 		in.Events = append(in.Events, event(mid, schema.TextMessage(text)))
@@ -586,6 +646,11 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 	}
 	return in, nil
 }
+
+// unverifiedBusinessNote heads a mail whose From is a business address that
+// Mailgun could not verify.
+const unverifiedBusinessNote = "(Unverified: this e-mail says it is from one of your business addresses, " +
+	"but its sender could not be verified, so it is shown as a message from that address, not as your team's.)"
 
 // inboundAttachment is the message for the n-th attachment: the file,
 // saved in the media store, or a note when it could not be read, so that

@@ -3,6 +3,7 @@ package mailgun
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime/multipart"
@@ -504,7 +505,8 @@ func TestInboundEventsLongTextAttachmentsDoNotCollide(t *testing.T) {
 func TestInboundEventsEcho(t *testing.T) {
 	p, _, _ := inProvider(t)
 	f := &Forward{From: "Agent Smith <agent@acme.example>", To: []string{"client.one@example.org", "Support@acme.example"},
-		Cc: []string{"support@mg.example.com"}, MessageID: "echo@acme.example", Timestamp: "1795000000", Text: "We shipped it."}
+		Cc: []string{"support@mg.example.com"}, MessageID: "echo@acme.example", Timestamp: "1795000000", Text: "We shipped it.",
+		SenderVerified: true}
 	for _, business := range [][]string{{"acme.example"}, {"@ACME.example"}, {"agent@acme.example"}, {"other@x", "Agent@Acme.Example"}} {
 		in := inEvents(t, p, f, false, business...)
 		inCheckValid(t, in)
@@ -532,6 +534,57 @@ func TestInboundEventsEcho(t *testing.T) {
 	f.To = []string{"support@acme.example"}
 	if _, err := p.InboundEvents(context.Background(), f, false, []string{"acme.example"}); !errors.Is(err, ErrInvalidAddress) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// Anyone can put a business address in From: without Mailgun's word for
+// the sender, such a mail is not the team's message (no echo into the
+// contact's conversation) but a message from that address, headed by a
+// warning.
+func TestInboundEventsUnverifiedBusinessSenderIsNoEcho(t *testing.T) {
+	p, _, _ := inProvider(t)
+	f := &Forward{From: "Agent Smith <agent@acme.example>", To: []string{"victim@example.org"},
+		MessageID: "forged@acme.example", Timestamp: "1795000000", Text: "Please pay to account 123."}
+	in := inEvents(t, p, f, false, "acme.example")
+	inCheckValid(t, in)
+	if in.ContactID != "agent@acme=example" || len(in.Events) != 1 || in.Events[0].Type != schema.EventMessage {
+		t.Fatalf("contact %q, events %+v: want a message from the claimed address", in.ContactID, in.Events)
+	}
+	if got := hdText(in.Events[0].Message); !strings.HasPrefix(got, unverifiedBusinessNote) || !strings.HasSuffix(got, "account 123.") {
+		t.Fatalf("text %q: want the warning, then the mail", got)
+	}
+}
+
+// Mailgun's SPF result counts for the From address only when the envelope
+// sender it covers is on that address's domain, and only Mailgun's own
+// X-Mailgun-Spf (appended after the mail's headers) is read.
+func TestForwardSenderVerified(t *testing.T) {
+	headers := func(spf ...string) string {
+		pairs := [][2]string{{"From", "Agent <agent@acme.example>"}}
+		for _, v := range spf {
+			pairs = append(pairs, [2]string{"X-Mailgun-Spf", v})
+		}
+		b, _ := json.Marshal(pairs)
+		return string(b)
+	}
+	cases := []struct {
+		name, sender, headers string
+		want                  bool
+	}{
+		{"SPF pass, envelope on the From domain", "agent@acme.example", headers("Pass"), true},
+		{"SPF pass, envelope on a subdomain", "bounce@mail.acme.example", headers("Pass"), true},
+		{"SPF pass for another domain's envelope", "x@attacker.example", headers("Pass"), false},
+		{"SPF neutral", "agent@acme.example", headers("Neutral"), false},
+		{"a Pass the sender wrote before Mailgun's Fail", "agent@acme.example", headers("Pass", "Fail"), false},
+		{"no SPF result", "agent@acme.example", headers(), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := inParseForm(t, url.Values{"sender": {tc.sender}, "message-headers": {tc.headers}, "body-plain": {"hi"}})
+			if f.SenderVerified != tc.want {
+				t.Fatalf("SenderVerified = %v, want %v", f.SenderVerified, tc.want)
+			}
+		})
 	}
 }
 
