@@ -1,7 +1,8 @@
 // Package testkit holds helpers shared by tests: a transport that can only
 // reach loopback addresses, so no test can ever touch the internet, a log
-// capture for asserting on what was logged, and Records, an in-memory
-// record store that fails on demand, with its Expiries.
+// capture for asserting on what was logged, Records, an in-memory record
+// store that fails on demand, with its Expiries, and the Statuses and Media
+// sinks a provider is given.
 package testkit
 
 import (

@@ -58,34 +58,18 @@ func (g *hdIngester) Taken(_ context.Context, dedupeKey string) (bool, error) {
 	return false, nil
 }
 
-type hdStatus struct{ contact, mid, value, reason string }
-
-// hdStatuses records PostStatus calls and answers err.
-type hdStatuses struct {
-	mu    sync.Mutex
-	calls []hdStatus
-	err   error
-}
-
-func (s *hdStatuses) PostStatus(_ context.Context, contactID, mID, value, reason string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, hdStatus{contactID, mID, value, reason})
-	return s.err
-}
-
 type hdEnv struct {
 	t        testing.TB
 	p        *Provider
 	ingest   *hdIngester
-	statuses *hdStatuses
-	media    *inMedia
+	statuses *testkit.Statuses
+	media    *testkit.Media
 	rec      *testkit.Records
 }
 
 func hdSetup(t *testing.T) *hdEnv {
 	t.Helper()
-	env := &hdEnv{t: t, ingest: &hdIngester{}, statuses: &hdStatuses{}, media: &inMedia{}, rec: testkit.NewRecords()}
+	env := &hdEnv{t: t, ingest: &hdIngester{}, statuses: &testkit.Statuses{}, media: &testkit.Media{BaseURL: inMediaURL}, rec: testkit.NewRecords()}
 	cfg := Config{Domain: "mg.example.com", APIKey: "key-1", WebhookSigningKey: inSigningKey,
 		From: "Acme Support <support@mg.example.com>", Subject: "Your conversation with Acme",
 		SignatureMaxAge: time.Hour}
@@ -256,8 +240,8 @@ func TestHandleInboundMultipart(t *testing.T) {
 			attachments++
 		}
 	}
-	if attachments != 3 || len(env.media.saved) != 3 {
-		t.Errorf("%d attachment events, %d saved; want 3 (two attachments and an inline image)", attachments, len(env.media.saved))
+	if attachments != 3 || len(env.media.Saved()) != 3 {
+		t.Errorf("%d attachment events, %d saved; want 3 (two attachments and an inline image)", attachments, len(env.media.Saved()))
 	}
 	// A first message starts a thread: its subject is shown, and recorded.
 	if first := in.Events[0].Message; first.Type != schema.TypeText || !strings.HasPrefix(hdText(first), "Subject: ") {
@@ -295,9 +279,9 @@ func TestHandleInboundRefusesBadSignature(t *testing.T) {
 			env := hdSetup(t)
 			w := hdInbound(env, hdForward(t, "forward-multipart.txt", hdFresh(time.Minute), hdToken, sig))
 			hdCheckError(t, w, http.StatusNotAcceptable)
-			if len(env.ingest.got) != 0 || len(env.media.saved) != 0 || len(env.rec.Puts()) != 0 {
+			if len(env.ingest.got) != 0 || len(env.media.Saved()) != 0 || len(env.rec.Puts()) != 0 {
 				t.Errorf("stored something: %d ingested, %d media, %d records",
-					len(env.ingest.got), len(env.media.saved), len(env.rec.Puts()))
+					len(env.ingest.got), len(env.media.Saved()), len(env.rec.Puts()))
 			}
 		})
 	}
@@ -409,13 +393,13 @@ func TestHandleEventsFixtures(t *testing.T) {
 	const mid = "01JD2XK8Q3W5Y7Z9A1B3C5D7E9"
 	for _, tc := range []struct {
 		file   string
-		want   *hdStatus // contact filled in below
-		reason string    // substring of the reason
+		want   *testkit.StatusCall // contact filled in below
+		reason string              // substring of the reason
 	}{
-		{"event-accepted.json", &hdStatus{mid: mid, value: schema.StatusSent}, ""},
-		{"event-delivered.json", &hdStatus{mid: mid, value: schema.StatusDelivered}, ""},
-		{"event-opened.json", &hdStatus{mid: mid, value: schema.StatusRead}, ""},
-		{"event-failed-permanent.json", &hdStatus{mid: "01JD2Y0000BOUNCE00000000", value: schema.StatusFailed}, "550 5.1.1"},
+		{"event-accepted.json", &testkit.StatusCall{MID: mid, Value: schema.StatusSent}, ""},
+		{"event-delivered.json", &testkit.StatusCall{MID: mid, Value: schema.StatusDelivered}, ""},
+		{"event-opened.json", &testkit.StatusCall{MID: mid, Value: schema.StatusRead}, ""},
+		{"event-failed-permanent.json", &testkit.StatusCall{MID: "01JD2Y0000BOUNCE00000000", Value: schema.StatusFailed}, "550 5.1.1"},
 		{"event-failed-temporary.json", nil, ""},
 		{"event-uservars-empty-array.json", nil, ""},
 	} {
@@ -423,25 +407,25 @@ func TestHandleEventsFixtures(t *testing.T) {
 			env := hdSetup(t)
 			hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEvent(t, tc.file, inSigningKey, time.Minute)))
 			if tc.want == nil {
-				if len(env.statuses.calls) != 0 {
-					t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
+				if len(env.statuses.Calls()) != 0 {
+					t.Errorf("PostStatus calls %+v, want none", env.statuses.Calls())
 				}
 				return
 			}
-			if len(env.statuses.calls) != 1 {
-				t.Fatalf("PostStatus calls %+v, want one", env.statuses.calls)
+			if len(env.statuses.Calls()) != 1 {
+				t.Fatalf("PostStatus calls %+v, want one", env.statuses.Calls())
 			}
-			got := env.statuses.calls[0]
+			got := env.statuses.Calls()[0]
 			contact, err := EncodeContactID(context.Background(), env.rec, inEvent(t, tc.file).Recipient)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.contact != contact || got.mid != tc.want.mid || got.value != tc.want.value {
-				t.Errorf("PostStatus(%q, %q, %q), want (%q, %q, %q)", got.contact, got.mid, got.value,
-					contact, tc.want.mid, tc.want.value)
+			if got.Contact != contact || got.MID != tc.want.MID || got.Value != tc.want.Value {
+				t.Errorf("PostStatus(%q, %q, %q), want (%q, %q, %q)", got.Contact, got.MID, got.Value,
+					contact, tc.want.MID, tc.want.Value)
 			}
-			if (tc.reason == "") != (got.reason == "") || !strings.Contains(got.reason, tc.reason) {
-				t.Errorf("reason %q, want one containing %q", got.reason, tc.reason)
+			if (tc.reason == "") != (got.Reason == "") || !strings.Contains(got.Reason, tc.reason) {
+				t.Errorf("reason %q, want one containing %q", got.Reason, tc.reason)
 			}
 		})
 	}
@@ -458,8 +442,8 @@ func TestHandleEventsWithoutMid(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/events", bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	hdCheckOK(t, hdServe(t, env.p.handleEvents, r))
-	if len(env.statuses.calls) != 0 {
-		t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
+	if len(env.statuses.Calls()) != 0 {
+		t.Errorf("PostStatus calls %+v, want none", env.statuses.Calls())
 	}
 }
 
@@ -481,8 +465,8 @@ func TestHandleEventsRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			env := hdSetup(t)
 			hdCheckError(t, hdServe(t, env.p.handleEvents, r(t)), http.StatusNotAcceptable)
-			if len(env.statuses.calls) != 0 {
-				t.Errorf("PostStatus calls %+v, want none", env.statuses.calls)
+			if len(env.statuses.Calls()) != 0 {
+				t.Errorf("PostStatus calls %+v, want none", env.statuses.Calls())
 			}
 		})
 	}
@@ -490,7 +474,7 @@ func TestHandleEventsRefused(t *testing.T) {
 
 func TestHandleEventsPostStatusFailing(t *testing.T) {
 	env := hdSetup(t)
-	env.statuses.err = errors.New("store down")
+	env.statuses.Fail(errors.New("store down"))
 	hdCheckError(t, hdServe(t, env.p.handleEvents, hdEvent(t, "event-delivered.json", inSigningKey, time.Minute)),
 		http.StatusServiceUnavailable)
 }
@@ -545,11 +529,11 @@ func TestEventTokensCannotBeReplayed(t *testing.T) {
 	env := hdSetup(t)
 	hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEventBody(t, "ev-1", "tok-ev-1", "mid-1")))
 	hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEventBody(t, "ev-1", "tok-ev-1", "mid-1")))
-	if n := len(env.statuses.calls); n != 1 {
+	if n := len(env.statuses.Calls()); n != 1 {
 		t.Fatalf("a Mailgun retry of an event is acknowledged once: %d status calls", n)
 	}
 	hdCheckError(t, hdServe(t, env.p.handleEvents, hdEventBody(t, "ev-forged", "tok-ev-1", "mid-2")), http.StatusNotAcceptable)
-	if n := len(env.statuses.calls); n != 1 {
+	if n := len(env.statuses.Calls()); n != 1 {
 		t.Fatal("a captured token with another event must not post a status")
 	}
 	// The token is remembered for as long as anything about a message is

@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,31 +26,12 @@ import (
 // inSigningKey signed the forwards in testdata/mailgun.
 const inSigningKey = "key-inbound-test"
 
-// inMedia is a MediaSink that keeps what it was given.
-type inMedia struct {
-	mu    sync.Mutex
-	saved []inSaved
-	fail  error
-}
+// inMediaURL is where the test media sink links saved files.
+const inMediaURL = "https://adapter.example.com"
 
-type inSaved struct {
-	name, ctype string
-	body        []byte
-}
-
-func (m *inMedia) Save(_ context.Context, fileName, contentType string, body []byte) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return "", m.fail
-	}
-	m.saved = append(m.saved, inSaved{fileName, contentType, bytes.Clone(body)})
-	return fmt.Sprintf("https://adapter.example.com/media/%d/%s", len(m.saved), url.PathEscape(fileName)), nil
-}
-
-func inProvider(t *testing.T) (*Provider, *inMedia, *testkit.Records) {
+func inProvider(t *testing.T) (*Provider, *testkit.Media, *testkit.Records) {
 	t.Helper()
-	media, rec := &inMedia{}, testkit.NewRecords()
+	media, rec := &testkit.Media{BaseURL: inMediaURL}, testkit.NewRecords()
 	cfg := Config{Domain: "mg.example.com", APIKey: "key-1", WebhookSigningKey: inSigningKey,
 		From: "Acme Support <support@mg.example.com>", Subject: "Your conversation with Acme"}
 	p, err := New(cfg, providers.Deps{ChannelID: "mail01", IDType: schema.IDTypeCustom, Media: media, Records: rec})
@@ -368,11 +348,11 @@ func TestInboundEventsMultipart(t *testing.T) {
 		if e.Type != schema.EventMessage || e.MID != fmt.Sprintf("%s-%d", mid, i+1) || e.Message.Type != schema.TypeAttachment || a == nil {
 			t.Fatalf("event %d: %+v", i+1, e)
 		}
-		if a.Type != w.kind || a.FileName != w.name || a.MimeType != w.ctype || a.URL != fmt.Sprintf("https://adapter.example.com/media/%d/%s", i+1, w.name) {
+		if a.Type != w.kind || a.FileName != w.name || a.MimeType != w.ctype || a.URL != fmt.Sprintf("%s/media/%d/%s", inMediaURL, i+1, w.name) {
 			t.Errorf("attachment %d: %+v, want %+v", i+1, a, w)
 		}
-		if s := media.saved[i]; s.name != w.name || s.ctype != w.ctype || !bytes.Equal(s.body, f.Attachments[i].Body) {
-			t.Errorf("saved %d: %q %q", i+1, s.name, s.ctype)
+		if s := media.Saved()[i]; s.Name != w.name || s.ContentType != w.ctype || !bytes.Equal(s.Body, f.Attachments[i].Body) {
+			t.Errorf("saved %d: %q %q", i+1, s.Name, s.ContentType)
 		}
 	}
 }
@@ -593,7 +573,7 @@ func TestInboundEventsErrors(t *testing.T) {
 	if _, err := p.InboundEvents(context.Background(), &Forward{From: "not an address"}, false, nil); !errors.Is(err, ErrInvalidAddress) {
 		t.Errorf("bad From: %v", err)
 	}
-	media.fail = errors.New("disk full")
+	media.Fail(errors.New("disk full"))
 	f := &Forward{From: "a@example.com", Attachments: []ForwardAttachment{{FileName: "a.txt", ContentType: "text/plain"}}}
 	if _, err := p.InboundEvents(context.Background(), f, false, nil); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("media failure: %v", err)

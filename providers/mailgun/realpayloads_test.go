@@ -90,8 +90,8 @@ func TestRealParsedForward(t *testing.T) {
 	if got := rpFiles(in); !slices.Equal(got, []string{"foo.txt text/plain file", "bar.txt text/plain file"}) {
 		t.Errorf("attachments %q", got)
 	}
-	if len(env.media.saved) != 2 || string(env.media.saved[0].body) != "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n" {
-		t.Errorf("saved %+v", env.media.saved)
+	if len(env.media.Saved()) != 2 || string(env.media.Saved()[0].Body) != "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n" {
+		t.Errorf("saved %+v", env.media.Saved())
 	}
 }
 
@@ -111,8 +111,8 @@ func TestRealRawMIMEForward(t *testing.T) {
 	if got := rpFiles(in); !slices.Equal(got, []string{"foo.txt text/plain file", "bar.txt text/plain file"}) {
 		t.Errorf("attachments %q", got)
 	}
-	if len(env.media.saved) != 2 || string(env.media.saved[1].body) != "Nam accumsan euismod eros et rhoncus.\r\n" {
-		t.Errorf("saved %+v", env.media.saved)
+	if len(env.media.Saved()) != 2 || string(env.media.Saved()[1].Body) != "Nam accumsan euismod eros et rhoncus.\r\n" {
+		t.Errorf("saved %+v", env.media.Saved())
 	}
 }
 
@@ -303,8 +303,8 @@ func TestStoreNotifyFetchesAttachments(t *testing.T) {
 	if got := rpFiles(in); !slices.Equal(got, []string{"attachment.pdf application/pdf file", "logo.png image/png image"}) {
 		t.Errorf("attachments %q", got)
 	}
-	if len(env.media.saved) != 2 || string(env.media.saved[0].body) != "%PDF-1.4 stored" || !bytes.Equal(env.media.saved[1].body, rpPNG(t)) {
-		t.Errorf("saved %+v", env.media.saved)
+	if len(env.media.Saved()) != 2 || string(env.media.Saved()[0].Body) != "%PDF-1.4 stored" || !bytes.Equal(env.media.Saved()[1].Body, rpPNG(t)) {
+		t.Errorf("saved %+v", env.media.Saved())
 	}
 	if storage.count() != 2 {
 		t.Errorf("%d storage requests, want 2", storage.count())
@@ -372,8 +372,8 @@ func TestStoreNotifyUnfetchableAttachments(t *testing.T) {
 				!strings.Contains(texts[1], `"attachment.pdf"`) || !strings.Contains(texts[2], `"logo.png"`) {
 				t.Errorf("texts %q: want the text and a note per missing attachment", texts)
 			}
-			if len(env.media.saved) != 0 || other.count() != 0 {
-				t.Errorf("saved %d, foreign host asked %d times", len(env.media.saved), other.count())
+			if len(env.media.Saved()) != 0 || other.count() != 0 {
+				t.Errorf("saved %d, foreign host asked %d times", len(env.media.Saved()), other.count())
 			}
 			if logs := buf.String(); !strings.Contains(logs, "attachment.pdf") || strings.Contains(logs, "key-1") {
 				t.Errorf("the log must name the attachment and never the API key: %s", logs)
@@ -470,8 +470,8 @@ func TestNamelessAttachmentPart(t *testing.T) {
 	if got := rpFiles(in); !slices.Equal(got, []string{"attachment-1.png image/png image"}) {
 		t.Errorf("attachments %q", got)
 	}
-	if len(env.media.saved) != 1 || !bytes.Equal(env.media.saved[0].body, rpPNG(t)) {
-		t.Errorf("saved %+v", env.media.saved)
+	if len(env.media.Saved()) != 1 || !bytes.Equal(env.media.Saved()[0].Body, rpPNG(t)) {
+		t.Errorf("saved %+v", env.media.Saved())
 	}
 }
 
@@ -665,12 +665,12 @@ func TestRealEventFixtures(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			env := hdSetup(t)
 			hdCheckOK(t, hdServe(t, env.p.handleEvents, hdEvent(t, tc.file, inSigningKey, time.Minute)))
-			var want []hdStatus
+			var want []testkit.StatusCall
 			if tc.mid != "" {
-				want = []hdStatus{{rpContact(t, env, tc.contact), tc.mid, tc.value, tc.reason}}
+				want = []testkit.StatusCall{{Contact: rpContact(t, env, tc.contact), MID: tc.mid, Value: tc.value, Reason: tc.reason}}
 			}
-			if !slices.Equal(env.statuses.calls, want) {
-				t.Errorf("PostStatus calls %+v, want %+v", env.statuses.calls, want)
+			if !slices.Equal(env.statuses.Calls(), want) {
+				t.Errorf("PostStatus calls %+v, want %+v", env.statuses.Calls(), want)
 			}
 		})
 	}
@@ -747,8 +747,8 @@ func TestEventWithLostUserVariablesFallsBackToOurMessageID(t *testing.T) {
 				"id": "ev-lost", "event": "failed", "severity": "permanent", "reason": "bounce", "recipient": "jane.doe@example.org",
 				"message": map[string]any{"headers": map[string]string{"message-id": tc.messageID}}, "user-variables": tc.vars})))
 			var got []string
-			for _, c := range env.statuses.calls {
-				got = append(got, c.mid+" "+c.value)
+			for _, c := range env.statuses.Calls() {
+				got = append(got, c.MID+" "+c.Value)
 			}
 			var want []string
 			if tc.mid != "" {

@@ -127,60 +127,6 @@ func (g *hookIngester) snapshot() (calls, posted []providers.Inbound) {
 	return slices.Clone(g.calls), slices.Clone(g.posted)
 }
 
-type hookStatusCall struct{ Contact, MID, Value, Reason string }
-
-// hookStatuses records every PostStatus call as made (the real sink drops
-// late and duplicate ones; here the provider's own decisions are visible).
-type hookStatuses struct {
-	mu    sync.Mutex
-	calls []hookStatusCall
-	err   error
-}
-
-func (s *hookStatuses) PostStatus(_ context.Context, contact, mid, value, reason string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
-	}
-	s.calls = append(s.calls, hookStatusCall{contact, mid, value, reason})
-	return nil
-}
-
-func (s *hookStatuses) snapshot() []hookStatusCall {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
-
-type hookSaved struct {
-	Name, ContentType string
-	Body              []byte
-}
-
-// hookMediaSink stores media in memory and links it as the adapter does.
-type hookMediaSink struct {
-	mu    sync.Mutex
-	saved []hookSaved
-	err   error
-}
-
-func (m *hookMediaSink) Save(_ context.Context, name, contentType string, body []byte) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err != nil {
-		return "", m.err
-	}
-	m.saved = append(m.saved, hookSaved{name, contentType, slices.Clone(body)})
-	return fmt.Sprintf("https://pub.example/media/%d/%s", len(m.saved), url.PathEscape(name)), nil
-}
-
-func (m *hookMediaSink) snapshot() []hookSaved {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.saved)
-}
-
 // hookFile is one media item of the fake Twilio: its CDN answer.
 type hookFile struct {
 	ContentType string
@@ -197,8 +143,8 @@ type hookEnv struct {
 	p        *Provider
 	records  *testkit.Records
 	ingest   *hookIngester
-	statuses *hookStatuses
-	media    *hookMediaSink
+	statuses *testkit.Statuses
+	media    *testkit.Media
 	logs     *testkit.LogBuffer
 	client   *http.Client
 	adapter  *httptest.Server
@@ -222,8 +168,8 @@ func newHookEnv(t *testing.T, mutate ...func(*Config, *providers.Deps)) *hookEnv
 		t:        t,
 		records:  testkit.NewRecords(),
 		ingest:   &hookIngester{t: t, seen: map[string]bool{}},
-		statuses: &hookStatuses{},
-		media:    &hookMediaSink{},
+		statuses: &testkit.Statuses{},
+		media:    &testkit.Media{BaseURL: "https://pub.example"},
 		client:   &http.Client{Transport: testkit.NewLocalOnlyTransport()},
 		files: map[string]hookFile{
 			hookMedia1: {ContentType: "image/jpeg", Body: hookJPEG},
@@ -514,7 +460,7 @@ func TestInbound_TestdataPayloadsBecomeEvents(t *testing.T) {
 		contact string
 		events  func(e *hookEnv) []schema.Event
 		profile *schema.Contact
-		saved   []hookSaved
+		saved   []testkit.SavedMedia
 		optOut  bool
 	}{
 		{
@@ -536,9 +482,9 @@ func TestInbound_TestdataPayloadsBecomeEvents(t *testing.T) {
 				}
 			},
 			profile: &schema.Contact{Phone: hookContact, CountryCode: "US"},
-			saved: []hookSaved{
-				{hookMMSSid + "-1.jpg", "image/jpeg", hookJPEG},
-				{hookMMSSid + "-2.pdf", "application/pdf", hookPDF},
+			saved: []testkit.SavedMedia{
+				{Name: hookMMSSid + "-1.jpg", ContentType: "image/jpeg", Body: hookJPEG},
+				{Name: hookMMSSid + "-2.pdf", ContentType: "application/pdf", Body: hookPDF},
 			},
 		},
 		{
@@ -580,7 +526,7 @@ func TestInbound_TestdataPayloadsBecomeEvents(t *testing.T) {
 			if !reflect.DeepEqual(in.Contact, tc.profile) {
 				t.Fatalf("contact %s, want %s", hookJSON(in.Contact), hookJSON(tc.profile))
 			}
-			if got := e.media.snapshot(); (len(got) > 0 || len(tc.saved) > 0) && !reflect.DeepEqual(got, tc.saved) {
+			if got := e.media.Saved(); (len(got) > 0 || len(tc.saved) > 0) && !reflect.DeepEqual(got, tc.saved) {
 				t.Fatalf("media saved %+v, want %+v", got, tc.saved)
 			}
 			if got := e.optedOut(tc.contact); got != tc.optOut {
@@ -653,7 +599,7 @@ func TestInbound_MediaTypeAndFileName(t *testing.T) {
 			if got := hookStrip(t, in.Events); !reflect.DeepEqual(got, want) {
 				t.Fatalf("events:\n%s\nwant:\n%s", hookJSON(got), hookJSON(want))
 			}
-			saved := e.media.snapshot()
+			saved := e.media.Saved()
 			if len(saved) != 1 || saved[0].Name != wantName || saved[0].ContentType != tc.wantMime || string(saved[0].Body) != string(tc.file.Body) {
 				t.Fatalf("saved %+v", saved)
 			}
@@ -713,7 +659,7 @@ func TestInbound_MediaThatCannotBeFetchedBecomesANoteAndTheMessageIsKept(t *test
 
 func TestInbound_MediaStoreFailureAnswers503AndPostsNothing(t *testing.T) {
 	e := newHookEnv(t)
-	e.media.err = errors.New("disk full")
+	e.media.Fail(errors.New("disk full"))
 	r := e.postSigned(hookInbound, e.testdata("mms-two-media.form"))
 	hookAssertError(t, r, http.StatusServiceUnavailable)
 	if calls, _ := e.ingest.snapshot(); len(calls) != 0 {
@@ -764,9 +710,9 @@ func TestInbound_RefusesUnsignedOrMissignedRequestsAndStoresNothing(t *testing.T
 			r := e.post(hookInbound, body(e), tc.sig(e), edits...)
 			hookAssertError(t, r, http.StatusForbidden)
 			calls, _ := e.ingest.snapshot()
-			if len(calls) != 0 || e.apiHits.Load() != 0 || len(e.media.snapshot()) != 0 || len(e.records.Puts()) != 0 {
+			if len(calls) != 0 || e.apiHits.Load() != 0 || len(e.media.Saved()) != 0 || len(e.records.Puts()) != 0 {
 				t.Fatalf("something happened for a refused request: %d ingests, %d media fetches, %d saves, %d records",
-					len(calls), e.apiHits.Load(), len(e.media.snapshot()), len(e.records.Puts()))
+					len(calls), e.apiHits.Load(), len(e.media.Saved()), len(e.records.Puts()))
 			}
 		})
 	}
@@ -854,9 +800,9 @@ func TestInbound_RedeliveredMediaIsNotDownloadedAgain(t *testing.T) {
 		hookAssertTwiML(t, e.postSigned(hookInbound, body))
 		hookAssertTwiML(t, e.postSigned(hookInbound, body)) // Twilio's retry
 		calls, posted := e.ingest.snapshot()
-		if e.apiHits.Load() != 2 || e.cdnHits.Load() != 2 || len(e.media.snapshot()) != 2 {
+		if e.apiHits.Load() != 2 || e.cdnHits.Load() != 2 || len(e.media.Saved()) != 2 {
 			t.Fatalf("media API %d, CDN %d requests, %d saved: want each item once",
-				e.apiHits.Load(), e.cdnHits.Load(), len(e.media.snapshot()))
+				e.apiHits.Load(), e.cdnHits.Load(), len(e.media.Saved()))
 		}
 		if len(calls) != 1 || len(posted) != 1 {
 			t.Fatalf("%d ingests, %d posted", len(calls), len(posted))

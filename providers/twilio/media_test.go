@@ -36,7 +36,7 @@ func TestInbound_MediaCredentialsReachTwiliosAPIHostOnly(t *testing.T) {
 				Body: "the box", Media: []faketwilio.InboundMedia{{URL: tc.mediaURL(fake), ContentType: "image/jpeg"}}})
 			hookAssertTwiML(t, e.postSigned(hookInbound, form.Encode()))
 
-			if saved := e.media.snapshot(); len(saved) != 1 || !bytes.Equal(saved[0].Body, hookJPEG) {
+			if saved := e.media.Saved(); len(saved) != 1 || !bytes.Equal(saved[0].Body, hookJPEG) {
 				t.Fatalf("saved %d media items, want the JPEG", len(saved))
 			}
 			if cdn := fake.CDNRequests(); len(cdn) != 1 || fake.CDNSawAuthorization() {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bonychat/bonychat-adapter/internal/testkit"
 )
 
 const hookMID = "01JH3K9V2Q8W5X7Y4Z6A1B3C5D"
@@ -46,25 +48,25 @@ func hookAssertStatusOK(t *testing.T, r hookResponse) {
 func TestStatus_TestdataCallbacksBecomeReceipts(t *testing.T) {
 	cases := []struct {
 		file   string
-		want   hookStatusCall
+		want   testkit.StatusCall
 		reason string // a word the reason must carry
 		optOut bool
 	}{
-		{file: "status-sent.form", want: hookStatusCall{hookContact, hookMID, "sent", ""}},
-		{file: "status-delivered.form", want: hookStatusCall{hookContact, hookMID, "delivered", ""}},
-		{file: "status-read.form", want: hookStatusCall{hookWAUser, hookMID, "read", ""}},
-		{file: "status-undelivered-30003.form", want: hookStatusCall{hookContact, hookMID, "failed", callbackReason("30003")},
+		{file: "status-sent.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "sent"}},
+		{file: "status-delivered.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "delivered"}},
+		{file: "status-read.form", want: testkit.StatusCall{Contact: hookWAUser, MID: hookMID, Value: "read"}},
+		{file: "status-undelivered-30003.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("30003")},
 			reason: "unreachable"},
-		{file: "status-failed-30007.form", want: hookStatusCall{hookContact, hookMID, "failed", callbackReason("30007")},
+		{file: "status-failed-30007.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("30007")},
 			reason: "spam"},
-		{file: "status-failed-21610.form", want: hookStatusCall{hookContact, hookMID, "failed", callbackReason("21610")},
+		{file: "status-failed-21610.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("21610")},
 			reason: "opted out", optOut: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
 			e := newHookEnv(t)
 			hookAssertStatusOK(t, e.postSigned(e.statusTarget(hookMID, 0, 1), e.testdata(tc.file)))
-			got := e.statuses.snapshot()
+			got := e.statuses.Calls()
 			if len(got) != 1 || got[0] != tc.want {
 				t.Fatalf("PostStatus calls %+v, want %+v", got, tc.want)
 			}
@@ -84,7 +86,7 @@ func TestStatus_OtherStatesAreAcknowledgedAndIgnored(t *testing.T) {
 		t.Run(hookName(st), func(t *testing.T) {
 			e := newHookEnv(t)
 			hookAssertStatusOK(t, e.postSigned(e.statusTarget(hookMID, 0, 1), hookStatusForm(st, "").Encode()))
-			if got := e.statuses.snapshot(); len(got) != 0 {
+			if got := e.statuses.Calls(); len(got) != 0 {
 				t.Fatalf("posted %+v", got)
 			}
 		})
@@ -122,7 +124,7 @@ func TestStatus_BadRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newHookEnv(t)
 			hookAssertError(t, e.postSigned(tc.target, tc.form.Encode()), http.StatusBadRequest)
-			if got := e.statuses.snapshot(); len(got) != 0 {
+			if got := e.statuses.Calls(); len(got) != 0 {
 				t.Fatalf("posted %+v", got)
 			}
 		})
@@ -154,8 +156,8 @@ func TestStatus_RefusesBadSignaturesAndTakesNothing(t *testing.T) {
 			e := newHookEnv(t)
 			target := e.statusTarget(hookMID, 0, 1)
 			hookAssertError(t, e.post(target, body, tc.sig(e, target)), http.StatusForbidden)
-			if len(e.statuses.snapshot()) != 0 || len(e.records.Puts()) != 0 {
-				t.Fatalf("a refused callback posted %+v and wrote %v", e.statuses.snapshot(), e.records.Puts())
+			if len(e.statuses.Calls()) != 0 || len(e.records.Puts()) != 0 {
+				t.Fatalf("a refused callback posted %+v and wrote %v", e.statuses.Calls(), e.records.Puts())
 			}
 		})
 	}
@@ -166,7 +168,7 @@ func TestStatus_AcceptsThePreviousToken(t *testing.T) {
 	target := e.statusTarget(hookMID, 0, 1)
 	body := e.testdata("status-delivered.form")
 	hookAssertStatusOK(t, e.post(target, body, e.sign(hookOldToken, hookPublic+target, body)))
-	if got := e.statuses.snapshot(); len(got) != 1 || got[0].Value != "delivered" {
+	if got := e.statuses.Calls(); len(got) != 1 || got[0].Value != "delivered" {
 		t.Fatalf("posted %+v", got)
 	}
 }
@@ -227,10 +229,10 @@ func TestStatus_MultiPartMessagesReportTheWhole(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newHookEnv(t)
 			for i, s := range tc.steps {
-				before := len(e.statuses.snapshot())
+				before := len(e.statuses.Calls())
 				target := e.statusTarget(hookMID, s.part, tc.parts)
 				hookAssertStatusOK(t, e.postSigned(target, hookStatusForm(s.status, s.code).Encode()))
-				calls := e.statuses.snapshot()[before:]
+				calls := e.statuses.Calls()[before:]
 				switch {
 				case s.want == "" && len(calls) != 0:
 					t.Fatalf("step %d (part %d %s): posted %+v, want nothing", i, s.part, s.status, calls)
@@ -262,7 +264,7 @@ func TestStatus_ConcurrentPartCallbacksAreAllCounted(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	calls := e.statuses.snapshot()
+	calls := e.statuses.Calls()
 	if len(calls) != 1 || calls[0].Value != "delivered" {
 		t.Fatalf("posted %+v, want one delivered for the whole message", calls)
 	}
@@ -282,15 +284,11 @@ func TestStatus_SinkFailureAnswers503AndTheRetryReports(t *testing.T) {
 			}
 			target := e.statusTarget(hookMID, tc.part, tc.parts)
 			body := hookStatusForm("delivered", "").Encode()
-			e.statuses.mu.Lock()
-			e.statuses.err = errors.New("store unavailable")
-			e.statuses.mu.Unlock()
+			e.statuses.Fail(errors.New("store unavailable"))
 			hookAssertError(t, e.postSigned(target, body), http.StatusServiceUnavailable)
-			e.statuses.mu.Lock()
-			e.statuses.err = nil
-			e.statuses.mu.Unlock()
+			e.statuses.Fail(nil)
 			hookAssertStatusOK(t, e.postSigned(target, body)) // Twilio's retry
-			if got := e.statuses.snapshot(); len(got) != 1 || got[0].Value != "delivered" {
+			if got := e.statuses.Calls(); len(got) != 1 || got[0].Value != "delivered" {
 				t.Fatalf("after the retry: %+v", got)
 			}
 		})
@@ -311,7 +309,7 @@ func TestStatus_RecordsFailureAnswers503(t *testing.T) {
 			e := newHookEnv(t)
 			e.records.FailPuts("", errors.New("disk I/O error"))
 			hookAssertError(t, e.postSigned(tc.target(e), tc.form.Encode()), http.StatusServiceUnavailable)
-			if got := e.statuses.snapshot(); len(got) != 0 {
+			if got := e.statuses.Calls(); len(got) != 0 {
 				t.Fatalf("posted %+v", got)
 			}
 		})
@@ -325,8 +323,8 @@ func TestStatus_21610OptsOutOnlyThatContactForThisSender(t *testing.T) {
 	if !e.optedOut(hookContact) || e.optedOut(hookWAUser) {
 		t.Fatal("21610 must opt out exactly the callback's recipient")
 	}
-	got := e.statuses.snapshot()
-	want := []hookStatusCall{{hookContact, hookMID, "failed", "part 2 of 3: " + callbackReason("21610")}}
+	got := e.statuses.Calls()
+	want := []testkit.StatusCall{{Contact: hookContact, MID: hookMID, Value: "failed", Reason: "part 2 of 3: " + callbackReason("21610")}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("posted %+v, want %+v", got, want)
 	}
@@ -344,7 +342,7 @@ func TestStatus_CallbackURLFromSendIsSignedAsIs(t *testing.T) {
 	e := newHookEnv(t)
 	const mid = "ab+c/d=e f"
 	hookAssertStatusOK(t, e.postSigned(e.statusTarget(mid, 0, 1), hookStatusForm("sent", "").Encode()))
-	if got := e.statuses.snapshot(); len(got) != 1 || got[0].MID != mid {
+	if got := e.statuses.Calls(); len(got) != 1 || got[0].MID != mid {
 		t.Fatalf("posted %+v", got)
 	}
 }
