@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/fakemailgun"
+	"github.com/bonychat/bonychat-adapter/providers/mailgun"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
 
@@ -100,5 +101,110 @@ func TestMailgunEmailRoundTrip(t *testing.T) {
 	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
 	if st := h.statusesFor(mID)[0]; st.Value != schema.StatusDelivered {
 		t.Fatalf("want delivered, got %+v", st)
+	}
+}
+
+const mail2Token = "test-token-mail02-000000001"
+
+// addMailChannel adds a second Mailgun channel "mail02" on domain, sending
+// through apiURL, with the same signing key as mail01 (one Mailgun account).
+func addMailChannel(c *Config, domain, apiURL string) {
+	c.Channels = append(c.Channels, ChannelConfig{ID: "mail02", Token: mail2Token, IDType: schema.IDTypeCustom,
+		Provider: "mailgun", Mailgun: &mailgun.Config{Domain: domain, APIKey: mailgunKey, WebhookSigningKey: mailgunSign,
+			APIURL: apiURL, From: "Sales <sales@" + domain + ">", Subject: "Your conversation with Sales",
+			SignatureMaxAge: 24 * time.Hour}})
+}
+
+func signedForward(token, msgID, subject, text string) url.Values {
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	headers, _ := json.Marshal([][]string{{"Message-Id", "<" + msgID + ">"}, {"Subject", subject}})
+	return url.Values{"timestamp": {ts}, "token": {token}, "signature": {mailgunSignature(ts, token)},
+		"recipient": {"support@mg.example.com"}, "sender": {"jane.doe@example.org"}, "from": {"Jane Doe <jane.doe@example.org>"},
+		"subject": {subject}, "body-plain": {text}, "stripped-text": {text}, "message-headers": {string(headers)}}
+}
+
+// Two Mailgun channels, one store: the contact's mail to one channel does
+// not thread the e-mails the other sends to the same address (subject,
+// In-Reply-To, References stay the other conversation's).
+func TestMailgunChannelsKeepTheirOwnThreads(t *testing.T) {
+	fake1 := fakemailgun.New(t, "mg.example.com", mailgunKey)
+	fake2 := fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
+	h := newHarness(t, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake1.URL
+		addMailChannel(c, "mg.sales.example.com", fake2.URL)
+	})
+	// Jane writes to the support channel (mail01).
+	if code, body := h.postForm("/mailgun/mail01/inbound",
+		signedForward("tok-thread-1", "support-1@mail.example.org", "My password reset", "I cannot log in")); code != http.StatusOK {
+		t.Fatalf("inbound: %d %s", code, body)
+	}
+	posts := h.waitPosts(1)
+	contact := posts[0].Payload.ContactID
+	// The sales agent (mail02) writes to Jane for the first time.
+	rec := h.postJSON("/message", mail2Token, textRequest("mail02", contact, "Our spring offer"))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/message: %d %s", rec.Code, rec.Body)
+	}
+	sent := fake2.Sent()
+	if len(sent) != 1 {
+		t.Fatalf("want one e-mail from mail02, got %d", len(sent))
+	}
+	m := sent[0]
+	if m.Get("subject") != "Your conversation with Sales" || m.Get("h:In-Reply-To") != "" ||
+		strings.Contains(m.Get("h:References"), "support-1@mail.example.org") {
+		t.Fatalf("mail02's first e-mail is threaded into mail01's conversation: subject %q, In-Reply-To %q, References %q",
+			m.Get("subject"), m.Get("h:In-Reply-To"), m.Get("h:References"))
+	}
+}
+
+// Mailgun's event webhooks are per domain: with two channels on one domain
+// both endpoints get every event, the other channel's first here, with the
+// same token. The receipt reaches the conversation of the channel that sent
+// the message, once, and no other.
+func TestMailgunReceiptReachesOnlyTheSendingChannel(t *testing.T) {
+	fake := fakemailgun.New(t, "mg.example.com", mailgunKey)
+	h := newHarness(t, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake.URL
+		addMailChannel(c, "mg.example.com", fake.URL)
+	})
+	rec := h.postJSON("/message", mailToken, textRequest("mail01", "jane=doe@example=org", "Hello from support"))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/message: %d %s", rec.Code, rec.Body)
+	}
+	mID := mIDOf(t, rec.Body.Bytes())
+	event := func() []byte {
+		token := "tok-shared-ev-1"
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		b, _ := json.Marshal(map[string]any{
+			"signature": map[string]string{"timestamp": ts, "token": token, "signature": mailgunSignature(ts, token)},
+			"event-data": map[string]any{"event": "delivered", "id": "ev-shared-1", "recipient": "jane.doe@example.org",
+				"timestamp": time.Now().Unix(), "user-variables": map[string]string{"mid": mID},
+				"message": map[string]any{"headers": map[string]string{"message-id": mID + "@mg.example.com"}}},
+		})
+		return b
+	}
+	// Mailgun calls both URLs configured on the domain; mail02's first here.
+	if rec := h.do(http.MethodPost, "/mailgun/mail02/events", "", "application/json", event()); rec.Code != http.StatusOK {
+		t.Fatalf("mail02 event: %d %s", rec.Code, rec.Body)
+	}
+	if rec := h.do(http.MethodPost, "/mailgun/mail01/events", "", "application/json", event()); rec.Code != http.StatusOK {
+		t.Fatalf("mail01 event: %d %s", rec.Code, rec.Body)
+	}
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) > 0 })
+	time.Sleep(100 * time.Millisecond) // a second post would be made by now
+	var owned int
+	for _, p := range h.platform.posts() {
+		for _, e := range p.Payload.Events {
+			switch {
+			case e.Type != schema.EventMessageStatus || e.MID != mID:
+			case p.Payload.ChannelID != "mail01":
+				t.Errorf("status of mail01's message %s posted to channel %q", mID, p.Payload.ChannelID)
+			case e.Status.Value == schema.StatusDelivered:
+				owned++
+			}
+		}
+	}
+	if owned != 1 {
+		t.Errorf("channel mail01 got %d delivered statuses for its message, want 1", owned)
 	}
 }
