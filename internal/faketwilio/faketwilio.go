@@ -333,6 +333,7 @@ type Server struct {
 	media    map[string]mediaFile
 	cdnLog   []CDNRequest
 	optedOut map[string]bool
+	rewrite  func(body string) string
 }
 
 // New starts a fake for one account; it is closed when tb ends. accountSID
@@ -383,6 +384,15 @@ func (s *Server) SetNow(now func() time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.now = now
+}
+
+// SetBodyRewrite makes the fake keep rewrite(body) for each message, as
+// Twilio does: a trial account prefixes its notice, a Messaging Service's
+// Smart Encoding swaps curly quotes and dashes for GSM-7 look-alikes.
+func (s *Server) SetBodyRewrite(rewrite func(body string) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rewrite = rewrite
 }
 
 // Script queues behaviours for the next requests to ep, one per request.
@@ -755,10 +765,14 @@ func (s *Server) record(f url.Values) Message {
 	if f.Get("From") == "" {
 		status = "accepted"
 	}
+	body := f.Get("Body")
+	if s.rewrite != nil {
+		body = s.rewrite(body)
+	}
 	m := Message{
 		SID: NewSID(prefix), AccountSID: s.AccountSID,
 		To: f.Get("To"), From: f.Get("From"), MessagingServiceSID: f.Get("MessagingServiceSid"),
-		Body: f.Get("Body"), MediaURLs: f["MediaUrl"], PersistentActions: f["PersistentAction"],
+		Body: body, MediaURLs: f["MediaUrl"], PersistentActions: f["PersistentAction"],
 		StatusCallback: f.Get("StatusCallback"), Status: status,
 		DateCreated: now, DateUpdated: now,
 	}

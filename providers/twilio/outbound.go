@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
@@ -400,7 +402,8 @@ func (p *Provider) ourSender(m api.ApiV2010Message) bool {
 	return p.cfg.MessagingServiceSID == "" || (m.MessagingServiceSid != nil && *m.MessagingServiceSid == p.cfg.MessagingServiceSID)
 }
 
-// samePart: same body and the same number of media items.
+// samePart: the same body (as Twilio keeps it) and the same number of
+// media items.
 func samePart(m api.ApiV2010Message, pt part) bool {
 	body := ""
 	if m.Body != nil {
@@ -410,7 +413,33 @@ func samePart(m api.ApiV2010Message, pt part) bool {
 	if m.NumMedia != nil {
 		numMedia = *m.NumMedia
 	}
-	return body == pt.Body && numMedia == fmt.Sprint(len(pt.MediaURLs))
+	return sameBody(body, pt.Body) && numMedia == fmt.Sprint(len(pt.MediaURLs))
+}
+
+// trialNotice is what a trial account puts before every body.
+const trialNotice = "Sent from your Twilio trial account - "
+
+// sameBody: Twilio may keep a body other than the one posted: a Messaging
+// Service's Smart Encoding turns curly quotes, dashes, ellipses and odd
+// spaces into GSM-7 look-alikes, and a trial account puts its notice
+// first. Neither changes a letter or a digit, so when the bodies differ
+// those are compared (a body without any must match exactly).
+func sameBody(kept, posted string) bool {
+	if kept == posted {
+		return true
+	}
+	k, p := bodySkeleton(kept), bodySkeleton(posted)
+	return p != "" && (k == p || k == bodySkeleton(trialNotice)+p)
+}
+
+// bodySkeleton is the letters and digits of a body, in order.
+func bodySkeleton(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 func createdSince(m api.ApiV2010Message, since time.Time) bool {

@@ -673,6 +673,49 @@ func TestSendReconciliationSendsExactlyOneSMS(t *testing.T) {
 	}
 }
 
+// Twilio may keep a body other than the one posted (a Messaging Service's
+// Smart Encoding, a trial account's notice): the look-up still finds the
+// lost send, so it is not sent twice; a body that differs in its words is
+// still not taken for it.
+func TestReconcileFindsABodyTwilioRewrote(t *testing.T) {
+	t.Parallel()
+	smart := strings.NewReplacer("’", "'", "“", `"`, "”", `"`, "—", "-", "…", "...")
+	const posted = "We’re on it — “soon”…"
+	cases := []struct {
+		name    string
+		rewrite func(string) string
+		found   bool
+	}{
+		{"smart encoding", smart.Replace, true},
+		{"trial notice", func(b string) string { return trialNotice + b }, true},
+		{"both", func(b string) string { return trialNotice + smart.Replace(b) }, true},
+		{"other words", func(string) string { return "We're on it - \"later\"..." }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := outNew(t)
+			e.fake.SetBodyRewrite(tc.rewrite)
+			e.fake.Script(faketwilio.Create, faketwilio.RecordThenDrop())
+			_, err := e.send(t, outText(posted), "rew-1")
+			if found := err == nil; found != tc.found {
+				t.Fatalf("found = %v (%v), want %v", found, err, tc.found)
+			}
+			if n := len(e.fake.Messages()); n != 1 {
+				t.Fatalf("%d messages, want the one", n)
+			}
+		})
+	}
+}
+
+// A body without letters or digits is matched exactly only: every emoji
+// reply would otherwise look alike.
+func TestSameBodyOfSymbolsOnlyIsExact(t *testing.T) {
+	if sameBody("😀", "👍") || !sameBody("👍", "👍") {
+		t.Fatal("symbol-only bodies must match exactly, and only so")
+	}
+}
+
 func TestReconcileIgnoresOtherMessagesToTheContact(t *testing.T) {
 	t.Parallel()
 	e := outNew(t)
