@@ -575,3 +575,38 @@ func TestFailedAfterDeliveredIsIgnored(t *testing.T) {
 		t.Fatalf("a delivered message cannot fail afterwards: %d statuses", n)
 	}
 }
+
+// Events that died of old age (BonyChat down past platform.max_age) and are
+// replayed with `jobs retry` start over: a passing failure of the replay is
+// retried, not the end of them at once.
+func TestARevivedEventIsRetriedLikeANewOne(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Platform.MaxAge = 300 * time.Millisecond
+		c.Platform.Retries = 0
+		c.Platform.RetryMin, c.Platform.RetryMax = 10*time.Millisecond, 50*time.Millisecond
+	})
+	h.platform.script(slices.Repeat([]int{503}, 1000)...)
+	h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
+	waitFor(t, func() bool { return h.jobCount(store.Dead) == 1 })
+	// BonyChat is back but still flaky: one 503, then it accepts everything.
+	h.platform.script(503)
+	before := len(h.platform.posts())
+	if n, err := h.st.Revive(context.Background(), nil, time.Now()); err != nil || n != 1 {
+		t.Fatalf("revive: %d %v", n, err)
+	}
+	wake(h.srv.pipe.platWake)
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if h.jobCount(store.Done) == 1 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	posts := h.platform.posts()[before:]
+	codes := []int{}
+	for _, p := range posts {
+		codes = append(codes, p.Status)
+	}
+	t.Fatalf("revived job not delivered: dead=%d done=%d; posts after revive: %v (want a retry after the 503, got %d)",
+		h.jobCount(store.Dead), h.jobCount(store.Done), codes, len(posts))
+}

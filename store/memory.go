@@ -302,7 +302,7 @@ func (m *Memory) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 		if j == nil || j.State != Dead {
 			continue
 		}
-		j.State, j.NextAt, j.LeaseUntil, j.Attempts, j.updatedAt = Pending, truncMS(now), time.Time{}, 0, touched
+		j.State, j.NextAt, j.CreatedAt, j.LeaseUntil, j.Attempts, j.updatedAt = Pending, truncMS(now), truncMS(now), time.Time{}, 0, touched
 		m.rejoinLane(j)
 		n++
 	}

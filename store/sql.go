@@ -58,10 +58,12 @@ const (
 		WHERE lease_token = ? AND state = 'leased'`
 	qJobKill = `UPDATE jobs SET state = 'dead', head = 0, last_error = ?, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased' RETURNING lease_token, id`
-	qJobReviveOne = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, attempts = 0, updated_at = ?
-		WHERE id = ? AND state = 'dead'`
-	qJobReviveAll = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, attempts = 0, updated_at = ?
-		WHERE state = 'dead'`
+	// A revived job starts over: due now, no attempts, and its age (which
+	// outbound.max_age and platform.max_age count) from now.
+	qJobReviveOne = `UPDATE jobs SET state = 'pending', next_at = ?, created_at = ?, lease_until = 0, attempts = 0,
+		updated_at = ? WHERE id = ? AND state = 'dead'`
+	qJobReviveAll = `UPDATE jobs SET state = 'pending', next_at = ?, created_at = ?, lease_until = 0, attempts = 0,
+		updated_at = ? WHERE state = 'dead'`
 	// qDeadIDs lists the dead jobs.
 	qDeadIDs = `SELECT id FROM jobs WHERE state = 'dead'`
 	// qLaneUnhead clears the head mark in the lane of a job, before

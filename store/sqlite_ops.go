@@ -383,8 +383,9 @@ func (s *SQLite) Kill(ctx context.Context, token string, reason string) error {
 	}))
 }
 
-// Revive implements Store. Revived jobs start over: attempts 0, due at now.
-// The last error (the reason they died) stays until they run again.
+// Revive implements Store. Revived jobs start over: attempts 0, due at now,
+// created now (their max_age counts from the replay). The last error (the
+// reason they died) stays until they run again.
 func (s *SQLite) Revive(ctx context.Context, ids []int64, now time.Time) (int, error) {
 	if now.IsZero() {
 		now = time.Now()
@@ -399,14 +400,14 @@ func (s *SQLite) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 			if revive, err = scanIDs(w.query(qDeadIDs)); err != nil {
 				return err
 			}
-			n, err := w.execN(qJobReviveAll, at, touched)
+			n, err := w.execN(qJobReviveAll, at, at, touched)
 			total = int(n)
 			if err != nil {
 				return err
 			}
 		}
 		for _, id := range ids {
-			n, err := w.execN(qJobReviveOne, at, touched, id)
+			n, err := w.execN(qJobReviveOne, at, at, touched, id)
 			if err != nil {
 				return err
 			}

@@ -160,7 +160,10 @@ type Store interface {
 	// Kill marks the lease's jobs dead with the reason.
 	Kill(ctx context.Context, token string, reason string) error
 	// Revive puts dead jobs back to pending, due now: the given IDs, or every
-	// dead job when ids is empty. It returns how many were revived.
+	// dead job when ids is empty. A revived job starts over: no attempts,
+	// and CreatedAt now, so that its max_age counts from the replay (one that
+	// died of old age would otherwise die again at its first failure). It
+	// returns how many were revived.
 	Revive(ctx context.Context, ids []int64, now time.Time) (int, error)
 	// Jobs lists jobs, oldest first.
 	Jobs(ctx context.Context, f JobFilter) ([]Job, error)

@@ -563,8 +563,8 @@ func testDeadAndRevive(t *testing.T, s store.Store) {
 		t.Fatalf("Revive(dead, done, missing) revived %d, want 1", n)
 	}
 	j := wantState(t, s, in[0], store.Pending)
-	if !j.NextAt.Equal(later) {
-		t.Fatalf("revived NextAt %v, want %v", j.NextAt, later)
+	if !j.NextAt.Equal(later) || !j.CreatedAt.Equal(later) || j.Attempts != 0 {
+		t.Fatalf("revived NextAt %v CreatedAt %v attempts %d, want %v, %v, 0 (it starts over)", j.NextAt, j.CreatedAt, j.Attempts, later, later)
 	}
 	wantState(t, s, in[1], store.Dead)
 	wantState(t, s, in[2], store.Done)
