@@ -164,6 +164,40 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(raw, os.LookupEnv)
 }
 
+// LoadStoreDSN reads only the store setting of a configuration file (the
+// default when it is left out), for the jobs commands: they need the store,
+// not every channel's secrets in the operator's environment.
+func LoadStoreDSN(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read config: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return "", &ConfigError{Problems: []string{"yaml: " + err.Error()}}
+	}
+	dsn := defaultConfig().Store
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return dsn, nil
+	}
+	top := root.Content[0].Content
+	for i := 0; i+1 < len(top); i += 2 {
+		if top[i].Value != "store" {
+			continue
+		}
+		var problems []string
+		expandNode(top[i+1], "store", os.LookupEnv, &problems)
+		if len(problems) > 0 {
+			return "", &ConfigError{Problems: problems}
+		}
+		if top[i+1].Kind != yaml.ScalarNode || top[i+1].Tag == "!!null" || top[i+1].Value == "" {
+			return dsn, nil
+		}
+		return top[i+1].Value, nil
+	}
+	return dsn, nil
+}
+
 // ConfigError lists every problem of a configuration.
 type ConfigError struct{ Problems []string }
 

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -31,6 +33,32 @@ func Open(dsn string) (Store, error) {
 		return nil, fmt.Errorf("store: DSN %q: postgres is not supported yet (use sqlite:PATH)", redactDSN(dsn))
 	}
 	return nil, fmt.Errorf("store: DSN %q: unknown store %q, want sqlite:PATH or memory:", redactDSN(dsn), scheme)
+}
+
+// OpenExisting opens the store a DSN names, like Open, but only one that
+// exists: for the jobs commands, which work on the server's store from
+// another process (a relative path names another file when they are run
+// from another folder, and an empty new store would list nothing and
+// replay nothing, as if all were well).
+func OpenExisting(dsn string) (Store, error) {
+	scheme, rest, _ := strings.Cut(dsn, ":")
+	switch strings.ToLower(scheme) {
+	case "sqlite":
+		if rest == "" {
+			break // Open says what is wrong
+		}
+		abs, err := filepath.Abs(rest)
+		if err != nil {
+			abs = rest
+		}
+		if _, err := os.Stat(rest); err != nil {
+			return nil, fmt.Errorf("store: no store at %s (the server creates it; run this from the server's folder, "+
+				"or give store an absolute path)", abs)
+		}
+	case "memory":
+		return nil, errors.New("store: the memory: store lives in the server's process; there is nothing to open from here")
+	}
+	return Open(dsn)
 }
 
 // redactDSN hides what may be a password in a DSN quoted in an error.

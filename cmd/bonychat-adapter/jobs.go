@@ -33,13 +33,16 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// openStore opens the store the configuration names; it must exist (the
+// server's). Only the store setting is read: the operator's shell need not
+// hold every channel's secrets.
 func openStore(configPath string, stderr io.Writer) (store.Store, bool) {
-	cfg, err := adapter.LoadConfig(configPath)
+	dsn, err := adapter.LoadStoreDSN(configPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false
 	}
-	st, err := store.Open(cfg.Store)
+	st, err := store.OpenExisting(dsn)
 	if err != nil {
 		fmt.Fprintln(stderr, "open store:", err)
 		return nil, false
@@ -57,6 +60,19 @@ func jobsList(args []string, stdout, stderr io.Writer) int {
 	limit := fs.Int("limit", 200, "at most this many jobs")
 	if fs.Parse(args) != nil || fs.NArg() > 0 || *configPath == "" {
 		fmt.Fprintln(stderr, "usage: bonychat-adapter jobs list --config FILE [--state S] [--channel ID] [--queue Q] [--limit N]")
+		return 2
+	}
+	// A mistyped filter would list nothing, just like "nothing is dead".
+	if *state != "" && !slices.Contains([]store.State{store.Pending, store.Leased, store.Done, store.Dead}, store.State(*state)) {
+		fmt.Fprintf(stderr, "--state %q: want pending, leased, done or dead\n", *state)
+		return 2
+	}
+	if *queue != "" && !slices.Contains([]store.Queue{store.Outbound, store.Platform}, store.Queue(*queue)) {
+		fmt.Fprintf(stderr, "--queue %q: want outbound or platform\n", *queue)
+		return 2
+	}
+	if *limit <= 0 {
+		fmt.Fprintf(stderr, "--limit %d: want at least 1\n", *limit)
 		return 2
 	}
 	st, ok := openStore(*configPath, stderr)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
 const (
@@ -129,12 +131,18 @@ func TestJobsCLIRefusesBadUsageWithExit2AndTouchesNothing(t *testing.T) {
 }
 
 func TestJobsCLIFailsWithExit1OnABadConfig(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.yaml")
+	broken := filepath.Join(dir, "broken.yaml")
+	unset := filepath.Join(dir, "unset.yaml")
+	writeFile(t, broken, "store: [unclosed\n")
+	writeFile(t, unset, "store: \"sqlite:${JOBS_TEST_UNSET_STORE}\"\n")
 	for _, args := range [][]string{
 		{"list", "--config", missing},
 		{"retry", "--config", missing, "--dead"},
 		{"retry", "--config", missing, "7"},
-		{"list", "--config", manyProblemsConfig},
+		{"list", "--config", broken},
+		{"list", "--config", unset},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, stdout, stderr := jobsCLI(t, args...)
@@ -149,8 +157,77 @@ func TestJobsCLIFailsWithExit1OnABadConfig(t *testing.T) {
 	}
 }
 
+// The jobs commands work on the server's store only: run from another
+// folder (a relative store path then names another file), or before the
+// server ever ran, they say where they looked and exit 1, and create
+// nothing; an empty list would look like "nothing is dead".
+func TestJobsCLIOpensOnlyAnExistingStore(t *testing.T) {
+	serverDir := t.TempDir()
+	cfg := filepath.Join(serverDir, "config.yaml")
+	writeFile(t, cfg, "store: \"sqlite:data/adapter.db\"\n")
+	elsewhere := t.TempDir()
+	t.Chdir(elsewhere)
+	for _, args := range [][]string{{"list", "--config", cfg}, {"retry", "--config", cfg, "--dead"}} {
+		code, stdout, stderr := jobsCLI(t, args...)
+		want := filepath.Join(elsewhere, "data", "adapter.db")
+		if code != 1 || stdout != "" || !strings.Contains(stderr, "no store at "+want) {
+			t.Errorf("jobs %v = %d, stdout %q, stderr %q; want 1 naming %s", args, code, stdout, stderr, want)
+		}
+		if _, err := os.Stat(filepath.Join(elsewhere, "data")); !os.IsNotExist(err) {
+			t.Fatalf("jobs %v created %s", args, filepath.Join(elsewhere, "data"))
+		}
+	}
+}
+
+// Only the store setting is read: the operator's shell need not hold the
+// channels' secrets, and problems elsewhere in the file do not stop an
+// operator from looking at the jobs.
+func TestJobsCLINeedsOnlyTheStoreSetting(t *testing.T) {
+	dir := t.TempDir()
+	serverStore(t, dir)
+	cfg := filepath.Join(dir, "config.yaml")
+	writeFile(t, cfg, "store: \"sqlite:"+filepath.Join(dir, "adapter.db")+"\"\nchannels:\n  - id: sms01\n    token: \"${JOBS_TEST_UNSET_TOKEN}\"\n")
+	code, stdout, stderr := jobsCLI(t, "list", "--config", cfg)
+	if code != 0 || stderr != "" || len(parseJobList(t, stdout)) != 0 {
+		t.Fatalf("jobs list = %d, stdout %q, stderr %q; want 0, only the header", code, stdout, stderr)
+	}
+}
+
+// A filter that names nothing that exists is a usage error, not an empty
+// list.
+func TestJobsListRefusesAnUnknownFilter(t *testing.T) {
+	cfg, dir := writeJobsConfig(t, "127.0.0.1:1", "http://127.0.0.1:1/webhook")
+	serverStore(t, dir)
+	for _, args := range [][]string{{"--state", "failed"}, {"--state", "Dead"}, {"--queue", "inbound"}, {"--limit", "0"}} {
+		code, stdout, stderr := jobsCLI(t, append([]string{"list", "--config", cfg}, args...)...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, args[0]) {
+			t.Errorf("jobs list %v = %d, stdout %q, stderr %q; want 2 naming %s", args, code, stdout, stderr, args[0])
+		}
+	}
+}
+
+// serverStore creates the store in dir as the server would at start-up.
+func serverStore(t *testing.T, dir string) {
+	t.Helper()
+	st, err := store.Open("sqlite:" + filepath.Join(dir, "adapter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestJobsCLIOnAnEmptyStore(t *testing.T) {
-	cfg, _ := writeJobsConfig(t, "127.0.0.1:1", "http://127.0.0.1:1/webhook")
+	cfg, dir := writeJobsConfig(t, "127.0.0.1:1", "http://127.0.0.1:1/webhook")
+	serverStore(t, dir)
 
 	code, stdout, stderr := jobsCLI(t, "list", "--config", cfg)
 	if code != 0 || stderr != "" {
