@@ -175,17 +175,11 @@ func (p *Provider) inboundFailed(w http.ResponseWriter, log *slog.Logger, f *For
 	providers.WriteError(w, http.StatusServiceUnavailable, "the message could not be stored; try again")
 }
 
-// forwardContactID is the contact InboundEvents will post for: the sender,
-// or for mail from the business its first outside recipient.
+// forwardContactID is the contact InboundEvents will post for (inboundParty).
 func (p *Provider) forwardContactID(r *http.Request, f *Forward, business []string) (string, error) {
-	addr, err := inboundFrom(f.From)
+	addr, _, err := p.inboundParty(f, business)
 	if err != nil {
 		return "", err
-	}
-	if inboundIsBusiness(addr.Address, business) {
-		if addr = p.inboundEchoContact(f, business); addr == nil {
-			return "", ErrInvalidAddress
-		}
 	}
 	return EncodeContactID(r.Context(), p.deps.Records, addr.Address)
 }

@@ -538,7 +538,7 @@ func TestEventTokensCannotBeReplayed(t *testing.T) {
 	}
 	// The token is remembered for as long as anything about a message is
 	// kept, not forever: one record per webhook would grow the store.
-	exp := env.rec.Expiries.Of(nsTokens, env.p.tokenKey("tok-ev-1"))
+	exp := env.rec.Expiries.Of(nsTokens, "tok-ev-1")
 	if d := time.Until(exp); d < providers.MessageRecordTTL-time.Minute || d > providers.MessageRecordTTL {
 		t.Fatalf("token record expires in %v, want about %v", d, providers.MessageRecordTTL)
 	}
@@ -550,5 +550,58 @@ func TestEventTokenCannotBeReusedForInboundMail(t *testing.T) {
 	hdCheckError(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken)), http.StatusNotAcceptable)
 	if n := len(env.ingest.got); n != 0 {
 		t.Fatalf("a forged forward with an event's token must store nothing: %d ingests", n)
+	}
+}
+
+// A signature (timestamp, token) that signed a route forward to one
+// channel signs nothing else on another channel of the same account (same
+// signing key): the signature covers no body, and the token registry is
+// the only replay protection, so it is kept across channels.
+func TestATokenUsedOnOneChannelSignsNothingElseOnAnother(t *testing.T) {
+	env := hdSetup(t)
+	ts := hdFresh(time.Minute)
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", ts, hdToken)))
+
+	// Channel mail02: same account, same signing key, same store.
+	cfg := env.p.cfg
+	cfg.From = "Sales <sales@mg.example.com>"
+	ing := &hdIngester{}
+	p2, err := New(cfg, providers.Deps{ChannelID: "mail02", IDType: schema.IDTypeCustom, Media: env.media,
+		Records: env.rec, Ingest: ing, Statuses: &testkit.Statuses{}, Transport: testkit.NewLocalOnlyTransport()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2.now = env.p.now
+	form, err := url.ParseQuery(string(inFile(t, "forward-urlencoded.form")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form.Set("Message-Id", "<forged@attacker.example>")
+	form.Set("message-headers", `[["From","bob@example.net"],["To","sales@mg.example.com"],["Message-Id","<forged@attacker.example>"]]`)
+	form.Set("body-plain", "Forged: please refund to account 999")
+	form.Set("stripped-text", "Forged: please refund to account 999")
+	r := hdForwardBody(t, []byte(form.Encode()), "application/x-www-form-urlencoded", ts, hdToken, hdSign(inSigningKey, ts, hdToken))
+	r.URL.Path = "/mailgun/mail02/inbound"
+	w := hdServe(t, p2.inboundHandler(maxForwardBytes), r)
+	if w.Code == http.StatusOK || len(ing.got) != 0 {
+		t.Fatalf("a token already used for another mail on mail01 signed a forged mail on mail02: status %d, %d ingests", w.Code, len(ing.got))
+	}
+}
+
+// A mail whose From is a business address Mailgun did not vouch for is
+// posted as a message from that address with the warning, even when it
+// names no outside recipient (an echo would have none to go to): the
+// handler and InboundEvents agree on its contact.
+func TestAnUnverifiedBusinessMailIsPostedWithAWarning(t *testing.T) {
+	env := hdSetup(t)
+	env.p.cfg.BusinessAddresses = []string{"example.net"}
+	w := hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken))
+	hdCheckOK(t, w)
+	if len(env.ingest.got) != 1 {
+		t.Fatalf("%d ingests, want 1", len(env.ingest.got))
+	}
+	in := env.ingest.got[0]
+	if !strings.HasPrefix(hdText(in.Events[0].Message), unverifiedBusinessNote) {
+		t.Fatalf("events %+v: want the unverified warning", in.Events)
 	}
 }

@@ -580,24 +580,13 @@ func forwardPartType(v string) string {
 // usable contact address (ErrInvalidAddress): the handler answers 5xx for
 // the first and 406 for the second.
 func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool, business []string) (providers.Inbound, error) {
-	echo := false
-	contact, err := inboundFrom(f.From)
+	contact, kind, err := p.inboundParty(f, business)
 	if err != nil {
 		return providers.Inbound{}, err
 	}
-	unverified := false
-	switch {
-	case !inboundIsBusiness(contact.Address, business):
-	case !f.SenderVerified:
-		// Anyone can write a business address in From: without proof it
-		// is a message from that address, with a warning, never the team's.
-		unverified = true
-	default:
-		echo = true
-		contact = p.inboundEchoContact(f, business)
-		if contact == nil {
-			return providers.Inbound{}, fmt.Errorf("%w: mail from the business address %q names no contact in To or Cc", ErrInvalidAddress, f.From)
-		}
+	unverified := kind == unverifiedBusiness
+	if unverified {
+		kind = schema.EventMessage
 	}
 	contactID, err := EncodeContactID(ctx, p.deps.Records, contact.Address)
 	if err != nil {
@@ -607,10 +596,6 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 		DedupeKey: forwardDedupeKey(f),
 		ContactID: contactID,
 		Contact:   inboundContact(contact),
-	}
-	kind := schema.EventMessage
-	if echo {
-		kind = schema.EventMessageEcho
 	}
 	ts := p.inboundTime(f.Timestamp)
 	mid := MessageMID(f.MessageID, f.Token)
@@ -645,6 +630,33 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 		in.Events = append(in.Events, event(mid, schema.TextMessage("(empty e-mail)")))
 	}
 	return in, nil
+}
+
+// unverifiedBusiness is inboundParty's kind for a mail whose From is a
+// business address Mailgun did not vouch for: a message, with a warning.
+const unverifiedBusiness = "unverified business"
+
+// inboundParty is who a mail is posted for and as what: the sender, with a
+// message; for mail from a business address Mailgun vouched for
+// (Forward.SenderVerified), its first outside recipient, with an echo (no
+// such recipient: ErrInvalidAddress); for one it did not, the sender again,
+// unverifiedBusiness (anyone can write a business address in From). The
+// handler and InboundEvents both ask it, so they agree on the contact.
+func (p *Provider) inboundParty(f *Forward, business []string) (*mail.Address, string, error) {
+	from, err := inboundFrom(f.From)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case !inboundIsBusiness(from.Address, business):
+		return from, schema.EventMessage, nil
+	case !f.SenderVerified:
+		return from, unverifiedBusiness, nil
+	}
+	to := p.inboundEchoContact(f, business)
+	if to == nil {
+		return nil, "", fmt.Errorf("%w: mail from the business address %q names no contact in To or Cc", ErrInvalidAddress, f.From)
+	}
+	return to, schema.EventMessageEcho, nil
 }
 
 // unverifiedBusinessNote heads a mail whose From is a business address that

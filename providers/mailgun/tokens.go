@@ -14,35 +14,48 @@ import (
 // routes: the same token with the same subject is a Mailgun retry; with
 // anything else it is a replay. (The inbound route also records its token
 // in the same transaction as the events, see handleInbound.) Single
-// process: the check and the record are not one atomic step. Tokens are
-// registered per channel (key channel ID "|" token): Mailgun posts a
-// domain's events to every URL set for it, so channels sharing a domain
-// each get the same webhook, and each must take it.
-const nsTokens = "mailgun-token"
+// process: the check and the record are not one atomic step.
+//
+// The registry is global (channels of one Mailgun account share the signing
+// key, so a token used on one channel must not sign anything else on
+// another), and each channel also notes the tokens it took: Mailgun posts a
+// domain's events to every URL set for it, so channels sharing a domain get
+// the same webhook with the same token, and each must take it once.
+const (
+	nsTokens      = "mailgun-token"       // token → what it signed
+	nsTokensTaken = "mailgun-token-taken" // channel|token → what it signed, taken by that channel
+)
 
 // errTokenReplayed: a signed token came back with something else.
 var errTokenReplayed = errors.New("mailgun: webhook token already used for another message or event")
 
-// checkToken reports whether token was seen with subject before (a retry),
-// and errTokenReplayed when it was seen with something else.
+// checkToken reports whether this channel took token with subject before
+// (a retry), and errTokenReplayed when token signed something else, on any
+// channel.
 func (p *Provider) checkToken(ctx context.Context, token, subject string) (seen bool, err error) {
-	v, found, err := p.deps.Records.Get(ctx, nsTokens, p.tokenKey(token))
+	signed, found, err := p.deps.Records.Get(ctx, nsTokens, token)
 	switch {
 	case err != nil:
 		return false, err
-	case !found || len(v) == 0:
+	case !found || len(signed) == 0:
 		return false, nil
-	case string(v) != subject:
+	case string(signed) != subject:
 		return false, errTokenReplayed
 	}
-	return true, nil
+	_, taken, err := p.deps.Records.Get(ctx, nsTokensTaken, p.takenKey(token))
+	return taken, err
 }
 
-// recordToken registers what token signed, for as long as anything about
-// one message is kept (far longer than Mailgun retries a webhook).
+// recordToken registers what token signed, and that this channel took it,
+// for as long as anything about one message is kept (far longer than
+// Mailgun retries a webhook).
 func (p *Provider) recordToken(ctx context.Context, token, subject string) error {
-	return p.deps.Records.PutUntil(ctx, nsTokens, p.tokenKey(token), []byte(subject), providers.MessageRecordExpiry())
+	expires := providers.MessageRecordExpiry()
+	if err := p.deps.Records.PutUntil(ctx, nsTokens, token, []byte(subject), expires); err != nil {
+		return err
+	}
+	return p.deps.Records.PutUntil(ctx, nsTokensTaken, p.takenKey(token), []byte(subject), expires)
 }
 
-// tokenKey names a token's record on this channel.
-func (p *Provider) tokenKey(token string) string { return p.deps.ChannelID + "|" + token }
+// takenKey names a token taken by this channel.
+func (p *Provider) takenKey(token string) string { return p.deps.ChannelID + "|" + token }
