@@ -206,30 +206,59 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 		p.finishInBackground(ctx, l, job, se, lastError)
 		return
 	}
-	if err := p.completeDurably(ctx, l.Token, lastError, nil); err != nil {
-		// The lease never expires, so the job is not re-sent; start-up
-		// settles it. The request answers "pending" at once.
-		p.s.log.Error("cannot record the end of an outbound job", "mId", job.MID, "error", err.Error())
-		p.waiters.deliver(job.MID, outcome{pending: true})
-		return
-	}
-	if !p.waiters.deliver(job.MID, outcome{err: se}) {
-		// The request gave up after claimedGrace (a very slow write):
-		// report the outcome instead.
-		value, reason := outcomeStatus(se)
-		if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
-			p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
+	err := p.completeDurably(ctx, l.Token, lastError, nil)
+	switch {
+	case err == nil:
+		if !p.waiters.deliver(job.MID, outcome{err: se}) {
+			// The request gave up after claimedGrace (a very slow write):
+			// report the outcome instead.
+			value, reason := outcomeStatus(se)
+			if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
+				p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
+			}
 		}
+	case errors.Is(err, store.ErrLeaseLost):
+		p.s.log.Error("outbound job taken over before its end was recorded", "mId", job.MID)
+		p.waiters.deliver(job.MID, outcome{pending: true})
+	default:
+		// Not recorded: the request answers "pending" now, and the end is
+		// recorded in the background, with its status event.
+		p.waiters.deliver(job.MID, outcome{pending: true})
+		p.finishInBackground(ctx, l, job, se, lastError)
 	}
 }
 
 // finishInBackground ends a job nobody waits for: the job is completed and
 // its status event stored in one transaction, so a crash loses neither.
+// It tries until that is recorded or the server stops (start-up then
+// settles the job): an unrecorded end keeps the job's lease, which never
+// runs out while this process lives, and with it every later message to
+// the contact.
 func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError, lastError string) {
 	value, reason := outcomeStatus(se)
 	if se != nil {
 		p.s.log.Error("message failed in the background", "channel", job.ChannelID, "mId", job.MID, "reason", se.Reason)
 	}
+	for {
+		err := p.completeWithStatus(ctx, l, job, value, reason, lastError)
+		if err == nil || errors.Is(err, store.ErrLeaseLost) {
+			return
+		}
+		p.s.log.Error("cannot record the end of an outbound job; trying again", "mId", job.MID,
+			"in", p.recordAgainAfter.String(), "error", err.Error())
+		select {
+		case <-time.After(p.recordAgainAfter):
+		case <-p.stopping:
+			return
+		}
+	}
+}
+
+// completeWithStatus completes the job and, if value moves the message's
+// status forward, stores its status event in the same write, under the
+// mId's status lock (held for one try only: receipts for the message wait
+// on it).
+func (p *pipeline) completeWithStatus(ctx context.Context, l store.Lease, job store.Job, value, reason, lastError string) error {
 	unlock := p.statusMu.lock(job.MID)
 	defer unlock()
 	advances, err := p.statusAdvances(ctx, job.MID, value)
@@ -242,14 +271,14 @@ func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job st
 		follow = []store.NewJob{statusJob(job.ChannelID, job.ContactID, job.MID, value, reason)}
 	}
 	if err := p.completeDurably(ctx, l.Token, lastError, follow); err != nil {
-		p.s.log.Error("cannot record the end of an outbound job", "mId", job.MID, "error", err.Error())
-		return
+		return err
 	}
 	if advances {
 		if err := p.statusQueued(ctx, job.MID, value); err != nil {
 			p.s.log.Warn("cannot record the status", "mId", job.MID, "error", err.Error())
 		}
 	}
+	return nil
 }
 
 func outcomeStatus(se *providers.SendError) (value, reason string) {

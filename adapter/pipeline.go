@@ -35,11 +35,15 @@ type pipeline struct {
 	platBusy atomic.Int32
 	now      func() time.Time
 	stopping <-chan struct{} // closed when the workers are told to stop
+	// recordAgainAfter is the pause between tries to record a job's end
+	// (finishInBackground).
+	recordAgainAfter time.Duration
 }
 
 func newPipeline(s *Server, st store.Store) *pipeline {
 	return &pipeline{s: s, st: st, waiters: newWaiters(), outWake: make(chan struct{}, 1),
-		platWake: make(chan struct{}, 1), limiters: map[string]*rate.Limiter{}, now: time.Now}
+		platWake: make(chan struct{}, 1), limiters: map[string]*rate.Limiter{}, now: time.Now,
+		recordAgainAfter: 5 * time.Second}
 }
 
 // initLimiters gives each channel its BonyChat rate limit (per second, no burst).

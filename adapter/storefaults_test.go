@@ -131,7 +131,7 @@ func TestAVerySlowRecordingEndsAsAStatus(t *testing.T) {
 	}
 }
 
-// completeRefused fails the first `fails` Complete writes.
+// completeRefused fails the first `fails` Complete and CompleteWith writes.
 type completeRefused struct {
 	store.Store
 	fails   int32
@@ -143,6 +143,51 @@ func (s *completeRefused) Complete(ctx context.Context, token, lastError string)
 		return errors.New("database is locked")
 	}
 	return s.Store.Complete(ctx, token, lastError)
+}
+
+func (s *completeRefused) CompleteWith(ctx context.Context, token, lastError string, follow []store.NewJob) error {
+	if s.refused.Add(1) <= s.fails {
+		return errors.New("database is locked")
+	}
+	return s.Store.CompleteWith(ctx, token, lastError, follow)
+}
+
+// An attempt whose end cannot be recorded for a while (longer than the
+// few seconds the write is retried at once) is answered "pending", and its
+// end is recorded in the background, with its status event, once the store
+// takes it: the contact's later messages are not held behind it until a
+// restart.
+func TestAnEndThatCannotBeRecordedForAWhileIsRecordedLater(t *testing.T) {
+	fake := &fakeProvider{}
+	st := &completeRefused{Store: store.NewMemory(), fails: 12} // the request's 5 tries, the first background 5, 2 more
+	h := buildHarness(t, st, func(c *Config) { c.Outbound.Wait = 100 * time.Millisecond }, fake)
+	h.srv.pipe.recordAgainAfter = 10 * time.Millisecond
+	stop, err := h.srv.StartWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "first"))
+	mID := mIDOf(t, rec.Body.Bytes())
+	if rec.Code != http.StatusOK {
+		t.Fatalf("first: %d %s", rec.Code, rec.Body)
+	}
+	if rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "second")); rec.Code != http.StatusOK {
+		t.Fatalf("second: %d %s", rec.Code, rec.Body)
+	}
+	for deadline := time.Now().Add(15 * time.Second); h.jobCount(store.Done) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("not recorded: %d done, sent %q", h.jobCount(store.Done), fake.sentTexts(phoneContact))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
+	if got := h.statusesFor(mID)[0]; got.Value != schema.StatusSent {
+		t.Fatalf("status %+v, want sent", got)
+	}
+	if got := fake.sentTexts(phoneContact); len(got) != 2 || got[0] != "first" || got[1] != "second" {
+		t.Fatalf("sent %q, want first then second, once each", got)
+	}
 }
 
 // Events BonyChat took whose completion is refused for a moment are

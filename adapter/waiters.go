@@ -73,12 +73,13 @@ func (w *waiters) deliver(mID string, o outcome) bool {
 
 // abandon stops waiting. If the outcome arrived meanwhile it is returned;
 // if it is on its way (claimed), it is waited for up to claimedGrace.
+// Unclaimed, the waiter is removed under the same lock that saw it
+// unclaimed, so a claim cannot slip in between and count on a request
+// that is gone.
 func (w *waiters) abandon(mID string, ch <-chan outcome) (outcome, bool) {
 	w.mu.Lock()
-	wt, ok := w.m[mID]
-	claimed := ok && wt.claimed
-	w.mu.Unlock()
-	if claimed {
+	if wt, ok := w.m[mID]; ok && wt.claimed {
+		w.mu.Unlock()
 		timer := time.NewTimer(claimedGrace)
 		defer timer.Stop()
 		select {
@@ -86,8 +87,8 @@ func (w *waiters) abandon(mID string, ch <-chan outcome) (outcome, bool) {
 			return o, true
 		case <-timer.C:
 		}
+		w.mu.Lock()
 	}
-	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.m, mID)
 	select {
