@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/bonychat/bonychat-adapter/providers/mailgun"
 	"github.com/bonychat/bonychat-adapter/providers/twilio"
 	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
 // Config is the whole YAML configuration. Its shape is part of the contract.
@@ -293,9 +296,10 @@ func (c *Config) validate() []string {
 	var p problemList
 	p.check(c.Listen != "", "listen", "required")
 	p.check(c.Listen == "" || validListen(c.Listen), "listen", "must be host:port, e.g. 127.0.0.1:8080")
-	p.check(c.PublicURL == "" || schema.IsHTTPURL(c.PublicURL), "public_url", "must be an absolute http(s) URL")
-	p.check(c.BasePath == "" || (strings.HasPrefix(c.BasePath, "/") && !strings.HasSuffix(c.BasePath, "/")),
-		"base_path", `must be empty or start with "/" and not end with "/"`)
+	// Every URL handed out (media links, Twilio's callbacks) starts with it.
+	p.check(validPublicURL(c.PublicURL), "public_url", "must be an absolute http(s) URL without query or fragment")
+	p.check(c.BasePath == "" || basePathPattern.MatchString(c.BasePath),
+		"base_path", `must be empty or "/"-separated segments of letters, digits and . _ ~ - (e.g. /bonychat)`)
 	p.check(slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level), "log.level", "must be one of debug, info, warn, error")
 	p.check(slices.Contains([]string{"json", "text"}, c.Log.Format), "log.format", "must be json or text")
 	p.check(c.HTTP.MaxBodyBytes > 0, "http.max_body_bytes", "must be greater than 0")
@@ -309,7 +313,7 @@ func (c *Config) validate() []string {
 	p.check(c.Platform.RateLimit > 0, "platform.rate_limit", "must be greater than 0")
 	p.check(c.Platform.MaxAge > 0, "platform.max_age", "must be greater than 0")
 	p.check(c.Platform.Timeout > 0, "platform.timeout", "must be greater than 0")
-	p.check(strings.HasPrefix(c.Store, "sqlite:") || c.Store == "memory:", "store", `must be "sqlite:PATH" or "memory:"`)
+	p.check(store.CheckDSN(c.Store) == nil, "store", `must be "sqlite:PATH" (a file path) or "memory:"`)
 	p.backoff("outbound", c.Outbound.RetryMin, c.Outbound.RetryMax)
 	p.check(c.Outbound.Wait > 0, "outbound.wait", "must be greater than 0")
 	p.check(c.HTTP.WriteTimeout == 0 || c.Outbound.Wait+5*time.Second <= c.HTTP.WriteTimeout, "outbound.wait",
@@ -390,7 +394,16 @@ func (p *problemList) section(key string, ch ChannelConfig, provider string, pre
 
 func validListen(addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
-	return err == nil && port != ""
+	n, perr := strconv.Atoi(port)
+	return err == nil && perr == nil && n >= 0 && n <= 65535
+}
+
+// basePathPattern: segments a router takes literally (no ":" or "*").
+var basePathPattern = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
+
+func validPublicURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && schema.IsHTTPURL(s) && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
 }
 
 var channelIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)

@@ -328,7 +328,7 @@ func TestConfigVariableInACommentIsNotExpanded(t *testing.T) {
 // each problem with its key path.
 var cfgManyProblems = []string{
 	"listne: unknown key (line 4)",
-	`base_path: must be empty or start with "/" and not end with "/"`,
+	`base_path: must be empty or "/"-separated segments of letters, digits and . _ ~ - (e.g. /bonychat)`,
 	"log.level: must be one of debug, info, warn, error",
 	"channels[0].tokn: unknown key (line 12)",
 	"channels[0].id_type: must be phone or custom",
@@ -374,8 +374,8 @@ func TestConfigErrorListsOneProblemPerLine(t *testing.T) {
 	}
 }
 
-func TestConfigBasePathMustStartWithSlashAndNotEndWithOne(t *testing.T) {
-	const problem = `base_path: must be empty or start with "/" and not end with "/"`
+func TestConfigBasePathIsLiteralSegments(t *testing.T) {
+	const problem = `base_path: must be empty or "/"-separated segments of letters, digits and . _ ~ - (e.g. /bonychat)`
 	tests := []struct {
 		basePath string
 		valid    bool
@@ -387,6 +387,10 @@ func TestConfigBasePathMustStartWithSlashAndNotEndWithOne(t *testing.T) {
 		{"/bony/", false},
 		{"/", false},
 		{"bony/", false},
+		{"/*x", false},      // a router wildcard
+		{"/:tenant", false}, // a router parameter
+		{"/bony//chat", false},
+		{"/bony chat", false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q", tt.basePath), func(t *testing.T) {
@@ -409,7 +413,7 @@ func TestConfigURLsMustBeAbsoluteHTTP(t *testing.T) {
 		problem string
 	}{
 		{"public_url", func(u string) string { return cfgChannel("public_url: "+u+"\n", cfgToken) },
-			"public_url: must be an absolute http(s) URL"},
+			"public_url: must be an absolute http(s) URL without query or fragment"},
 		{"platform.webhook_url", func(u string) string {
 			return strings.Replace(cfgChannel("", cfgToken), `"http://127.0.0.1:1/webhook"`, u, 1)
 		}, "platform.webhook_url: must be an absolute http(s) URL"},
@@ -554,7 +558,7 @@ func TestConfigGlobalSettingRules(t *testing.T) {
 		{"outbound.retry_max below retry_min is refused", "outbound:\n  retry_min: 2s\n  retry_max: 1s\n",
 			"outbound.retry_max: must not be below outbound.retry_min"},
 		{"outbound.wait 0 is refused", "outbound:\n  wait: 0s\n", "outbound.wait: must be greater than 0"},
-		{"store with an unknown scheme is refused", "store: \"postgres://x\"\n", `store: must be "sqlite:PATH" or "memory:"`},
+		{"store with an unknown scheme is refused", "store: \"postgres://x\"\n", `store: must be "sqlite:PATH" (a file path) or "memory:"`},
 		{"platform.timeout 0 is refused", "platform:\n  timeout: 0s\n", "platform.timeout: must be greater than 0"},
 		{"negative http timeout is refused", "http:\n  idle_timeout: -1s\n", "http.idle_timeout: must not be negative"},
 		{"listen without a port is refused", "listen: nonsense\n", "listen: must be host:port, e.g. 127.0.0.1:8080"},
@@ -888,6 +892,28 @@ func TestExampleConfigLoadsFromTheEnvironment(t *testing.T) {
 				return
 			}
 			cfgRequireProblem(t, cfgErrorProblems(t, cfg, err), "channels[0].token: environment variable DEMO_TOKEN is not set")
+		})
+	}
+}
+
+// Values the check passes must serve: an empty or query-carrying public_url
+// (every URL handed out starts with it), a port out of range, a store path
+// SQLite would take as something else are refused by the check, not at
+// start-up (or not at all).
+func TestConfigRefusesValuesThatCannotServe(t *testing.T) {
+	cases := []struct{ line, problem string }{
+		{`public_url: ""`, "public_url: must be an absolute http(s) URL without query or fragment"},
+		{`public_url: "https://adapter.example.test/?a=1"`, "public_url: must be an absolute http(s) URL without query or fragment"},
+		{`public_url: "https://adapter.example.test/#top"`, "public_url: must be an absolute http(s) URL without query or fragment"},
+		{`listen: "127.0.0.1:99999"`, "listen: must be host:port, e.g. 127.0.0.1:8080"},
+		{`listen: "127.0.0.1:http"`, "listen: must be host:port, e.g. 127.0.0.1:8080"},
+		{`store: "sqlite:"`, `store: must be "sqlite:PATH" (a file path) or "memory:"`},
+		{`store: "sqlite:file:x.db"`, `store: must be "sqlite:PATH" (a file path) or "memory:"`},
+		{`store: "sqlite::memory:"`, `store: must be "sqlite:PATH" (a file path) or "memory:"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.line, func(t *testing.T) {
+			cfgRequireProblem(t, cfgProblems(t, cfgChannel(tc.line+"\n", cfgToken), cfgNoEnv), tc.problem)
 		})
 	}
 }

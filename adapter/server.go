@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -86,11 +87,38 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.pipe.initLimiters()
+	s.warnUnreachablePublicURL()
 	if cfg.Demo.Platform {
 		s.demo = newDemoPlatform(s)
 	}
 	s.engine = s.routes()
 	return s, nil
+}
+
+// warnUnreachablePublicURL says so when public_url is a loopback address
+// (the default) while a channel's provider must call it back: Twilio's
+// status callbacks and the media links BonyChat opens would never arrive.
+// A warning, not a refusal: tests and local trials use loopback fakes.
+func (s *Server) warnUnreachablePublicURL() {
+	u, err := url.Parse(s.cfg.PublicURL)
+	if err != nil || !isLoopbackHost(u.Hostname()) {
+		return
+	}
+	for _, ch := range s.cfg.Channels {
+		if ch.Provider != console.Kind {
+			s.log.Warn("public_url is a loopback address: the provider's callbacks and BonyChat's media downloads cannot reach it; set public_url",
+				"public_url", s.cfg.PublicURL, "channel", ch.ID, "provider", ch.Provider)
+			return
+		}
+	}
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func builtinProvider(ch ChannelConfig, deps providers.Deps) (providers.Provider, error) {

@@ -181,3 +181,33 @@ func TestRequestLogLineHasIDRouteStatusLatency(t *testing.T) {
 	}
 	t.Fatal("no request log line")
 }
+
+// A loopback public_url (the default) with a provider that must call back
+// is said at start-up: its callbacks and BonyChat's media downloads would
+// never arrive. Console channels alone need no public address.
+func TestStartUpWarnsOfALoopbackPublicURL(t *testing.T) {
+	const warning = "public_url is a loopback address"
+	cases := []struct {
+		name, publicURL string
+		consoleOnly     bool
+		warned          bool
+	}{
+		{"loopback with provider channels", "http://127.0.0.1:8080", false, true},
+		{"localhost with provider channels", "http://localhost:8080/bony", false, true},
+		{"public with provider channels", "https://adapter.example.test", false, false},
+		{"loopback with console channels only", "http://127.0.0.1:8080", true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := buildHarness(t, store.NewMemory(), func(c *Config) {
+				c.PublicURL = tc.publicURL
+				if tc.consoleOnly {
+					c.Channels = c.Channels[:1]
+				}
+			}, nil)
+			if got := strings.Contains(h.logs.String(), warning); got != tc.warned {
+				t.Fatalf("warned = %v, want %v; logs:\n%s", got, tc.warned, h.logs.String())
+			}
+		})
+	}
+}

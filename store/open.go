@@ -13,26 +13,47 @@ import (
 //	sqlite:PATH   the embedded SQLite file at PATH (e.g. sqlite:data/adapter.db)
 //	memory:       an in-memory store (nothing survives a restart)
 func Open(dsn string) (Store, error) {
+	if err := CheckDSN(dsn); err != nil {
+		return nil, err
+	}
+	scheme, rest, _ := strings.Cut(dsn, ":")
+	if strings.EqualFold(scheme, "memory") {
+		return NewMemory(), nil
+	}
+	s, err := OpenSQLite(rest)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CheckDSN says what is wrong with a DSN Open would refuse before trying
+// it (configuration checks call it), nil when nothing is.
+func CheckDSN(dsn string) error {
 	scheme, rest, ok := strings.Cut(dsn, ":")
 	if !ok {
-		return nil, fmt.Errorf("store: DSN %q: want sqlite:PATH or memory:", dsn)
+		return fmt.Errorf("store: DSN %q: want sqlite:PATH or memory:", redactDSN(dsn))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite":
-		if rest == "" {
-			return nil, errors.New("store: DSN \"sqlite:\" needs a path, e.g. sqlite:data/adapter.db")
-		}
-		s, err := OpenSQLite(rest)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
+		return checkSQLitePath(rest)
 	case "memory":
-		return NewMemory(), nil
+		return nil
 	case "postgres", "postgresql":
-		return nil, fmt.Errorf("store: DSN %q: postgres is not supported yet (use sqlite:PATH)", redactDSN(dsn))
+		return fmt.Errorf("store: DSN %q: postgres is not supported yet (use sqlite:PATH)", redactDSN(dsn))
 	}
-	return nil, fmt.Errorf("store: DSN %q: unknown store %q, want sqlite:PATH or memory:", redactDSN(dsn), scheme)
+	return fmt.Errorf("store: DSN %q: unknown store %q, want sqlite:PATH or memory:", redactDSN(dsn), scheme)
+}
+
+func checkSQLitePath(path string) error {
+	switch {
+	case path == "":
+		return errors.New("store: DSN \"sqlite:\" needs a path, e.g. sqlite:data/adapter.db")
+	case path == ":memory:" || strings.HasPrefix(path, "file:"):
+		// Each connection of the pool would get its own database.
+		return fmt.Errorf("store: sqlite: %q: want a file path (use the memory: store for no file)", path)
+	}
+	return nil
 }
 
 // OpenExisting opens the store a DSN names, like Open, but only one that

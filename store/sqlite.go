@@ -78,12 +78,8 @@ var _ Store = (*SQLite)(nil)
 // OpenSQLite opens (creating it and its folder when missing) the SQLite
 // database at path and applies the pending migrations.
 func OpenSQLite(path string) (*SQLite, error) {
-	if path == "" {
-		return nil, errors.New("store: sqlite: empty path")
-	}
-	if path == ":memory:" || strings.HasPrefix(path, "file:") {
-		// Each connection of the pool would get its own database.
-		return nil, fmt.Errorf("store: sqlite: %q: want a file path (use the memory: store for no file)", path)
+	if err := checkSQLitePath(path); err != nil {
+		return nil, err
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
