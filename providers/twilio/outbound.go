@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
@@ -420,27 +419,33 @@ func samePart(m api.ApiV2010Message, pt part) bool {
 const trialNotice = "Sent from your Twilio trial account - "
 
 // sameBody: Twilio may keep a body other than the one posted: a Messaging
-// Service's Smart Encoding turns curly quotes, dashes, ellipses and odd
-// spaces into GSM-7 look-alikes, and a trial account puts its notice
-// first. Neither changes a letter or a digit, so when the bodies differ
-// those are compared (a body without any must match exactly).
+// Service's Smart Encoding swaps Unicode punctuation and spaces for GSM-7
+// look-alikes, and a trial account puts its notice first. Both sides are
+// folded as Smart Encoding folds them, so its rewrite matches and no other
+// difference does ("Ok!" is not "Ok?").
 func sameBody(kept, posted string) bool {
 	if kept == posted {
 		return true
 	}
-	k, p := bodySkeleton(kept), bodySkeleton(posted)
-	return p != "" && (k == p || k == bodySkeleton(trialNotice)+p)
+	k, p := smartEncoding.Replace(kept), smartEncoding.Replace(posted)
+	return k == p || k == trialNotice+p
 }
 
-// bodySkeleton is the letters and digits of a body, in order.
-func bodySkeleton(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			return r
-		}
-		return -1
-	}, s)
-}
+// smartEncoding folds what Twilio's Smart Encoding replaces to what it
+// replaces it with (the common part of its table: quotes, apostrophes,
+// dashes, the ellipsis and Unicode spaces).
+var smartEncoding = strings.NewReplacer(
+	"\u00ab", `"`, "\u00bb", `"`, "\u201c", `"`, "\u201d", `"`, "\u201f", `"`, "\u02ba", `"`,
+	"\u02ee", `"`, "\u275d", `"`, "\u275e", `"`, "\u301d", `"`, "\u301e", `"`, "\uff02", `"`,
+	"\u2018", "'", "\u2019", "'", "\u201b", "'", "\u02bb", "'", "\u02bc", "'", "\u02bd", "'",
+	"\u02b9", "'", "\u02c8", "'", "\u02ca", "'", "\u02cb", "'", "\u00b4", "'", "\u275b", "'", "\u275c", "'",
+	"\uff07", "'",
+	"\u2010", "-", "\u2011", "-", "\u2012", "-", "\u2013", "-", "\u2014", "-", "\u2015", "-", "\u2043", "-",
+	"\ufe63", "-", "\uff0d", "-",
+	"\u2026", "...", "\u00a0", " ", "\u2000", " ", "\u2001", " ", "\u2002", " ", "\u2003", " ",
+	"\u2004", " ", "\u2005", " ", "\u2006", " ", "\u2007", " ", "\u2008", " ", "\u2009", " ", "\u200a", " ",
+	"\u202f", " ", "\u205f", " ", "\u3000", " ",
+)
 
 func createdSince(m api.ApiV2010Message, since time.Time) bool {
 	if m.DateCreated == nil {

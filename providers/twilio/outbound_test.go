@@ -708,11 +708,23 @@ func TestReconcileFindsABodyTwilioRewrote(t *testing.T) {
 	}
 }
 
-// A body without letters or digits is matched exactly only: every emoji
-// reply would otherwise look alike.
-func TestSameBodyOfSymbolsOnlyIsExact(t *testing.T) {
-	if sameBody("😀", "👍") || !sameBody("👍", "👍") {
-		t.Fatal("symbol-only bodies must match exactly, and only so")
+// Only Smart Encoding's rewrite is forgiven: bodies that differ in any
+// other character are different messages.
+func TestSameBodyForgivesOnlySmartEncodingAndTheTrialNotice(t *testing.T) {
+	for _, tc := range []struct {
+		kept, posted string
+		same         bool
+	}{
+		{"It's 10-12...", "It\u2019s 10\u201312\u2026", true},
+		{trialNotice + "Ok!", "Ok!", true},
+		{"Ok?", "Ok!", false},
+		{"1030", "10.30", false},
+		{"\U0001F600", "\U0001F44D", false},
+		{"Ok!", trialNotice + "Ok!", false},
+	} {
+		if got := sameBody(tc.kept, tc.posted); got != tc.same {
+			t.Errorf("sameBody(%q, %q) = %v, want %v", tc.kept, tc.posted, got, tc.same)
+		}
 	}
 }
 
