@@ -46,8 +46,10 @@ func (p *pipeline) leasePlatform(ctx context.Context) int {
 // post the same events.
 func (p *pipeline) platformLease() time.Duration {
 	c := p.s.cfg.Platform
-	rateWait := time.Duration(float64(platformLanes) / c.RateLimit * float64(time.Second))
-	return rateWait + time.Duration(c.Retries+1)*(c.Timeout+2*time.Second) + time.Minute
+	// Capped: a tiny rate would overflow a Duration (and no lease need
+	// outlast platform.max_age by much).
+	rateWait := min(float64(platformLanes)/c.RateLimit, (c.MaxAge + time.Hour).Seconds())
+	return time.Duration(rateWait*float64(time.Second)) + time.Duration(c.Retries+1)*(c.Timeout+2*time.Second) + time.Minute
 }
 
 func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {

@@ -210,10 +210,10 @@ func TestAPostWhoseCompletionIsRefusedForAMomentIsRecorded(t *testing.T) {
 // low the limit: one that ran out while waiting would let another worker
 // post the same events.
 func TestAPlatformLeaseOutlastsTheRateLimitWait(t *testing.T) {
-	for _, perSecond := range []float64{20, 1, 0.05} {
+	for _, perSecond := range []float64{20, 1, 0.05, 1e-12} {
 		h := newHarnessWith(t, func(c *Config) { c.Platform.RateLimit = perSecond }, &fakeProvider{})
 		c := h.cfg.Platform
-		wait := time.Duration(float64(platformLanes) / perSecond * float64(time.Second))
+		wait := time.Duration(min(float64(platformLanes)/perSecond, c.MaxAge.Seconds()) * float64(time.Second))
 		post := time.Duration(c.Retries+1) * (c.Timeout + 2*time.Second)
 		if got := h.srv.pipe.platformLease(); got <= wait+post {
 			t.Errorf("rate %v/s: lease %v, but the rate-limit wait alone can be %v and the post %v", perSecond, got, wait, post)
