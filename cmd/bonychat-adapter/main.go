@@ -114,12 +114,26 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("cannot listen", "addr", cfg.Listen, "error", err.Error())
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
+	// A second signal during the drain stops at once (the default action);
+	// what was accepted is in the store either way.
+	context.AfterFunc(ctx, stop)
 	defer srv.Close()
 	if err := srv.Serve(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("server stopped with an error", "error", err.Error())
 		return 1
 	}
 	return 0
+}
+
+// stopSignals start a graceful stop: SIGTERM, SIGINT, and SIGHUP (a closed
+// terminal) unless the process was started with it ignored (nohup), which
+// must stay so.
+func stopSignals() []os.Signal {
+	signals := []os.Signal{syscall.SIGTERM, syscall.SIGINT}
+	if !signal.Ignored(syscall.SIGHUP) {
+		signals = append(signals, syscall.SIGHUP)
+	}
+	return signals
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -465,11 +466,16 @@ channels:
 `, addr, addr, dir, dir+"/media", webhookURL, e2eChannel)
 }
 
-// startServing starts "serve" and waits until GET /healthz answers 200.
-func startServing(t *testing.T, platform *fakePlatform) (p *process, base string, client *http.Client) {
+// startServing starts "serve" (its configuration changed by edits) and
+// waits until GET /healthz answers 200.
+func startServing(t *testing.T, platform *fakePlatform, edits ...func(string) string) (p *process, base string, client *http.Client) {
 	t.Helper()
 	addr := freeAddr(t)
-	cfg := writeConfig(t, serveConfig(t, addr, platform.URL+"/webhook"))
+	raw := serveConfig(t, addr, platform.URL+"/webhook")
+	for _, edit := range edits {
+		raw = edit(raw)
+	}
+	cfg := writeConfig(t, raw)
 	p = startBinary(t, []string{"E2E_CHANNEL_TOKEN=" + e2eToken}, "serve", "--config", cfg)
 	base, client = "http://"+addr, localClient(t)
 	var health struct{ Status, Version string }
@@ -578,6 +584,80 @@ func TestServeBinaryFinishesInFlightPostBeforeExiting(t *testing.T) {
 		t.Errorf("exit code after SIGTERM = %d, want 0; stderr:\n%s", code, p.stderr.String())
 	}
 	requireNone(t, "stderr", p.stderr.String(), []string{e2eToken})
+}
+
+// A closed terminal (SIGHUP) stops the server as SIGTERM does; started
+// with SIGHUP ignored (nohup; the binary inherits it from this test when
+// the tests run so), it stays ignored.
+func TestServeBinaryStopsCleanlyOnSIGHUP(t *testing.T) {
+	p, _, _ := startServing(t, newFakePlatform(t, false))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP: %v", err)
+	}
+	if signal.Ignored(syscall.SIGHUP) {
+		time.Sleep(500 * time.Millisecond)
+		if p.exited() {
+			t.Fatalf("started under nohup, the server stopped on SIGHUP; stderr:\n%s", p.stderr.String())
+		}
+		return
+	}
+	if code := p.waitExit(t, 10*time.Second); code != 0 || !strings.Contains(p.stderr.String(), "shutting down") {
+		t.Errorf("exit code after SIGHUP = %d, want 0 after a clean stop; stderr:\n%s", code, p.stderr.String())
+	}
+}
+
+// A request still open when http.shutdown_timeout is up is cut, and the
+// stop is still a clean one (exit 0), said in the log.
+func TestServeBinaryCutsWhatIsStillOpenAtShutdownTimeout(t *testing.T) {
+	p, base, _ := startServing(t, newFakePlatform(t, false), func(raw string) string {
+		return strings.Replace(raw, "shutdown_timeout: 8s", "shutdown_timeout: 1s", 1)
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A request whose body never finishes: the connection stays active.
+	if _, err := fmt.Fprintf(conn, "POST /message HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		"Authorization: Bearer %s\r\nContent-Length: 100\r\n\r\n{\"channelId\"", e2eToken); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if code := p.waitExit(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code = %d, want 0; stderr:\n%s", code, p.stderr.String())
+	}
+	requireAll(t, "stderr", p.stderr.String(), []string{"shutdown_timeout passed with requests still open"})
+}
+
+// A second signal during the drain stops the process at once instead of
+// after http.shutdown_timeout (twice over: requests, then workers).
+func TestServeBinaryStopsAtOnceOnASecondSignal(t *testing.T) {
+	platform := newFakePlatform(t, true) // holds the post: the drain waits for it
+	defer platform.unblock()
+	p, base, client := startServing(t, platform)
+	if status, body := postJSON(t, client, base+"/console/"+e2eChannel+"/inbound", e2eToken,
+		fmt.Sprintf(`{"from":%q,"text":"slow"}`, e2eContact)); status != http.StatusOK {
+		t.Fatalf("inbound = %d %s", status, body)
+	}
+	select {
+	case <-platform.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event never reached BonyChat")
+	}
+	client.CloseIdleConnections()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	p.waitFor(t, `"shutting down" in the log`, 10*time.Second, func() bool {
+		return strings.Contains(p.stderr.String(), "shutting down")
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatalf("SIGINT: %v", err)
+	}
+	p.waitExit(t, 3*time.Second) // the drain alone would take 8 s
 }
 
 func TestServeBinaryExitsWithAnErrorOnABadStart(t *testing.T) {
