@@ -593,6 +593,8 @@ func TestConfigUnknownKeysAreReportedWithTheirPath(t *testing.T) {
     provider: console
     provder: console
 `, "channels[1].provder: unknown key (line 13)"},
+		{"a merge key", cfgChannel("log: &l\n  level: info\nhttp:\n  <<: *l\n", cfgToken),
+			"http.<<: YAML merge keys (<<) are not supported; write the keys out (line 4)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
