@@ -87,6 +87,9 @@ func jobsList(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printJobs(stdout, list)
+	if len(list) == *limit {
+		fmt.Fprintf(stderr, "note: %d jobs shown, the oldest first; more may match (raise --limit)\n", *limit)
+	}
 	return 0
 }
 

@@ -375,8 +375,10 @@ func TestJobsListAndRetryWhileTheServerRuns(t *testing.T) {
 	if got := list("--state", "pending"); len(got) != 0 {
 		t.Errorf("jobs list --state pending lists %+v, want none", got)
 	}
-	if got := list("--limit", "1"); len(got) != 1 {
-		t.Errorf("jobs list --limit 1 lists %d jobs, want 1", len(got))
+	// A list cut at --limit says so (on stderr, the table stays clean).
+	code, stdout, stderr := jobsCLI(t, "list", "--config", cfg, "--limit", "1")
+	if got := parseJobList(t, stdout); code != 0 || len(got) != 1 || !strings.Contains(stderr, "more may match (raise --limit)") {
+		t.Errorf("jobs list --limit 1 = %d, %d jobs, stderr %q; want 0, 1 job and a note", code, len(got), stderr)
 	}
 	if n := platform.distinct(); n != 0 {
 		t.Fatalf("BonyChat accepted %d events while it answered 422", n)
@@ -384,7 +386,7 @@ func TestJobsListAndRetryWhileTheServerRuns(t *testing.T) {
 
 	// BonyChat takes them now; the operator replays every dead job.
 	platform.status.Store(http.StatusOK)
-	code, stdout, stderr := jobsCLI(t, "retry", "--config", cfg, "--dead")
+	code, stdout, stderr = jobsCLI(t, "retry", "--config", cfg, "--dead")
 	if code != 0 || stdout != "2 job(s) queued again\n" || stderr != "" {
 		t.Fatalf("jobs retry --dead = %d, stdout %q, stderr %q; want 0 and %q", code, stdout, stderr, "2 job(s) queued again\n")
 	}
