@@ -49,6 +49,9 @@ type fakePlatform struct {
 	got     []receivedPost
 	answers []int // status per post, in order; 200 once exhausted
 	header  http.Header
+	// refuse, when set, answers 400 to a post it returns true for (once
+	// the scripted answers are used up).
+	refuse func(schema.WebhookPayload) bool
 }
 
 type receivedPost struct {
@@ -75,6 +78,8 @@ func (f *fakePlatform) serve(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if len(f.answers) > 0 {
 		status, f.answers = f.answers[0], f.answers[1:]
+	} else if f.refuse != nil && f.refuse(p) {
+		status = http.StatusBadRequest
 	}
 	f.got = append(f.got, receivedPost{Auth: r.Header.Get("Authorization"), Status: status, Payload: p})
 	for k, v := range f.header {

@@ -610,3 +610,52 @@ func TestARevivedEventIsRetriedLikeANewOne(t *testing.T) {
 	t.Fatalf("revived job not delivered: dead=%d done=%d; posts after revive: %v (want a retry after the 503, got %d)",
 		h.jobCount(store.Dead), h.jobCount(store.Done), codes, len(posts))
 }
+
+// BonyChat refuses a whole batch for one event it cannot take: that event
+// alone ends dead, and the others of the batch are delivered, once each,
+// in order (the batch is posted in halves until the refused one is alone).
+func TestOneRefusedEventDoesNotTakeItsBatchWithIt(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Platform.Retries = 0
+		c.Platform.RetryMin, c.Platform.RetryMax = 300*time.Millisecond, 300*time.Millisecond
+	})
+	h.platform.mu.Lock()
+	h.platform.answers = []int{503} // the first post fails: the rest gather into one batch
+	h.platform.refuse = func(p schema.WebhookPayload) bool {
+		for _, e := range p.Events {
+			if e.Message != nil && e.Message.Text != nil && *e.Message.Text == "bad" {
+				return true
+			}
+		}
+		return false
+	}
+	h.platform.mu.Unlock()
+	texts := []string{"a", "b", "bad", "c", "d", "e"}
+	for _, text := range texts {
+		if rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": text}); rec.Code != http.StatusOK {
+			t.Fatalf("inbound %q: %d %s", text, rec.Code, rec.Body)
+		}
+	}
+	waitFor(t, func() bool { return h.jobCount(store.Dead) == 1 && h.jobCount(store.Done) == 5 })
+	var delivered []string
+	batched := false
+	for _, p := range h.platform.posts() {
+		batched = batched || len(p.Payload.Events) > 2
+		if p.Status != http.StatusOK {
+			continue
+		}
+		for _, e := range p.Payload.Events {
+			delivered = append(delivered, *e.Message.Text)
+		}
+	}
+	if !batched {
+		t.Fatal("the events were never posted as one batch: the test proves nothing")
+	}
+	if want := []string{"a", "b", "c", "d", "e"}; !slices.Equal(delivered, want) {
+		t.Fatalf("delivered %q, want %q once each, in order", delivered, want)
+	}
+	dead, err := h.st.Jobs(t.Context(), store.JobFilter{State: store.Dead})
+	if err != nil || len(dead) != 1 || !strings.Contains(string(dead[0].Payload), `"bad"`) {
+		t.Fatalf("dead jobs %+v (%v): want the refused event only", dead, err)
+	}
+}

@@ -75,6 +75,8 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 		if cerr := p.writeDurably(func() error { return p.st.Complete(context.Background(), l.Token, "") }); cerr != nil {
 			p.s.log.Error("complete platform jobs; BonyChat may get these events again", "error", cerr.Error())
 		}
+	case isPermanentPlatformError(err) && len(l.Jobs) > 1:
+		p.splitPlatform(ctx, l, err)
 	case isPermanentPlatformError(err):
 		p.killPlatform(l, err.Error())
 	case p.now().Sub(newest(l.Jobs).CreatedAt) >= p.s.cfg.Platform.MaxAge:
@@ -82,6 +84,30 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	default:
 		p.retryPlatform(l, first, err)
 	}
+}
+
+// splitPlatform answers a batch BonyChat refused as a whole: a refusal is
+// for the event that caused it (PROTOCOL), not for the others posted with
+// it, so the lease keeps the first half, which is posted again at once,
+// and the rest waits behind it. Halving finds a refused event in a handful
+// of posts; the others go through.
+func (p *pipeline) splitPlatform(ctx context.Context, l store.Lease, cause error) {
+	keep := len(l.Jobs) / 2
+	p.s.log.Warn("BonyChat refused a batch; posting it in halves to find the refused event", "channel", l.Jobs[0].ChannelID,
+		"contact", l.Jobs[0].ContactID, "events", len(l.Jobs), "error", cause.Error())
+	if err := p.st.Release(context.Background(), l.Token, keep); err != nil {
+		p.s.log.Error("split platform jobs", "error", err.Error())
+		p.retryPlatform(l, l.Jobs[0], cause)
+		return
+	}
+	l.Jobs = l.Jobs[:keep]
+	if time.Until(l.Jobs[0].LeaseUntil) < p.platformLease()-time.Minute {
+		// Not enough of the lease left for another post: the next lease
+		// starts over (a lease that ran out mid-post would post twice).
+		p.retryPlatform(l, l.Jobs[0], cause)
+		return
+	}
+	p.runPlatform(ctx, l)
 }
 
 // newest is the most recent job of a batch: a batch dies only when even

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -267,6 +268,28 @@ func (m *Memory) CompleteWith(ctx context.Context, token string, lastError strin
 	}
 	_, err := m.Enqueue(ctx, follow, nil)
 	return err
+}
+
+// Release implements Store.
+func (m *Memory) Release(ctx context.Context, token string, keep int) error {
+	if keep < 1 {
+		return fmt.Errorf("store: release: keep %d, want at least 1", keep)
+	}
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	jobs := m.held(token)
+	if len(jobs) == 0 {
+		return ErrLeaseLost
+	}
+	slices.SortFunc(jobs, func(a, b *memJob) int { return cmp.Compare(a.ID, b.ID) })
+	touched := truncMS(time.Now())
+	for _, j := range jobs[min(keep, len(jobs)):] {
+		m.dropToken(token, j.ID)
+		j.State, j.LeaseUntil, j.token, j.updatedAt = Pending, time.Time{}, "", touched
+	}
+	return nil
 }
 
 // Retry implements Store.

@@ -54,6 +54,11 @@ const (
 	// promoteAfter).
 	qJobComplete = `UPDATE jobs SET state = 'done', head = 0, last_error = ?, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased' RETURNING lease_token, id`
+	// qLeaseIDs are a lease's jobs, in lane order.
+	qLeaseIDs = `SELECT id FROM jobs WHERE lease_token = ? AND state = 'leased' ORDER BY id`
+	// qJobRelease puts a lease's jobs after id back to pending.
+	qJobRelease = `UPDATE jobs SET state = 'pending', lease_until = 0, updated_at = ?
+		WHERE lease_token = ? AND state = 'leased' AND id > ?`
 	qJobRetry = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, last_error = ?, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased'`
 	qJobKill = `UPDATE jobs SET state = 'dead', head = 0, last_error = ?, updated_at = ?

@@ -365,6 +365,26 @@ func (s *SQLite) CompleteWith(ctx context.Context, token string, lastError strin
 	}))
 }
 
+// Release implements Store.
+func (s *SQLite) Release(ctx context.Context, token string, keep int) error {
+	if keep < 1 {
+		return fmt.Errorf("store: release: keep %d, want at least 1", keep)
+	}
+	return wrapErr("release", s.write(ctx, func(w *wtx) error {
+		ids, err := scanIDs(w.query(qLeaseIDs, token))
+		switch {
+		case err != nil:
+			return err
+		case len(ids) == 0:
+			return ErrLeaseLost
+		case keep >= len(ids):
+			return nil
+		}
+		_, err = w.exec(qJobRelease, time.Now().UnixMilli(), token, ids[keep-1])
+		return err
+	}))
+}
+
 // Retry implements Store.
 func (s *SQLite) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
 	return wrapErr("retry", s.write(ctx, func(w *wtx) error {

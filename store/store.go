@@ -155,6 +155,11 @@ type Store interface {
 	// in the same transaction (e.g. the status event announcing the
 	// outcome), so a crash can lose neither half.
 	CompleteWith(ctx context.Context, token string, lastError string, follow []NewJob) error
+	// Release shortens a lease to its first keep jobs (keep ≥ 1): the others
+	// go back to pending, behind them in their lane, as they were before
+	// the lease (due, their attempts counted). For a batch refused as a
+	// whole, to find the event that was refused.
+	Release(ctx context.Context, token string, keep int) error
 	// Retry puts the lease's jobs back to pending, due at next.
 	Retry(ctx context.Context, token string, next time.Time, lastError string) error
 	// Kill marks the lease's jobs dead with the reason.

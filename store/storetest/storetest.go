@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LanesLimitOldestHeadFirst", testLanesLimit},
 		{"ChannelFilter", testChannelFilter},
 		{"PerLaneBatch", testPerLaneBatch},
+		{"ReleaseShortensABatch", testRelease},
 		{"NotBefore", testNotBefore},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"ExpiredLeaseStillCompletable", testExpiredLeaseCompletable},
@@ -346,6 +347,38 @@ func testPerLaneBatch(t *testing.T, s store.Store) {
 	wantIDs(t, "e3 not due blocks e4", lease(t, s, req))
 	req.Now = now.Add(time.Hour)
 	wantIDs(t, "e3 and e4", lease(t, s, req), in[2:])
+}
+
+// testRelease: a lease shortened to its first jobs holds only those; the
+// rest wait behind them in their lane, and come next, in order.
+func testRelease(t *testing.T, s store.Store) {
+	now := base()
+	var jobs []store.NewJob
+	for i := range 5 {
+		jobs = append(jobs, job(store.Platform, "ch", "a", fmt.Sprint(i)))
+	}
+	in := enqueue(t, s, jobs...)
+	req := store.LeaseRequest{Queue: store.Platform, Now: now, PerLane: 20}
+	ls := lease(t, s, req)
+	wantIDs(t, "the batch", ls, in)
+	if err := s.Release(ctx, ls[0].Token, 0); err == nil {
+		t.Fatal("Release keeping no job did not fail")
+	}
+	must(t, "Release", s.Release(ctx, ls[0].Token, 2))
+	must(t, "Release keeping more than held", s.Release(ctx, ls[0].Token, 9))
+	for i, id := range in {
+		want := store.Pending
+		if i < 2 {
+			want = store.Leased
+		}
+		wantState(t, s, id, want)
+	}
+	wantIDs(t, "nothing while the lane's lease is held", lease(t, s, req))
+	must(t, "Kill the kept", s.Kill(ctx, ls[0].Token, "refused"))
+	wantState(t, s, in[0], store.Dead)
+	wantState(t, s, in[2], store.Pending)
+	wantIDs(t, "the released ones next, in order", lease(t, s, req), in[2:])
+	wantErr(t, "Release of a bogus token", s.Release(ctx, "no-such-token", 1), store.ErrLeaseLost)
 }
 
 func testNotBefore(t *testing.T, s store.Store) {
