@@ -51,10 +51,9 @@ func (p *pipeline) ingest(ctx context.Context, ch *channel, in providers.Inbound
 	ids := eventIDs(events)
 	jobs := make([]store.NewJob, len(events))
 	for i, e := range events {
-		pj := platformJob{Event: e}
-		if i == len(events)-1 {
-			pj.Contact = contact // once per webhook is enough
-		}
+		// Every event carries the profile: whichever batch reaches BonyChat
+		// first (and creates the contact) has it.
+		pj := platformJob{Event: e, Contact: contact}
 		jobs[i] = store.NewJob{Queue: store.Platform, ChannelID: ch.cfg.ID, ContactID: in.ContactID, MID: e.MID, Payload: mustJSON(pj)}
 	}
 	keys := append(p.dedupeKeys(ch, in, ids), p.extraKeys(ch, in)...)

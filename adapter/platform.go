@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
 
@@ -21,6 +22,10 @@ type PlatformTarget struct {
 	WebhookURL string
 	Token      Secret
 	IDType     schema.IDType
+	// Pace, when set, is waited for before every request of a Post after
+	// its first (which its caller paces): quick retries and further
+	// batches stay under the channel's rate limit too.
+	Pace func(context.Context) error
 }
 
 // PlatformPoster posts one payload to BonyChat. The durable queue of the
@@ -31,9 +36,10 @@ type PlatformPoster interface {
 
 // PlatformError is BonyChat's refusal of a post.
 type PlatformError struct {
-	Status    int
-	Body      string // the start of BonyChat's answer, for the log
-	Permanent bool   // a 4xx other than 408/429: retrying will not help
+	Status     int
+	Body       string        // the start of BonyChat's answer, for the log
+	Permanent  bool          // a 4xx other than 408/429: retrying will not help
+	RetryAfter time.Duration // BonyChat's Retry-After, for the durable retry
 }
 
 func (e *PlatformError) Error() string {
@@ -41,8 +47,9 @@ func (e *PlatformError) Error() string {
 }
 
 // PlatformClient posts webhook payloads through go-retryablehttp: it retries
-// connection errors, 408, 429 (honouring Retry-After, capped) and 5xx, and
-// never other 4xx.
+// connection errors, 408, 429 and 5xx a few times quickly (waiting any
+// short Retry-After, paced by the channel's rate limit), never other 4xx,
+// and never a redirect (the first answer counts).
 type PlatformClient struct {
 	http *retryablehttp.Client
 	log  *slog.Logger
@@ -54,15 +61,19 @@ func NewPlatformClient(cfg PlatformConfig, transport http.RoundTripper, log *slo
 		transport = cleanhttp.DefaultPooledTransport()
 	}
 	rc := retryablehttp.NewClient()
-	rc.HTTPClient = &http.Client{Transport: transport, Timeout: cfg.Timeout}
+	// A redirect would be followed as a GET without the events, and its
+	// 2xx taken for delivery: the first answer is the answer.
+	rc.HTTPClient = &http.Client{Transport: transport, Timeout: cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	rc.Logger = nil
 	rc.RetryMax = cfg.Retries
 	// Quick in-request retries ride out a blip; longer outages are the
 	// durable queue's job, with retry_min/retry_max backoff.
 	rc.RetryWaitMin = min(cfg.RetryMin, 250*time.Millisecond)
 	rc.RetryWaitMax = min(cfg.RetryMax, 2*time.Second)
-	rc.CheckRetry = platformRetryPolicy
-	rc.Backoff = cappedBackoff
+	rc.CheckRetry = quickRetryPolicy(rc.RetryWaitMax)
+	rc.Backoff = retryAfterBackoff
+	rc.PrepareRetry = func(r *http.Request) error { return pace(r.Context()) }
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	rc.RequestLogHook = func(_ retryablehttp.Logger, r *http.Request, attempt int) {
 		if attempt > 0 {
@@ -72,27 +83,53 @@ func NewPlatformClient(cfg PlatformConfig, transport http.RoundTripper, log *slo
 	return &PlatformClient{http: rc, log: log}
 }
 
-// platformRetryPolicy retries what may succeed later. Events carry stable
-// mIds, so a retry after an unclear failure cannot create a new message.
-func platformRetryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
+// quickRetryPolicy retries within the request what may succeed later.
+// Events carry stable mIds, so a retry after an unclear failure cannot
+// create a new message. An answer asking to wait longer than the quick
+// retries may is not retried here: the durable queue waits as asked.
+func quickRetryPolicy(maxWait time.Duration) retryablehttp.CheckRetry {
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if err != nil {
+			return true, nil
+		}
+		return retryableStatus(resp.StatusCode) && retryAfter(resp) <= maxWait, nil
 	}
-	if err != nil {
-		return true, nil
-	}
-	return retryableStatus(resp.StatusCode), nil
 }
 
 func retryableStatus(code int) bool {
 	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
 }
 
-// cappedBackoff is retryablehttp's exponential backoff (which follows
-// Retry-After) with Retry-After capped at max: a server asking for an hour
-// must not stall a request.
-func cappedBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-	return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), hi)
+// retryAfterBackoff is retryablehttp's exponential backoff, or BonyChat's
+// Retry-After on any retried answer (the policy keeps it within max).
+func retryAfterBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+	if ra := retryAfter(resp); ra > 0 {
+		return min(ra, hi)
+	}
+	return retryablehttp.DefaultBackoff(lo, hi, attempt, resp)
+}
+
+// retryAfter is BonyChat's Retry-After on an answer worth retrying
+// (PROTOCOL: 408, 429 and 5xx honour it), 0 when there is none.
+func retryAfter(resp *http.Response) time.Duration {
+	if resp == nil || !retryableStatus(resp.StatusCode) {
+		return 0
+	}
+	d, _ := providers.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return d
+}
+
+// paceKey carries a Post's PlatformTarget.Pace to its retries.
+type paceKey struct{}
+
+func pace(ctx context.Context) error {
+	if wait, ok := ctx.Value(paceKey{}).(func(context.Context) error); ok && wait != nil {
+		return wait(ctx)
+	}
+	return nil
 }
 
 // Post makes the payload fit the protocol, validates it, and posts it in
@@ -104,7 +141,13 @@ func (c *PlatformClient) Post(ctx context.Context, t PlatformTarget, p schema.We
 			return fmt.Errorf("payload for channel %s would be refused: %w", t.ChannelID, err)
 		}
 	}
-	for _, batch := range batches {
+	ctx = context.WithValue(ctx, paceKey{}, t.Pace)
+	for i, batch := range batches {
+		if i > 0 {
+			if err := pace(ctx); err != nil {
+				return err
+			}
+		}
 		if err := c.post(ctx, t, batch); err != nil {
 			return err
 		}
@@ -151,5 +194,9 @@ func (c *PlatformClient) post(ctx context.Context, t PlatformTarget, p schema.We
 		return nil
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return &PlatformError{Status: resp.StatusCode, Body: string(snippet), Permanent: !retryableStatus(resp.StatusCode)}
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
+		snippet = []byte("a redirect to " + loc + " (not followed: set webhook_url to where it points)")
+	}
+	return &PlatformError{Status: resp.StatusCode, Body: string(snippet), Permanent: !retryableStatus(resp.StatusCode),
+		RetryAfter: retryAfter(resp)}
 }

@@ -68,7 +68,9 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 		p.releasePlatform(l, "shutting down")
 		return
 	}
-	err = p.s.platform.Post(context.WithoutCancel(ctx), ch.target, payload)
+	target := ch.target
+	target.Pace = p.limiters[first.ChannelID].Wait
+	err = p.s.platform.Post(context.WithoutCancel(ctx), target, payload)
 	switch {
 	case err == nil:
 		// Not recorded, the events would be posted again once the lease ran out.
@@ -146,7 +148,11 @@ func isPermanentPlatformError(err error) bool {
 
 func (p *pipeline) retryPlatform(l store.Lease, first store.Job, cause error) {
 	c := p.s.cfg.Platform
-	next := p.now().Add(backoff(c.RetryMin, c.RetryMax, first.Attempts, 0))
+	var retryAfter time.Duration
+	if pe, ok := errors.AsType[*PlatformError](cause); ok {
+		retryAfter = pe.RetryAfter // BonyChat's wish, capped by retry_max
+	}
+	next := p.now().Add(backoff(c.RetryMin, c.RetryMax, first.Attempts, retryAfter))
 	p.s.log.Warn("BonyChat webhook post failed; will retry", "channel", first.ChannelID, "contact", first.ContactID,
 		"events", len(l.Jobs), "attempt", first.Attempts, "next", next.UTC().Format(time.RFC3339), "error", cause.Error())
 	if err := p.st.Retry(context.Background(), l.Token, next, cause.Error()); err != nil {
