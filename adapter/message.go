@@ -30,8 +30,8 @@ func (s *Server) handleMessage(c *gin.Context) {
 		return
 	}
 	req, err := schema.DecodeMessageRequest(body)
-	if err == nil {
-		err = schema.ValidateMessageRequest(req, ch.cfg.IDType)
+	if req != nil { // decoded, perhaps with unknown fields: name every problem at once
+		err = schema.JoinInvalid(err, schema.ValidateMessageRequest(req, ch.cfg.IDType))
 	}
 	if err != nil {
 		writeDecodeError(w, err)

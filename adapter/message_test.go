@@ -136,7 +136,7 @@ func TestMessageTransportErrors(t *testing.T) {
 		{"text/plain", "text/plain", valid, 415},
 		{"form", "application/x-www-form-urlencoded", valid, 415},
 		{"no content type", "", valid, 415},
-		{"body over 1 MiB", "application/json", huge, 413},
+		{"body over 1 MiB", "application/json", huge, 400}, // PROTOCOL: refused like any out-of-bounds input
 		{"malformed JSON", "application/json", []byte(`{"channelId":"demo","contactId":`), 400},
 		{"empty body", "application/json", nil, 400},
 	}
@@ -344,4 +344,55 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Every offending field is named at once: an unknown field does not hide
+// a broken limit beside it (PROTOCOL: "names every offending field").
+func TestMessageUnknownFieldAndBrokenLimitAreBothNamed(t *testing.T) {
+	h := newHarness(t, nil)
+	body := []byte(`{"channelId":"demo","contactId":"+60177872890","message":{"type":"text","text":"` +
+		strings.Repeat("a", 7001) + `","extra":1}}`)
+	rec := h.do(http.MethodPost, "/message", demoToken, "application/json", body)
+	e := errorBody(t, rec)
+	named := map[string]bool{}
+	for _, d := range e.Error.Details {
+		named[d.Field] = true
+	}
+	if !named["message.extra"] || !named["message.text"] {
+		t.Fatalf("message.extra is unknown and message.text is over 7000; details name only %v", named)
+	}
+}
+
+// A body over http.max_body_bytes is refused like any out-of-bounds input
+// (PROTOCOL): 400, naming "body".
+func TestMessageOversizeBodyIsA400NamingTheBody(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.HTTP.MaxBodyBytes = 4096 })
+	body := []byte(`{"channelId":"demo","contactId":"+60177872890","message":{"type":"text","text":"` +
+		strings.Repeat("a", 5000) + `"}}`)
+	rec := h.do(http.MethodPost, "/message", demoToken, "application/json", body)
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("a body over the size limit: want 400, got %d", rec.Code)
+	}
+	if d := errorBody(t, rec).Error.Details; len(d) != 1 || d[0].Field != "body" || d[0].Limit == nil || *d[0].Limit != 4096 {
+		t.Fatalf("details %+v: want the body named, with its limit", d)
+	}
+}
+
+// An empty fileName, or an empty description on a non-image, counts as
+// none: the code takes them, and openapi.yaml agrees (the contract check
+// of every exchange fails a 200 to a request the spec refuses).
+func TestMessageEmptyAttachmentFieldsCountAsAbsent(t *testing.T) {
+	for name, att := range map[string]map[string]any{
+		"empty fileName":          {"type": "file", "url": "https://example.com/f.pdf", "fileName": ""},
+		"empty description video": {"type": "video", "url": "https://example.com/v.mp4", "description": ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			rec := h.postJSON("/message", demoToken, map[string]any{"channelId": "demo", "contactId": phoneContact,
+				"message": map[string]any{"type": "attachment", "attachment": att}})
+			if rec.Code != http.StatusOK {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+		})
+	}
 }

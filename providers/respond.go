@@ -3,6 +3,7 @@ package providers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -47,8 +48,10 @@ func WriteInvalid(w http.ResponseWriter, err error) {
 }
 
 // ReadJSONBody checks that a request carries JSON and reads its body, whose
-// size the adapter has already capped. It writes the error answer (415, 413
-// or 400) itself and reports false when the request must stop here.
+// size the adapter has already capped. It writes the error answer (415 or
+// 400) itself and reports false when the request must stop here. A body
+// over the cap is a 400 naming "body" (PROTOCOL: refused like any other
+// out-of-bounds input).
 func ReadJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if !IsJSON(r.Header.Get("Content-Type")) {
 		WriteError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
@@ -58,7 +61,9 @@ func ReadJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		WriteError(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit")
+		limit := float64(tooBig.Limit)
+		WriteError(w, http.StatusBadRequest, "invalid request: see details", schema.FieldError{Field: "body", Rule: "max",
+			Limit: &limit, Message: fmt.Sprintf("is larger than %d bytes", tooBig.Limit)})
 		return nil, false
 	case err != nil:
 		WriteError(w, http.StatusBadRequest, "could not read the request body")

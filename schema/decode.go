@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
+	"strings"
 )
 
 // knownKeys lists the keys each object of a /message body may carry;
@@ -22,8 +24,10 @@ var ErrMalformedJSON = errors.New("malformed JSON")
 
 // DecodeMessageRequest decodes a /message body strictly: one JSON object,
 // no unknown fields at any level, the right JSON type for every field. A
-// *ValidationError names the offending fields; ErrMalformedJSON wraps syntax
-// errors.
+// *ValidationError names every offending field; ErrMalformedJSON wraps
+// syntax errors. With unknown fields only, the request is returned along
+// with the error, so that the caller can validate the rest too and name
+// every offending field at once (PROTOCOL).
 func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 	var raw any
 	if err := decodeOne(body, &raw); err != nil {
@@ -33,14 +37,107 @@ func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the body must be a JSON object", ErrMalformedJSON)
 	}
-	if fields := unknownFields("", obj); len(fields) > 0 {
-		return nil, invalid(fields...)
+	unknown := unknownFields("", obj)
+	if wrong := typeProblems("", obj, reflect.TypeFor[MessageRequest]()); len(wrong) > 0 {
+		return nil, invalid(append(unknown, wrong...)...)
 	}
 	var req MessageRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, typeError(err)
 	}
+	if len(unknown) > 0 {
+		return &req, invalid(unknown...)
+	}
 	return &req, nil
+}
+
+// typeProblems names every value of v (decoded JSON) whose JSON type is not
+// the one t's field takes, where json.Unmarshal would stop at the first.
+// null is left to validation, as Unmarshal leaves the field empty.
+func typeProblems(path string, v any, t reflect.Type) []FieldError {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v == nil {
+		return nil
+	}
+	wrong := []FieldError{{Field: path, Rule: "type", Message: "must be a JSON " + jsonKind(t.Kind().String())}}
+	switch t.Kind() {
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return wrong
+		}
+	case reflect.Float64:
+		if n, ok := v.(json.Number); !ok || !finite(n) {
+			return wrong // a number past float64's range is no number here
+		}
+	case reflect.Int, reflect.Int64:
+		if n, ok := v.(json.Number); !ok || !integer(n) {
+			return wrong
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return wrong
+		}
+	case reflect.Slice:
+		items, ok := v.([]any)
+		if !ok {
+			return wrong
+		}
+		var out []FieldError
+		for i, item := range items {
+			out = append(out, typeProblems(fmt.Sprintf("%s[%d]", path, i), item, t.Elem())...)
+		}
+		return out
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return wrong
+		}
+		return structTypeProblems(path, obj, t)
+	}
+	return nil
+}
+
+func integer(n json.Number) bool {
+	_, err := n.Int64()
+	return err == nil
+}
+
+func finite(n json.Number) bool {
+	_, err := n.Float64()
+	return err == nil
+}
+
+func structTypeProblems(path string, obj map[string]any, t reflect.Type) []FieldError {
+	var out []FieldError
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if v, present := obj[name]; present && name != "" && name != "-" {
+			out = append(out, typeProblems(join(path, name), v, f.Type)...)
+		}
+	}
+	return out
+}
+
+// JoinInvalid merges the fields of validation errors into one; any other
+// error is returned as it is (the first such).
+func JoinInvalid(errs ...error) error {
+	var fields []FieldError
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		ve, ok := errors.AsType[*ValidationError](err)
+		if !ok {
+			return err
+		}
+		fields = append(fields, ve.Fields...)
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return invalid(fields...)
 }
 
 // PeekChannelID reads only channelId from a body, for authentication before

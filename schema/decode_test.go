@@ -88,9 +88,10 @@ func TestDecodeMessageRequest_RefusesUnknownFieldsWithTheirPath(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// The request comes with the error, to be validated too.
 			req, err := schema.DecodeMessageRequest([]byte(tc.body))
-			if req != nil {
-				t.Errorf("want no request with an error, got %+v", req)
+			if req == nil || req.ChannelID != "demo" {
+				t.Errorf("want the decoded request with the error, got %+v", req)
 			}
 			if errors.Is(err, schema.ErrMalformedJSON) {
 				t.Fatalf("unknown fields are not malformed JSON: %v", err)
@@ -111,7 +112,7 @@ func TestDecodeMessageRequest_RefusesWrongJSONTypes(t *testing.T) {
 		{"string for replies", `{"channelId":"demo","contactId":"+60177872890","message":{"type":"quick_reply","title":"t","replies":"a"}}`,
 			want{"message.replies", "type", nil}},
 		{"number inside replies", `{"channelId":"demo","contactId":"+60177872890","message":{"type":"quick_reply","title":"t","replies":[1]}}`,
-			want{"message.replies", "type", nil}},
+			want{"message.replies[0]", "type", nil}},
 		{"string for latitude", `{"channelId":"demo","contactId":"+60177872890","message":{"type":"location","latitude":"1","longitude":2}}`,
 			want{"message.latitude", "type", nil}},
 		{"number out of float range for longitude", `{"channelId":"demo","contactId":"+60177872890","message":{"type":"location","latitude":1,"longitude":1e400}}`,
@@ -134,6 +135,15 @@ func TestDecodeMessageRequest_RefusesWrongJSONTypes(t *testing.T) {
 			assertFieldErrors(t, err, tc.want)
 		})
 	}
+}
+
+// Every wrong type is named, not only the first json.Unmarshal meets,
+// with the unknown fields beside them.
+func TestDecodeMessageRequest_NamesEveryWrongType(t *testing.T) {
+	_, err := schema.DecodeMessageRequest([]byte(`{"channelId":"demo","contactId":"+60177872890","zz":1,` +
+		`"message":{"type":"location","latitude":"3.1","longitude":"101.7"}}`))
+	assertFieldErrors(t, err, want{"zz", "unknown_field", nil}, want{"message.latitude", "type", nil},
+		want{"message.longitude", "type", nil})
 }
 
 func TestDecodeMessageRequest_RefusesMalformedJSON(t *testing.T) {
