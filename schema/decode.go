@@ -38,7 +38,7 @@ func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 		return nil, fmt.Errorf("%w: the body must be a JSON object", ErrMalformedJSON)
 	}
 	unknown := unknownFields("", obj)
-	if wrong := typeProblems("", obj, reflect.TypeFor[MessageRequest]()); len(wrong) > 0 {
+	if wrong := structTypeProblems("", obj, reflect.TypeFor[MessageRequest]()); len(wrong) > 0 {
 		return nil, invalid(append(unknown, wrong...)...)
 	}
 	var req MessageRequest
@@ -51,52 +51,65 @@ func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 	return &req, nil
 }
 
-// typeProblems names every value of v (decoded JSON) whose JSON type is not
-// the one t's field takes, where json.Unmarshal would stop at the first.
-// null is left to validation, as Unmarshal leaves the field empty.
-func typeProblems(path string, v any, t reflect.Type) []FieldError {
+// typeProblems names every value of v (decoded JSON, the key name of
+// parent) whose JSON type is not the one t's field takes, where
+// json.Unmarshal would stop at the first. null is left to validation, as
+// Unmarshal leaves the field empty. Paths are built only when needed:
+// this runs on every /message.
+func typeProblems(parent, name string, v any, t reflect.Type) []FieldError {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if v == nil {
 		return nil
 	}
-	wrong := []FieldError{{Field: path, Rule: "type", Message: "must be a JSON " + jsonKind(t.Kind().String())}}
+	ok := true
 	switch t.Kind() {
 	case reflect.String:
-		if _, ok := v.(string); !ok {
-			return wrong
-		}
+		_, ok = v.(string)
 	case reflect.Float64:
-		if n, ok := v.(json.Number); !ok || !finite(n) {
-			return wrong // a number past float64's range is no number here
-		}
+		n, isNumber := v.(json.Number)
+		ok = isNumber && finite(n) // a number past float64's range is no number here
 	case reflect.Int, reflect.Int64:
-		if n, ok := v.(json.Number); !ok || !integer(n) {
-			return wrong
-		}
+		n, isNumber := v.(json.Number)
+		ok = isNumber && integer(n)
 	case reflect.Bool:
-		if _, ok := v.(bool); !ok {
-			return wrong
-		}
+		_, ok = v.(bool)
 	case reflect.Slice:
-		items, ok := v.([]any)
-		if !ok {
-			return wrong
+		if items, isArray := v.([]any); isArray {
+			return itemTypeProblems(join(parent, name), items, t.Elem())
 		}
-		var out []FieldError
-		for i, item := range items {
-			out = append(out, typeProblems(fmt.Sprintf("%s[%d]", path, i), item, t.Elem())...)
-		}
-		return out
+		ok = false
 	case reflect.Struct:
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return wrong
+		if obj, isObject := v.(map[string]any); isObject {
+			return structTypeProblems(join(parent, name), obj, t)
 		}
-		return structTypeProblems(path, obj, t)
+		ok = false
 	}
-	return nil
+	if ok {
+		return nil
+	}
+	return []FieldError{{Field: join(parent, name), Rule: "type", Message: "must be a JSON " + jsonKind(t.Kind().String())}}
+}
+
+func itemTypeProblems(path string, items []any, t reflect.Type) []FieldError {
+	var out []FieldError
+	for i, item := range items {
+		out = append(out, typeProblems("", fmt.Sprintf("%s[%d]", path, i), item, t)...)
+	}
+	return out
+}
+
+func structTypeProblems(path string, obj map[string]any, t reflect.Type) []FieldError {
+	var out []FieldError
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if v, present := obj[name]; present && name != "" && name != "-" {
+			out = append(out, typeProblems(path, name, v, f.Type)...)
+		}
+	}
+	return out
 }
 
 func integer(n json.Number) bool {
@@ -107,17 +120,6 @@ func integer(n json.Number) bool {
 func finite(n json.Number) bool {
 	_, err := n.Float64()
 	return err == nil
-}
-
-func structTypeProblems(path string, obj map[string]any, t reflect.Type) []FieldError {
-	var out []FieldError
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if v, present := obj[name]; present && name != "" && name != "-" {
-			out = append(out, typeProblems(join(path, name), v, f.Type)...)
-		}
-	}
-	return out
 }
 
 // JoinInvalid merges the fields of validation errors into one; any other
