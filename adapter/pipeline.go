@@ -46,11 +46,19 @@ func newPipeline(s *Server, st store.Store) *pipeline {
 		recordAgainAfter: 5 * time.Second}
 }
 
-// initLimiters gives each channel its BonyChat rate limit (per second, no burst).
+// initLimiters gives each channel its BonyChat rate limit (per second, no
+// burst). Requests are spaced a millisecond more than 1/rate apart: at
+// exactly 1/rate a closed one-second window can hold rate+1 of them, and
+// PROTOCOL asks to stay under the published limit.
 func (p *pipeline) initLimiters() {
 	for id := range p.s.channels {
-		p.limiters[id] = rate.NewLimiter(rate.Limit(p.s.cfg.Platform.RateLimit), 1)
+		p.limiters[id] = rate.NewLimiter(platformSpacing(p.s.cfg.Platform.RateLimit), 1)
 	}
+}
+
+func platformSpacing(perSecond float64) rate.Limit {
+	interval := time.Duration(float64(time.Second)/perSecond) + time.Millisecond
+	return rate.Every(interval)
 }
 
 // recover runs at start-up, before any worker: jobs leased by a process

@@ -144,3 +144,15 @@ func TestPlatformFirstPostCarriesTheContact(t *testing.T) {
 			len(posts[0].Payload.Events))
 	}
 }
+
+// The channel's limiter never lets rate_limit+1 requests into a closed
+// one-second window (at exactly 1/rate apart, the 21st of 20/s would land
+// on the window's last instant).
+func TestPlatformSpacingStaysUnderTheRateInAnyWindow(t *testing.T) {
+	for _, perSecond := range []float64{20, 7, 1} {
+		interval := time.Duration(float64(time.Second) / float64(platformSpacing(perSecond)))
+		if n := int(time.Second/interval) + 1; float64(n) > perSecond {
+			t.Errorf("rate %v/s: requests %v apart put %d into one second", perSecond, interval, n)
+		}
+	}
+}
