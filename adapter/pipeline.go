@@ -38,6 +38,10 @@ type pipeline struct {
 	// recordAgainAfter is the pause between tries to record a job's end
 	// (finishInBackground).
 	recordAgainAfter time.Duration
+	// splitHints: lanes whose refused batch is being halved → how many
+	// events their next post may carry (splitPlatform; in memory: after a
+	// restart the batch is just halved again).
+	splitHints sync.Map
 }
 
 func newPipeline(s *Server, st store.Store) *pipeline {
@@ -57,8 +61,9 @@ func (p *pipeline) initLimiters() {
 }
 
 func platformSpacing(perSecond float64) rate.Limit {
-	interval := time.Duration(float64(time.Second)/perSecond) + time.Millisecond
-	return rate.Every(interval)
+	// Capped: a tiny rate would overflow a Duration into "no limit".
+	seconds := min(1/perSecond, (24 * time.Hour).Seconds())
+	return rate.Every(time.Duration(seconds*float64(time.Second)) + time.Millisecond)
 }
 
 // recover runs at start-up, before any worker: jobs leased by a process

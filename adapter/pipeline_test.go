@@ -659,3 +659,84 @@ func TestOneRefusedEventDoesNotTakeItsBatchWithIt(t *testing.T) {
 		t.Fatalf("dead jobs %+v (%v): want the refused event only", dead, err)
 	}
 }
+
+// agedLeaseStore hands out platform leases as if the first post of each had
+// already taken `aged` (a slow refusal, or a rate-limit wait plus quick
+// retries): only LeaseUntil, as the worker sees it, is moved.
+type agedLeaseStore struct {
+	store.Store
+	aged time.Duration
+}
+
+func (s *agedLeaseStore) Lease(ctx context.Context, req store.LeaseRequest) ([]store.Lease, error) {
+	ls, err := s.Store.Lease(ctx, req)
+	if req.Queue == store.Platform {
+		for i := range ls {
+			for j := range ls[i].Jobs {
+				ls[i].Jobs[j].LeaseUntil = ls[i].Jobs[j].LeaseUntil.Add(-s.aged)
+			}
+		}
+	}
+	return ls, err
+}
+
+// A refusal that leaves too little of the lease for another post (a slow
+// answer) still splits: the lane's next leases carry the halves, so the
+// refused event ends dead alone instead of the whole batch being posted
+// again and again.
+func TestASlowRefusalStillSplitsOverLaterLeases(t *testing.T) {
+	st := &agedLeaseStore{Store: store.NewMemory(), aged: 61 * time.Second}
+	h := newHarnessOn(t, st, func(c *Config) {
+		c.Platform.Retries = 0
+		c.Platform.RetryMin, c.Platform.RetryMax = 100*time.Millisecond, 100*time.Millisecond
+		c.Platform.MaxAge = 2 * time.Second
+	}, nil)
+	h.platform.mu.Lock()
+	h.platform.answers = []int{503}
+	h.platform.refuse = func(p schema.WebhookPayload) bool {
+		for _, e := range p.Events {
+			if e.Message != nil && e.Message.Text != nil && *e.Message.Text == "bad" {
+				return true
+			}
+		}
+		return false
+	}
+	h.platform.mu.Unlock()
+	for _, text := range []string{"a", "b", "bad", "c"} {
+		if rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": text}); rec.Code != http.StatusOK {
+			t.Fatalf("inbound %q: %d %s", text, rec.Code, rec.Body)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if h.jobCount(store.Dead) >= 1 && h.jobCount(store.Pending)+h.jobCount(store.Leased) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sizes := []int{}
+	for _, p := range h.platform.posts() {
+		sizes = append(sizes, len(p.Payload.Events))
+	}
+	t.Fatalf("after 5 s (max_age 2 s): dead=%d done=%d pending=%d; %d posts, sizes %v: the refused batch is re-posted whole for ever",
+		h.jobCount(store.Dead), h.jobCount(store.Done), h.jobCount(store.Pending), len(sizes), sizes)
+}
+
+// A refusal that is about the channel, not an event (401: the token), is
+// not split: the batch dies at once, with one post, not one per event.
+func TestARefusalOfTheChannelIsNotSplit(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Platform.Retries = 0
+		c.Platform.RetryMin, c.Platform.RetryMax = 300*time.Millisecond, 300*time.Millisecond
+	})
+	h.platform.script(503, 401)
+	for _, text := range []string{"a", "b", "c", "d"} {
+		if rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": text}); rec.Code != http.StatusOK {
+			t.Fatalf("inbound %q: %d %s", text, rec.Code, rec.Body)
+		}
+	}
+	waitFor(t, func() bool { return h.jobCount(store.Dead) == 4 })
+	if posts := h.platform.posts(); len(posts) != 2 || len(posts[1].Payload.Events) != 4 {
+		t.Fatalf("%d posts: want the 503, then one refused batch of all four", len(posts))
+	}
+}

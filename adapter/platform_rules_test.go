@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -153,6 +155,12 @@ func TestPlatformSpacingStaysUnderTheRateInAnyWindow(t *testing.T) {
 		interval := time.Duration(float64(time.Second) / float64(platformSpacing(perSecond)))
 		if n := int(time.Second/interval) + 1; float64(n) > perSecond {
 			t.Errorf("rate %v/s: requests %v apart put %d into one second", perSecond, interval, n)
+		}
+	}
+	// A tiny rate must not overflow into no limit at all.
+	for _, perSecond := range []float64{1e-11, 1e-12} {
+		if got := platformSpacing(perSecond); got == rate.Inf || float64(got) > 1 {
+			t.Errorf("rate_limit %g/s: the limiter allows %v/s", perSecond, got)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -48,8 +49,9 @@ func (p *pipeline) platformLease() time.Duration {
 	c := p.s.cfg.Platform
 	// Capped: a tiny rate would overflow a Duration (and no lease need
 	// outlast platform.max_age by much).
+	// Each quick retry waits for the limit again.
 	rateWait := min(float64(platformLanes)/c.RateLimit, (c.MaxAge + time.Hour).Seconds())
-	return time.Duration(rateWait*float64(time.Second)) + time.Duration(c.Retries+1)*(c.Timeout+2*time.Second) + time.Minute
+	return time.Duration(c.Retries+1)*(time.Duration(rateWait*float64(time.Second))+c.Timeout+2*time.Second) + time.Minute
 }
 
 func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
@@ -57,6 +59,10 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	ch := p.s.channels[first.ChannelID]
 	if ch == nil {
 		p.killPlatform(l, "the channel is no longer configured")
+		return
+	}
+	l, ok := p.applySplitHint(l)
+	if !ok {
 		return
 	}
 	payload, err := platformPayload(l.Jobs)
@@ -73,13 +79,15 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	err = p.s.platform.Post(context.WithoutCancel(ctx), target, payload)
 	switch {
 	case err == nil:
+		p.splitHints.Delete(laneOf(first))
 		// Not recorded, the events would be posted again once the lease ran out.
 		if cerr := p.writeDurably(func() error { return p.st.Complete(context.Background(), l.Token, "") }); cerr != nil {
 			p.s.log.Error("complete platform jobs; BonyChat may get these events again", "error", cerr.Error())
 		}
-	case isPermanentPlatformError(err) && len(l.Jobs) > 1:
+	case len(l.Jobs) > 1 && eventRefusal(err):
 		p.splitPlatform(ctx, l, err)
 	case isPermanentPlatformError(err):
+		p.splitHints.Delete(laneOf(first))
 		p.killPlatform(l, err.Error())
 	case p.now().Sub(newest(l.Jobs).CreatedAt) >= p.s.cfg.Platform.MaxAge:
 		p.killPlatform(l, fmt.Sprintf("not accepted by BonyChat within %s: %v", p.s.cfg.Platform.MaxAge, err))
@@ -88,28 +96,55 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	}
 }
 
-// splitPlatform answers a batch BonyChat refused as a whole: a refusal is
-// for the event that caused it (PROTOCOL), not for the others posted with
-// it, so the lease keeps the first half, which is posted again at once,
-// and the rest waits behind it. Halving finds a refused event in a handful
-// of posts; the others go through.
+// splitPlatform answers a batch BonyChat refused for its content: a
+// refusal is for the event that caused it (PROTOCOL), not for the others
+// posted with it. The lane's next posts carry only the first half of the
+// batch (its split hint), the rest waiting behind it, and so on: halving
+// finds a refused event in a handful of posts, and the others go through.
+// The first half is posted again at once while the lease has time for it;
+// otherwise the next lease does it.
 func (p *pipeline) splitPlatform(ctx context.Context, l store.Lease, cause error) {
 	keep := len(l.Jobs) / 2
 	p.s.log.Warn("BonyChat refused a batch; posting it in halves to find the refused event", "channel", l.Jobs[0].ChannelID,
 		"contact", l.Jobs[0].ContactID, "events", len(l.Jobs), "error", cause.Error())
-	if err := p.st.Release(context.Background(), l.Token, keep); err != nil {
-		p.s.log.Error("split platform jobs", "error", err.Error())
-		p.retryPlatform(l, l.Jobs[0], cause)
-		return
-	}
-	l.Jobs = l.Jobs[:keep]
+	p.splitHints.Store(laneOf(l.Jobs[0]), keep)
 	if time.Until(l.Jobs[0].LeaseUntil) < p.platformLease()-time.Minute {
-		// Not enough of the lease left for another post: the next lease
-		// starts over (a lease that ran out mid-post would post twice).
+		// Not enough of the lease left for another post (a lease that ran
+		// out mid-post would post twice): the next lease takes the hint.
 		p.retryPlatform(l, l.Jobs[0], cause)
 		return
 	}
 	p.runPlatform(ctx, l)
+}
+
+// applySplitHint shortens a lease to its lane's split hint (splitPlatform);
+// false when that failed and the lease was handed back.
+func (p *pipeline) applySplitHint(l store.Lease) (store.Lease, bool) {
+	hint, ok := p.splitHints.Load(laneOf(l.Jobs[0]))
+	if !ok || len(l.Jobs) <= hint.(int) {
+		return l, true
+	}
+	if err := p.st.Release(context.Background(), l.Token, hint.(int)); err != nil {
+		p.s.log.Error("split platform jobs", "error", err.Error())
+		p.releasePlatform(l, "could not be split: "+err.Error())
+		return l, false
+	}
+	l.Jobs = l.Jobs[:hint.(int)]
+	return l, true
+}
+
+// laneOf names a job's lane (channel and contact).
+func laneOf(j store.Job) string { return j.ChannelID + "\x00" + j.ContactID }
+
+// eventRefusal: BonyChat (or our own check before posting) refused the
+// payload for its content, so for one of its events, not for the channel
+// (a token, a URL): 400, 422, or a validation error.
+func eventRefusal(err error) bool {
+	if pe, ok := errors.AsType[*PlatformError](err); ok {
+		return pe.Status == http.StatusBadRequest || pe.Status == http.StatusUnprocessableEntity
+	}
+	_, ok := errors.AsType[*schema.ValidationError](err)
+	return ok
 }
 
 // newest is the most recent job of a batch: a batch dies only when even
