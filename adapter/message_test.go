@@ -396,3 +396,26 @@ func TestMessageEmptyAttachmentFieldsCountAsAbsent(t *testing.T) {
 		})
 	}
 }
+
+// A wrong JSON type does not hide the other problems: the missing
+// contactId and the out-of-range longitude are named with it, each once.
+func TestMessageWrongTypeDoesNotHideOtherProblems(t *testing.T) {
+	h := newHarness(t, nil)
+	rec := h.postJSON("/message", demoToken, map[string]any{"channelId": "demo",
+		"message": map[string]any{"type": "location", "latitude": "3.1", "longitude": 500}})
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	named := map[string]bool{}
+	for _, d := range errorBody(t, rec).Error.Details {
+		if named[d.Field] {
+			t.Errorf("%s named twice", d.Field)
+		}
+		named[d.Field] = true
+	}
+	for _, f := range []string{"message.latitude", "contactId", "message.longitude"} {
+		if !named[f] {
+			t.Errorf("%s not named; details name %v", f, named)
+		}
+	}
+}

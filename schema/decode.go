@@ -25,9 +25,10 @@ var ErrMalformedJSON = errors.New("malformed JSON")
 // DecodeMessageRequest decodes a /message body strictly: one JSON object,
 // no unknown fields at any level, the right JSON type for every field. A
 // *ValidationError names every offending field; ErrMalformedJSON wraps
-// syntax errors. With unknown fields only, the request is returned along
-// with the error, so that the caller can validate the rest too and name
-// every offending field at once (PROTOCOL).
+// syntax errors. With unknown fields or wrong types, the request (without
+// the wrong-typed values) is returned along with the error, so that the
+// caller can validate the rest too and name every offending field at once
+// (PROTOCOL); JoinInvalid then names each field once.
 func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 	var raw any
 	if err := decodeOne(body, &raw); err != nil {
@@ -38,17 +39,44 @@ func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 		return nil, fmt.Errorf("%w: the body must be a JSON object", ErrMalformedJSON)
 	}
 	unknown := unknownFields("", obj)
-	if wrong := structTypeProblems("", obj, reflect.TypeFor[MessageRequest]()); len(wrong) > 0 {
-		return nil, invalid(append(unknown, wrong...)...)
+	wrong := structTypeProblems("", obj, reflect.TypeFor[MessageRequest]())
+	if len(wrong) > 0 {
+		dropFields(obj, wrong)
+		cleaned, err := json.Marshal(obj)
+		if err != nil {
+			return nil, invalid(append(unknown, wrong...)...)
+		}
+		body = cleaned
 	}
 	var req MessageRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, typeError(err)
 	}
-	if len(unknown) > 0 {
-		return &req, invalid(unknown...)
+	if problems := append(unknown, wrong...); len(problems) > 0 {
+		return &req, invalid(problems...)
 	}
 	return &req, nil
+}
+
+// dropFields deletes the values of the named fields from obj (an item's
+// problem drops its whole array).
+func dropFields(obj map[string]any, fields []FieldError) {
+	for _, f := range fields {
+		keys := strings.Split(baseField(f.Field), ".")
+		m := obj
+		for _, k := range keys[:len(keys)-1] {
+			m, _ = m[k].(map[string]any)
+		}
+		delete(m, keys[len(keys)-1])
+	}
+}
+
+// baseField is a field path without a trailing item index.
+func baseField(path string) string {
+	if i := strings.IndexByte(path, '['); i >= 0 {
+		return path[:i]
+	}
+	return path
 }
 
 // typeProblems names every value of v (decoded JSON, the key name of
@@ -60,41 +88,61 @@ func typeProblems(parent, name string, v any, t reflect.Type) []FieldError {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if v == nil {
+	switch {
+	case v == nil || scalarFits(v, t):
 		return nil
-	}
-	ok := true
-	switch t.Kind() {
-	case reflect.String:
-		_, ok = v.(string)
-	case reflect.Float64:
-		n, isNumber := v.(json.Number)
-		ok = isNumber && finite(n) // a number past float64's range is no number here
-	case reflect.Int, reflect.Int64:
-		n, isNumber := v.(json.Number)
-		ok = isNumber && integer(n)
-	case reflect.Bool:
-		_, ok = v.(bool)
-	case reflect.Slice:
+	case t.Kind() == reflect.Slice:
 		if items, isArray := v.([]any); isArray {
+			if itemsFit(items, t.Elem()) {
+				return nil
+			}
 			return itemTypeProblems(join(parent, name), items, t.Elem())
 		}
-		ok = false
-	case reflect.Struct:
+	case t.Kind() == reflect.Struct:
 		if obj, isObject := v.(map[string]any); isObject {
 			return structTypeProblems(join(parent, name), obj, t)
 		}
-		ok = false
-	}
-	if ok {
-		return nil
 	}
 	return []FieldError{{Field: join(parent, name), Rule: "type", Message: "must be a JSON " + jsonKind(t.Kind().String())}}
 }
 
+// scalarFits: v is a JSON value of the scalar kind t takes (false for
+// arrays and objects, which typeProblems walks).
+func scalarFits(v any, t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String:
+		_, ok := v.(string)
+		return ok
+	case reflect.Float64:
+		n, ok := v.(json.Number)
+		return ok && finite(n) // a number past float64's range is no number here
+	case reflect.Int, reflect.Int64:
+		n, ok := v.(json.Number)
+		return ok && integer(n)
+	case reflect.Bool:
+		_, ok := v.(bool)
+		return ok
+	}
+	return false
+}
+
+func itemsFit(items []any, t reflect.Type) bool {
+	for _, item := range items {
+		if item != nil && !scalarFits(item, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// itemTypeProblems checks an array's items; an item's path is built only
+// for a problem or a nested value.
 func itemTypeProblems(path string, items []any, t reflect.Type) []FieldError {
 	var out []FieldError
 	for i, item := range items {
+		if item == nil || scalarFits(item, t) {
+			continue
+		}
 		out = append(out, typeProblems("", fmt.Sprintf("%s[%d]", path, i), item, t)...)
 	}
 	return out
@@ -123,7 +171,8 @@ func finite(n json.Number) bool {
 }
 
 // JoinInvalid merges the fields of validation errors into one; any other
-// error is returned as it is (the first such).
+// error is returned as it is (the first such). A field named by an earlier
+// error (or within one, e.g. a dropped array's items) is not named again.
 func JoinInvalid(errs ...error) error {
 	var fields []FieldError
 	for _, err := range errs {
@@ -134,7 +183,12 @@ func JoinInvalid(errs ...error) error {
 		if !ok {
 			return err
 		}
-		fields = append(fields, ve.Fields...)
+		named := fields
+		for _, f := range ve.Fields {
+			if !coveredBy(f.Field, named) {
+				fields = append(fields, f)
+			}
+		}
 	}
 	if len(fields) == 0 {
 		return nil
@@ -228,4 +282,15 @@ func jsonKind(goKind string) string {
 		return "boolean"
 	}
 	return goKind
+}
+
+// coveredBy: path is one of the fields named, or lies within one.
+func coveredBy(path string, named []FieldError) bool {
+	for _, n := range named {
+		base := baseField(n.Field)
+		if path == n.Field || path == base || strings.HasPrefix(path, base+".") || strings.HasPrefix(path, base+"[") {
+			return true
+		}
+	}
+	return false
 }
