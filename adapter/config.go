@@ -398,8 +398,9 @@ func validListen(addr string) bool {
 	return err == nil && perr == nil && n >= 0 && n <= 65535
 }
 
-// basePathPattern: segments a router takes literally (no ":" or "*").
-var basePathPattern = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
+// basePathPattern: segments a router takes literally (no ":" or "*"),
+// none of them only dots ("/.." would be cleaned away by clients).
+var basePathPattern = regexp.MustCompile(`^(/[A-Za-z0-9._~-]*[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$`)
 
 func validPublicURL(s string) bool {
 	u, err := url.Parse(s)

@@ -391,6 +391,9 @@ func TestConfigBasePathIsLiteralSegments(t *testing.T) {
 		{"/:tenant", false}, // a router parameter
 		{"/bony//chat", false},
 		{"/bony chat", false},
+		{"/..", false},
+		{"/bony/.", false},
+		{"/.well-known", true},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q", tt.basePath), func(t *testing.T) {

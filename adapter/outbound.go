@@ -241,6 +241,9 @@ func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job st
 	}
 	for {
 		err := p.completeWithStatus(ctx, l, job, value, reason, lastError)
+		if errors.Is(err, store.ErrLeaseLost) {
+			p.s.log.Error("outbound job taken over before its end was recorded; its status is not posted from here", "mId", job.MID)
+		}
 		if err == nil || errors.Is(err, store.ErrLeaseLost) {
 			return
 		}
@@ -256,8 +259,9 @@ func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job st
 
 // completeWithStatus completes the job and, if value moves the message's
 // status forward, stores its status event in the same write, under the
-// mId's status lock (held for one try only: receipts for the message wait
-// on it).
+// mId's status lock (held for one round of completeDurably's tries, a few
+// seconds at most, not across the pauses between rounds: receipts for the
+// message wait on it).
 func (p *pipeline) completeWithStatus(ctx context.Context, l store.Lease, job store.Job, value, reason, lastError string) error {
 	unlock := p.statusMu.lock(job.MID)
 	defer unlock()
