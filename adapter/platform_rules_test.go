@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,53 +18,36 @@ import (
 	"github.com/bonychat/bonychat-adapter/schema"
 )
 
-// PROTOCOL.md l.158-159: "408, 429 and 5xx are retried with backoff
-// (honouring Retry-After)". The durable queue's retry ignores BonyChat's
-// Retry-After (retryPlatform passes 0 to backoff).
-func TestPlatformDurableRetryWaitsBonyChatsRetryAfter(t *testing.T) {
-	h := newHarness(t, func(c *Config) {
-		c.Platform.Retries = 0 // no in-request retry: only the durable queue
-		c.Platform.RetryMin = 5 * time.Millisecond
-		c.Platform.RetryMax = 5 * time.Minute // well above the Retry-After below
-	})
-	h.platform.header = http.Header{"Retry-After": {"30"}}
-	h.platform.script(429)
-	rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "id": "SMra1", "text": "hi"})
-	if rec.Code != http.StatusOK {
-		t.Fatalf("inbound: %d %s", rec.Code, rec.Body)
-	}
-	h.waitPosts(1)
-	time.Sleep(1500 * time.Millisecond)
-	if n := len(h.platform.posts()); n > 1 {
-		t.Fatalf("BonyChat answered 429 with Retry-After: 30, but the events were posted again %d time(s) within 1.5 s", n-1)
-	}
-}
-
-// Same rule, in-request retries: retryablehttp's wait is capped at
-// min(retry_max, 2s), so Retry-After: 30 is cut to 2 s.
-func TestPlatformLongRetryAfterIsLeftToTheDurableQueue(t *testing.T) {
-	h := newHarness(t, func(c *Config) {
-		c.Platform.Retries = 2
-		c.Platform.RetryMin = 5 * time.Millisecond
-		c.Platform.RetryMax = 5 * time.Minute
-		c.Platform.Timeout = 2 * time.Second
-	})
-	h.platform.header = http.Header{"Retry-After": {"30"}}
-	h.platform.script(429)
-	rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "id": "SMra2", "text": "hi"})
-	if rec.Code != http.StatusOK {
-		t.Fatalf("inbound: %d %s", rec.Code, rec.Body)
-	}
-	h.waitPosts(1)
-	time.Sleep(2600 * time.Millisecond)
-	if n := len(h.platform.posts()); n > 1 {
-		t.Fatalf("BonyChat answered 429 with Retry-After: 30, but the events were posted again %d time(s) within 2.6 s", n-1)
+// BonyChat's Retry-After is honoured (PROTOCOL: 408, 429 and 5xx are
+// retried "honouring Retry-After"): one longer than the quick retries may
+// wait is waited by the durable queue, not cut short inside the request,
+// with or without quick retries.
+func TestPlatformRetryAfterIsWaited(t *testing.T) {
+	for _, retries := range []int{0, 2} {
+		t.Run(fmt.Sprintf("%d quick retries", retries), func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.Platform.Retries = retries
+				c.Platform.RetryMin = 5 * time.Millisecond
+				c.Platform.RetryMax = 5 * time.Minute // well above the Retry-After below
+				c.Platform.Timeout = 2 * time.Second
+			})
+			h.platform.header = http.Header{"Retry-After": {"30"}}
+			h.platform.script(429)
+			rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi"})
+			if rec.Code != http.StatusOK {
+				t.Fatalf("inbound: %d %s", rec.Code, rec.Body)
+			}
+			h.waitPosts(1)
+			time.Sleep(2600 * time.Millisecond) // past the quick retries' 2 s cap
+			if n := len(h.platform.posts()); n > 1 {
+				t.Fatalf("BonyChat answered 429 with Retry-After: 30, but the events were posted again %d time(s) within 2.6 s", n-1)
+			}
+		})
 	}
 }
 
-// PROTOCOL.md l.91: "20 requests per second (per channel; the server must
-// stay under it)". The limiter is taken once per Post; retryablehttp's
-// in-request retries (platform.retries) are extra requests it never sees.
+// The channel's rate limit paces every request, quick retries included
+// (PROTOCOL: "20 requests per second ... the server must stay under it").
 func TestPlatformQuickRetriesStayUnderTheRateLimit(t *testing.T) {
 	var mu sync.Mutex
 	var times []time.Time
@@ -96,9 +80,9 @@ func TestPlatformQuickRetriesStayUnderTheRateLimit(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md l.158: "A 2xx is delivered". A 301/302/303 from the webhook
-// URL makes Go's client re-send as a GET without the events; a 2xx to that
-// GET is counted as delivery though BonyChat never received a payload.
+// Only a 2xx is delivery (PROTOCOL): a redirect from the webhook URL is not
+// followed (Go would re-send it as a GET without the events, whose 2xx
+// would count as delivered); it is the answer, naming where it points.
 func TestPlatformRedirectIsNotDelivery(t *testing.T) {
 	var mu sync.Mutex
 	posted := 0
@@ -128,10 +112,9 @@ func TestPlatformRedirectIsNotDelivery(t *testing.T) {
 	}
 }
 
-// PROTOCOL.md l.105: "contact | optional; used when BonyChat creates the
-// contact". ingest attaches the profile to the last event only, so a
-// webhook of more than 20 events reaches BonyChat first without it: the
-// post that creates the contact has no profile.
+// The contact profile is "used when BonyChat creates the contact"
+// (PROTOCOL): with more than 20 events, the first post (which creates it)
+// carries the profile too.
 func TestPlatformFirstPostCarriesTheContact(t *testing.T) {
 	h := newHarness(t, nil)
 	events := textEvents(25, "ct")
