@@ -217,16 +217,27 @@ func (m *Memory) held(token string) []*memJob {
 	return out
 }
 
+// lockHeld locks the store and returns the jobs token still holds; the
+// caller unlocks. Without any (ErrLeaseLost) it leaves the store unlocked.
+func (m *Memory) lockHeld(ctx context.Context, token string) ([]*memJob, error) {
+	if err := m.lock(ctx); err != nil {
+		return nil, err
+	}
+	jobs := m.held(token)
+	if len(jobs) == 0 {
+		m.mu.Unlock()
+		return nil, ErrLeaseLost
+	}
+	return jobs, nil
+}
+
 // finish applies fn to the jobs of a lease and ends the lease.
 func (m *Memory) finish(ctx context.Context, token string, fn func(j *memJob, now time.Time)) error {
-	if err := m.lock(ctx); err != nil {
+	jobs, err := m.lockHeld(ctx, token)
+	if err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	jobs := m.held(token)
-	if len(jobs) == 0 {
-		return ErrLeaseLost
-	}
 	now := truncMS(time.Now())
 	for _, j := range jobs {
 		fn(j, now)
@@ -275,14 +286,11 @@ func (m *Memory) Release(ctx context.Context, token string, keep int) error {
 	if keep < 1 {
 		return fmt.Errorf("store: release: keep %d, want at least 1", keep)
 	}
-	if err := m.lock(ctx); err != nil {
+	jobs, err := m.lockHeld(ctx, token)
+	if err != nil {
 		return err
 	}
 	defer m.mu.Unlock()
-	jobs := m.held(token)
-	if len(jobs) == 0 {
-		return ErrLeaseLost
-	}
 	slices.SortFunc(jobs, func(a, b *memJob) int { return cmp.Compare(a.ID, b.ID) })
 	touched := truncMS(time.Now())
 	for _, j := range jobs[min(keep, len(jobs)):] {
