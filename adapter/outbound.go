@@ -259,16 +259,21 @@ func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job st
 
 // completeWithStatus completes the job and, if value moves the message's
 // status forward, stores its status event in the same write, under the
-// mId's status lock (held for one round of completeDurably's tries, a few
+// mId's status lock (held for one round of writeDurably's tries, a few
 // seconds at most, not across the pauses between rounds: receipts for the
 // message wait on it).
 func (p *pipeline) completeWithStatus(ctx context.Context, l store.Lease, job store.Job, value, reason, lastError string) error {
 	unlock := p.statusMu.lock(job.MID)
 	defer unlock()
-	advances, err := p.statusAdvances(ctx, job.MID, value)
-	if err != nil {
-		p.s.log.Warn("cannot read the status; reporting it anyway", "mId", job.MID, "error", err.Error())
-		advances = true
+	// A status that cannot be read is not guessed at: a receipt may have
+	// moved it past value already, and posting value then would move it
+	// backwards. The caller tries the whole end again later.
+	var advances bool
+	if err := p.writeDurably(func() (err error) {
+		advances, err = p.statusAdvances(ctx, job.MID, value)
+		return err
+	}); err != nil {
+		return fmt.Errorf("read the status: %w", err)
 	}
 	var follow []store.NewJob
 	if advances {
@@ -302,9 +307,10 @@ func (p *pipeline) completeDurably(ctx context.Context, token, lastError string,
 	})
 }
 
-// writeDurably retries a write for a few seconds: after a send, failing to
-// record what it did must not be given up lightly (a locked or full store
-// is often a passing state). A lost lease is final.
+// writeDurably retries a write (or the read it depends on) for a few
+// seconds: after a send, failing to record what it did must not be given
+// up lightly (a locked or full store is often a passing state). A lost
+// lease is final.
 func (p *pipeline) writeDurably(write func() error) error {
 	err := write()
 	for attempt := 1; attempt < 5 && err != nil && !errors.Is(err, store.ErrLeaseLost); attempt++ {

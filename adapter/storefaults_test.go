@@ -220,3 +220,47 @@ func TestAPlatformLeaseOutlastsTheRateLimitWait(t *testing.T) {
 		}
 	}
 }
+
+// statusUnreadable fails StatusOf while failing > 0 (a locked store).
+type statusUnreadable struct {
+	store.Store
+	failing atomic.Int32
+}
+
+func (s *statusUnreadable) StatusOf(ctx context.Context, mID string) (store.Status, error) {
+	if s.failing.Add(-1) >= 0 {
+		return store.Status{}, errors.New("database is locked")
+	}
+	return s.Store.StatusOf(ctx, mID)
+}
+
+// A background send whose message a receipt already reported delivered
+// posts no "sent" after it, even when the status cannot be read at first:
+// the end waits until it can be, rather than guessing and moving the
+// status backwards.
+func TestABackgroundEndDoesNotGuessAnUnreadableStatus(t *testing.T) {
+	st := &statusUnreadable{Store: store.NewMemory()}
+	h := newHarnessOn(t, st, func(c *Config) {
+		c.Outbound.Wait = 50 * time.Millisecond
+		c.Outbound.RetryMin, c.Outbound.RetryMax = 400*time.Millisecond, 400*time.Millisecond
+	}, firstAttemptUnreachable())
+	h.srv.pipe.recordAgainAfter = 10 * time.Millisecond
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	mID := mIDOf(t, rec.Body.Bytes())
+	if err := h.srv.pipe.postStatus(t.Context(), "demo", phoneContact, mID, schema.StatusDelivered, ""); err != nil {
+		t.Fatal(err)
+	}
+	st.failing.Store(12) // more than one round of tries
+	waitFor(t, func() bool { return h.jobCount(store.Done) == 2 }) // the message and the receipt's post
+	time.Sleep(100 * time.Millisecond)
+	var got []string
+	for _, s := range h.statusesFor(mID) {
+		got = append(got, s.Value)
+	}
+	if len(got) != 1 || got[0] != schema.StatusDelivered {
+		t.Fatalf("statuses posted %q, want only delivered", got)
+	}
+	if st.failing.Load() >= 0 {
+		t.Fatalf("the status was read %d times fewer than the test needs", st.failing.Load()+1)
+	}
+}
