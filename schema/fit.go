@@ -7,6 +7,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/rivo/uniseg"
 )
 
 // Length counts s the way a limit is checked on output: the larger of its
@@ -20,21 +22,53 @@ func Length(s string) int {
 	return max(n, utf8.RuneCountInString(s))
 }
 
-// Truncate cuts s at a code point boundary so that Length(s) <= limit.
+// Truncate cuts s so that Length(s) <= limit: after its last whole
+// user-perceived character (grapheme cluster: an emoji with its skin tone
+// and joiners, a flag, a letter with its accents) that fits, so that no
+// character is shown broken in two; at a code point boundary only when
+// not even the first one fits.
 func Truncate(s string, limit int) string {
+	cut := codePointCut(s, limit)
+	if cut == len(s) {
+		return s
+	}
+	if end := lastClusterEnd(s, cut); end > 0 {
+		return s[:end]
+	}
+	return s[:cut]
+}
+
+// codePointCut is the byte length of the longest prefix of s whose UTF-16
+// length is within limit.
+func codePointCut(s string, limit int) int {
 	units := 0
 	for i, r := range s {
 		units += max(utf16.RuneLen(r), 1)
 		if units > limit {
-			return s[:i]
+			return i
 		}
 	}
-	return s
+	return len(s)
+}
+
+// lastClusterEnd returns the byte offset of the last grapheme cluster
+// boundary of s at or before cut (0 when the first cluster ends after it).
+func lastClusterEnd(s string, cut int) int {
+	end, state := 0, -1
+	for rest := s; rest != ""; {
+		var cluster string
+		cluster, rest, _, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		if end+len(cluster) > cut {
+			break
+		}
+		end += len(cluster)
+	}
+	return end
 }
 
 // SplitText cuts text into parts of at most limit (by Length), at the last
-// white space inside each part when there is one, else at a code point
-// boundary. No character is lost: joining the parts gives the text back.
+// white space inside each part when there is one, else after the last
+// whole character (Truncate). No character is lost: joining the parts gives the text back.
 func SplitText(text string, limit int) []string {
 	var parts []string
 	for Length(text) > limit {

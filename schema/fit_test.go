@@ -6,6 +6,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/rivo/uniseg"
+
 	"github.com/bonychat/bonychat-adapter/schema"
 )
 
@@ -54,6 +56,11 @@ func TestTruncate_CutsAtCodePointsWithinBothMeasures(t *testing.T) {
 		{"limit 1 before an astral character", "😀", 1, ""},
 		{"limit 0", "abc", 0, ""},
 		{"empty text", "", 5, ""},
+		{"a family emoji (joined by ZWJ) is not split", "ab👩‍👩‍👧‍👦", 5, "ab"},
+		{"a flag (two regional indicators) is not split", "🇲🇾🇲🇾", 6, "🇲🇾"},
+		{"a skin tone stays with its emoji", "👍🏽👍🏽", 6, "👍🏽"},
+		{"an accent stays with its letter", "café", 4, "caf"},
+		{"a character longer than the limit is cut at a code point", "e" + rep("́", 10), 4, "e" + rep("́", 3)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,8 +81,9 @@ func TestTruncate_CutsAtCodePointsWithinBothMeasures(t *testing.T) {
 	}
 }
 
-// assertFitPrefix checks that got is s cut at a code point boundary, within
-// limit in both measures, and as long as it can be.
+// assertFitPrefix checks that got is s cut after a whole grapheme cluster
+// (or, when not even the first fits, at a code point boundary inside it),
+// within limit in both measures, and as long as it can be.
 func assertFitPrefix(t *testing.T, s, got string, limit int) {
 	t.Helper()
 	if !strings.HasPrefix(s, got) {
@@ -87,12 +95,36 @@ func assertFitPrefix(t *testing.T, s, got string, limit int) {
 	if n := outputLength(got); n > limit {
 		t.Fatalf("Truncate(…, %d) has length %d", limit, n)
 	}
-	if rest := s[len(got):]; rest != "" {
-		r, _ := utf8.DecodeRuneInString(rest)
-		if outputLength(got+string(r)) <= limit {
-			t.Fatalf("Truncate(…, %d) = %q stops early: the next %q still fits", limit, got, r)
-		}
+	rest := s[len(got):]
+	if rest == "" {
+		return
 	}
+	first, _, _, _ := uniseg.FirstGraphemeClusterInString(s, -1)
+	next, _, _, _ := uniseg.FirstGraphemeClusterInString(rest, -1)
+	switch {
+	case len(got) < len(first): // inside the first character: it must not fit
+		if outputLength(first) <= limit {
+			t.Fatalf("Truncate(…, %d) = %q cuts the first character %q, which fits", limit, got, first)
+		}
+		r, _ := utf8.DecodeRuneInString(rest)
+		next = string(r)
+	case !clusterBoundary(s, len(got)):
+		t.Fatalf("Truncate(…, %d) = %q ends inside a character", limit, got)
+	}
+	if outputLength(got+next) <= limit {
+		t.Fatalf("Truncate(…, %d) = %q stops early: the next %q still fits", limit, got, next)
+	}
+}
+
+// clusterBoundary: a grapheme cluster of s ends at byte offset at.
+func clusterBoundary(s string, at int) bool {
+	end := 0
+	for rest, state := s, -1; rest != "" && end < at; {
+		var c string
+		c, rest, _, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		end += len(c)
+	}
+	return end == at
 }
 
 func TestSplitText(t *testing.T) {
@@ -119,6 +151,9 @@ func TestSplitText(t *testing.T) {
 		{name: "15000 é of words", text: words("déjà", 15000), limit: schema.MaxText},
 		{name: "15000 中 without spaces", text: rep("中", 15000), limit: schema.MaxText},
 		{name: "astral words over the limit", text: words("😀😀😀", 9000), limit: schema.MaxText},
+		{name: "flags are never split into mismatched halves", text: "🇲🇾🇸🇬🇲🇾", limit: 6, want: []string{"🇲🇾", "🇸🇬", "🇲🇾"}},
+		{name: "family emoji stay whole", text: rep("👨‍👩‍👧", 5), limit: 20,
+			want: []string{rep("👨‍👩‍👧", 2), rep("👨‍👩‍👧", 2), "👨‍👩‍👧"}},
 		{name: "one long word then spaces", text: rep("x", 7500) + " tail end", limit: schema.MaxText},
 	}
 	for _, tc := range cases {

@@ -11,6 +11,7 @@ import (
 	mailgungo "github.com/mailgun/mailgun-go/v4"
 
 	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
 )
 
 // maxReasonMessage bounds how much of Mailgun's message an agent reads.
@@ -71,8 +72,8 @@ func mailgunMessage(body []byte) string {
 		msg = string(body)
 	}
 	msg = strings.Join(strings.Fields(msg), " ")
-	if utf8.RuneCountInString(msg) > maxReasonMessage {
-		msg = string([]rune(msg)[:maxReasonMessage]) + "…"
+	if cut := schema.Truncate(msg, maxReasonMessage); cut != msg {
+		msg = cut + "…"
 	}
 	return msg
 }

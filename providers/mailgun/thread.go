@@ -41,6 +41,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/bonychat/bonychat-adapter/schema"
 )
 
 const (
@@ -242,10 +244,7 @@ func stripSubject(s string) string {
 		s = s[loc[1]:]
 	}
 	s = strings.TrimSpace(s)
-	if r := []rune(s); len(r) > maxSubjectLen {
-		s = string(r[:maxSubjectLen])
-	}
-	return s
+	return schema.Truncate(s, maxSubjectLen)
 }
 
 // msgIDPattern is one Message-Id's content: no whitespace, brackets or
