@@ -251,7 +251,8 @@ func TestABackgroundEndDoesNotGuessAnUnreadableStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.failing.Store(12) // more than one round of tries
-	waitFor(t, func() bool { return h.jobCount(store.Done) == 2 }) // the message and the receipt's post
+	// Done: the message, and the post of its receipt.
+	waitFor(t, func() bool { return h.jobCount(store.Done) == 2 })
 	time.Sleep(100 * time.Millisecond)
 	var got []string
 	for _, s := range h.statusesFor(mID) {
