@@ -23,7 +23,8 @@ var knownKeys = map[string]map[string]bool{
 var ErrMalformedJSON = errors.New("malformed JSON")
 
 // DecodeMessageRequest decodes a /message body strictly: one JSON object,
-// no unknown fields at any level, the right JSON type for every field. A
+// no unknown fields at any level, no key twice in one object, the right
+// JSON type for every field. A
 // *ValidationError names every offending field; ErrMalformedJSON wraps
 // syntax errors. With unknown fields or wrong types, the request (without
 // the wrong-typed values) is returned along with the error, so that the
@@ -38,13 +39,14 @@ func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the body must be a JSON object", ErrMalformedJSON)
 	}
-	unknown := unknownFields("", obj)
+	problems := appendUncovered(unknownFields("", obj), duplicateKeys(body, raw))
 	wrong := structTypeProblems("", obj, reflect.TypeFor[MessageRequest]())
+	problems = appendUncovered(problems, wrong)
 	if len(wrong) > 0 {
 		dropFields(obj, wrong)
 		cleaned, err := json.Marshal(obj)
 		if err != nil {
-			return nil, invalid(append(unknown, wrong...)...)
+			return nil, invalid(problems...)
 		}
 		body = cleaned
 	}
@@ -52,10 +54,21 @@ func DecodeMessageRequest(body []byte) (*MessageRequest, error) {
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, typeError(err)
 	}
-	if problems := append(unknown, wrong...); len(problems) > 0 {
+	if len(problems) > 0 {
 		return &req, invalid(problems...)
 	}
 	return &req, nil
+}
+
+// appendUncovered appends the fields of more that named does not name yet
+// (a repeated unknown key is named once, as unknown).
+func appendUncovered(named, more []FieldError) []FieldError {
+	for _, f := range more {
+		if !coveredBy(f.Field, named) {
+			named = append(named, f)
+		}
+	}
+	return named
 }
 
 // dropFields deletes the values of the named fields from obj (an item's

@@ -223,3 +223,43 @@ func TestPeekChannelID(t *testing.T) {
 		})
 	}
 }
+
+// A key given twice in one object is refused and named (parsers disagree on
+// which value wins); the same key in different objects is not a repeat.
+func TestDecodeMessageRequest_RefusesARepeatedKey(t *testing.T) {
+	const head = `{"channelId":"demo","contactId":"+60177872890",`
+	cases := []struct {
+		name  string
+		body  string
+		wants []want
+	}{
+		{"top-level key twice", head + `"contactId":"+60177872891","message":{"type":"text","text":"x"}}`,
+			[]want{{"contactId", "duplicate", nil}}},
+		{"message key twice", head + `"message":{"type":"text","text":"x","text":"y"}}`,
+			[]want{{"message.text", "duplicate", nil}}},
+		{"attachment key twice", head + `"message":{"type":"attachment","attachment":{"type":"image","url":"https://example.com/a","url":"https://example.com/b"}}}`,
+			[]want{{"message.attachment.url", "duplicate", nil}}},
+		{"a repeat spelled with an escape", head + `"message":{"type":"text","text":"x","t\u0065xt":"y"}}`,
+			[]want{{"message.text", "duplicate", nil}}},
+		{"a key three times is named once", head + `"message":{"type":"text","text":"x","text":"y","text":"z"}}`,
+			[]want{{"message.text", "duplicate", nil}}},
+		{"a repeated unknown key is named as unknown", head + `"message":{"type":"text","text":"x","foo":1,"foo":2}}`,
+			[]want{{"message.foo", "unknown_field", nil}}},
+		{"a repeated message object", head + `"message":{"type":"text","text":"x"},"message":{"type":"text","text":"y"}}`,
+			[]want{{"message", "duplicate", nil}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := schema.DecodeMessageRequest([]byte(tc.body))
+			assertFieldErrors(t, err, tc.wants...)
+		})
+	}
+	for name, body := range map[string]string{
+		"type in message and in attachment": head + `"message":{"type":"attachment","attachment":{"type":"image","url":"https://example.com/a"}}}`,
+		"a key-like text value":             head + `"message":{"type":"text","text":"\"text\": x, \"type\" :"}}`,
+	} {
+		if _, err := schema.DecodeMessageRequest([]byte(body)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

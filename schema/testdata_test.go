@@ -135,7 +135,7 @@ func TestTestdata_InvalidMessagesFailAsExpected(t *testing.T) {
 		})
 	}
 	for _, rule := range []string{"required", "min", "max", "oneof", "lte", "gte", "url", "extension",
-		"not_allowed", "unknown_field", "type", "e164"} {
+		"not_allowed", "unknown_field", "type", "e164", "duplicate"} {
 		if !rules[rule] {
 			t.Errorf("no invalid sample for rule %s", rule)
 		}

@@ -32,3 +32,23 @@ func TestTypeCheckAllocatesNothingOnValidBodies(t *testing.T) {
 		}
 	}
 }
+
+// The repeated-key check also runs on every /message: on a body without a
+// repeat it is one scan, allocating nothing.
+func TestDuplicateKeyCheckAllocatesNothingOnValidBodies(t *testing.T) {
+	body := []byte(`{"channelId":"demo","contactId":"+60177872890","message":{"type":"quick_reply","title":"a \"b\": c","replies":["a","b"]}}`)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var raw any
+	if err := dec.Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(100, func() {
+		if p := duplicateKeys(body, raw); len(p) > 0 {
+			t.Fatal(p)
+		}
+	})
+	if n > 0 {
+		t.Errorf("%v allocations for a body without a repeated key", n)
+	}
+}
