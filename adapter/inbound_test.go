@@ -107,6 +107,7 @@ func TestConsoleInboundRefusals(t *testing.T) {
 		{"from is not E.164 on a phone channel", "/console/demo/inbound", demoToken, map[string]any{"from": "jane", "text": "hi"}, 400},
 		{"two kinds of content", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi", "location": map[string]any{"latitude": 1, "longitude": 2}}, 400},
 		{"no content", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact}, 400},
+		{"id not printable ASCII", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi", "id": strings.Repeat("😀", 30)}, 400},
 		{"unknown field", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": "hi", "x": 1}, 400},
 		{"latitude out of range", "/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "location": map[string]any{"latitude": 91, "longitude": 2}}, 400},
 		{"custom channel takes custom IDs", "/console/custom01/inbound", customToken, map[string]any{"from": "jane_doe@example", "text": "hi"}, 200},

@@ -14,7 +14,10 @@ import (
 
 // InboundRequest is a simulated contact message.
 type InboundRequest struct {
-	ID         string             `json:"id,omitempty" validate:"omitempty,max=40"`
+	// ID is printable ASCII, so that with a part suffix it always fits an
+	// mId whole: two IDs cut to the same prefix would be one message to
+	// BonyChat.
+	ID         string             `json:"id,omitempty" validate:"omitempty,max=40,printascii"`
 	From       string             `json:"from" validate:"required"`
 	Text       *string            `json:"text,omitempty" validate:"omitempty,min=1"`
 	Attachment *InboundAttachment `json:"attachment,omitempty"`
