@@ -60,11 +60,14 @@ const resumeSettle = 30 * time.Second
 // the next attempt looks it up before it sends anything (settleUnconfirmed).
 // Since is the earliest the create can have been made (the look-up's
 // window); At is when the doubt arose (the settle time runs from it); both
-// unix ms. (A mark without At settles from Since.)
+// unix ms. (A mark without At settles from Since.) SID is set when
+// Twilio's answer gave the part's SID but the parts memo could not be
+// written: the part is known sent, and is taken without a look-up.
 type unconfirmed struct {
-	Part  int   `json:"part"`
-	Since int64 `json:"since"`
-	At    int64 `json:"at,omitempty"`
+	Part  int    `json:"part"`
+	Since int64  `json:"since"`
+	At    int64  `json:"at,omitempty"`
+	SID   string `json:"sid,omitempty"`
 }
 
 // settleWait is what remains of resumeSettle since the mark, never more
@@ -118,7 +121,7 @@ func (p *Provider) markUnconfirmed(ctx context.Context, mID string, part int, si
 		return mark, err
 	}
 	if marked && old.Part == part {
-		mark.Since = min(mark.Since, old.Since)
+		mark.Since, mark.SID = min(mark.Since, old.Since), old.SID
 	}
 	return mark, p.putJSON(ctx, nsUnconfirmed, mID, mark, providers.MessageRecordExpiry())
 }
@@ -133,12 +136,7 @@ func (p *Provider) settleUnconfirmed(ctx context.Context, contact, mID string, p
 	if mark.Part != len(memo.SIDs) || mark.Part >= len(parts) {
 		return false, nil
 	}
-	if wait := mark.settleWait(p.now()); clearIfMissing && wait > 0 {
-		// Too soon to take "not there" for an answer (outbound.retry_max
-		// may have cut the retry's wait): come back when it is time.
-		return false, errTooSoon{wait}
-	}
-	sid, err := p.lookUp(ctx, contact, mID, parts[mark.Part], time.UnixMilli(mark.Since), *memo)
+	sid, err := p.markedPart(ctx, contact, mID, parts[mark.Part], memo, mark, clearIfMissing)
 	if err != nil {
 		return false, err
 	}
@@ -162,6 +160,20 @@ func (p *Provider) settleUnconfirmed(ctx context.Context, contact, mID string, p
 	return sid != "", nil
 }
 
+// markedPart is the SID of the marked part: the one the mark holds, else
+// what Twilio's message list shows ("" when it shows none).
+func (p *Provider) markedPart(ctx context.Context, contact, mID string, pt part, memo *partsMemo, mark unconfirmed, clearIfMissing bool) (string, error) {
+	if mark.SID != "" {
+		return mark.SID, nil
+	}
+	if wait := mark.settleWait(p.now()); clearIfMissing && wait > 0 {
+		// Too soon to take "not there" for an answer (outbound.retry_max
+		// may have cut the retry's wait): come back when it is time.
+		return "", errTooSoon{wait}
+	}
+	return p.lookUp(ctx, contact, mID, pt, time.UnixMilli(mark.Since), *memo)
+}
+
 // errTooSoon: a marked part cannot be taken as missing before resumeSettle
 // has passed since its attempt; wait is what remains.
 type errTooSoon struct{ wait time.Duration }
@@ -169,11 +181,11 @@ type errTooSoon struct{ wait time.Duration }
 func (e errTooSoon) Error() string { return "too soon to look for it again" }
 
 // lookAgainLater is providers.LookAgainLater for a part: not (yet) in
-// Twilio's list, too soon to tell (errTooSoon), or the list unreadable. An
-// Ambiguous err (a part found but not recorded) is returned as it is: the
-// part must not be looked for, and missed, again.
+// Twilio's list, too soon to tell (errTooSoon), or the list unreadable. A
+// SendError (a part found whose progress could not be recorded: notePart)
+// is returned as it is.
 func lookAgainLater(cause *providers.SendError, err error) *providers.SendError {
-	if se, ok := errors.AsType[*providers.SendError](err); ok && se.Kind == providers.Ambiguous {
+	if se, ok := errors.AsType[*providers.SendError](err); ok {
 		return se
 	}
 	if soon, ok := errors.AsType[errTooSoon](err); ok {
@@ -187,17 +199,29 @@ func lookAgainLater(cause *providers.SendError, err error) *providers.SendError 
 
 // notePart adds a part Twilio has to the memo and to the recent SIDs, under
 // a context of their own: the part is out, and a caller gone a moment ago
-// must not leave it unrecorded (a retry would send it again).
+// must not leave it unrecorded (a retry would send it again). When the memo
+// cannot be written, the part is marked unconfirmed with its SID, and the
+// retry takes it from there and sends the rest; only when that mark cannot
+// be written either does the message end ambiguous.
 func (p *Provider) notePart(ctx context.Context, contact, mID string, memo *partsMemo, sid string) error {
 	rctx, cancel := recordsContext(ctx)
 	defer cancel()
+	part := len(memo.SIDs)
 	memo.SIDs = append(memo.SIDs, sid)
 	p.rememberSID(rctx, contact, mID, sid)
-	if err := p.putJSON(rctx, nsParts, mID, *memo, providers.MessageRecordExpiry()); err != nil {
-		// Losing the note could repeat the part on a retry.
-		return &providers.SendError{Kind: providers.Ambiguous, Reason: "part sent but its progress could not be recorded", Err: err}
+	err := p.putJSON(rctx, nsParts, mID, *memo, providers.MessageRecordExpiry())
+	if err == nil {
+		return nil
 	}
-	return nil
+	now := p.now().UnixMilli()
+	mark := unconfirmed{Part: part, Since: now, At: now, SID: sid}
+	if merr := p.putJSON(rctx, nsUnconfirmed, mID, mark, providers.MessageRecordExpiry()); merr != nil {
+		// Losing the note could repeat the part on a retry.
+		return &providers.SendError{Kind: providers.Ambiguous, Reason: "part sent but its progress could not be recorded",
+			Err: errors.Join(err, merr)}
+	}
+	return &providers.SendError{Kind: providers.Unreachable, Err: err,
+		Reason: "part sent but its progress could not be recorded; the next attempt sends the rest"}
 }
 
 // recordsContext is for the records written or read once a message may be

@@ -246,11 +246,14 @@ func TestSendAfterAFailedLaterPartSendsOnlyTheRest(t *testing.T) {
 	}
 }
 
-// A part sent whose progress cannot be recorded: a retry could repeat it,
-// so a message with parts still to come ends ambiguous; when it was the
-// last part, the message is simply sent.
+// A part sent whose progress cannot be recorded: when it was the last
+// part, the message is simply sent; with parts still to come the attempt
+// ends retryable, the part marked with its SID, and the retry sends only
+// the rest. Only when the mark cannot be written either does the message
+// end ambiguous (a retry could repeat the part).
 func TestSendProgressThatCannotBeRecorded(t *testing.T) {
 	t.Parallel()
+	long := outText(strings.Repeat("Lorem ipsum dolor sit amet. ", 100)) // 2 parts
 	e := outNew(t)
 	e.records.FailPuts(nsParts, errors.New("disk full"))
 	sent, err := e.send(t, outText("hello"), "m1")
@@ -260,14 +263,30 @@ func TestSendProgressThatCannotBeRecorded(t *testing.T) {
 
 	e = outNew(t)
 	e.records.FailPuts(nsParts, errors.New("disk full"))
-	_, err = e.send(t, outText(strings.Repeat("Lorem ipsum dolor sit amet. ", 100)), "m2") // 2 parts
+	_, err = e.send(t, long, "m2")
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || len(e.fake.Messages()) != 1 {
+		t.Fatalf("kind %v, %d messages: %v; want retryable after the first part", se.Kind, len(e.fake.Messages()), err)
+	}
+	e.records.FailPuts(nsParts, nil)
+	sent, err = e.send(t, long, "m2")
+	if err != nil || len(e.fake.Messages()) != 2 || len(sent.ProviderIDs) != 2 {
+		t.Fatalf("retry: %v, %d messages, returned %v; want the second part only", err, len(e.fake.Messages()), sent.ProviderIDs)
+	}
+	if first, second := e.fake.Messages()[0], e.fake.Messages()[1]; first.Body == second.Body || first.SID != sent.ProviderIDs[0] {
+		t.Fatalf("parts sent %q then %q, returned %v: want two different parts, the first's SID kept", first.Body, second.Body, sent.ProviderIDs)
+	}
+
+	e = outNew(t)
+	e.records.FailPuts(nsParts, errors.New("disk full"))
+	e.records.FailPuts(nsUnconfirmed, errors.New("disk full"))
+	_, err = e.send(t, long, "m3")
 	if se := outSendError(t, err); se.Kind != providers.Ambiguous || len(e.fake.Messages()) != 1 {
 		t.Fatalf("kind %v, %d messages: %v; want ambiguous after the first part", se.Kind, len(e.fake.Messages()), err)
 	}
 
 	e = outNew(t)
 	e.records.FailGets(nsParts, errors.New("db down"))
-	_, err = e.send(t, outText("hello"), "m3")
+	_, err = e.send(t, outText("hello"), "m4")
 	if se := outSendError(t, err); se.Kind != providers.Unreachable || e.fake.Requests() != 0 {
 		t.Fatalf("kind %v, %d requests: %v", se.Kind, e.fake.Requests(), err)
 	}

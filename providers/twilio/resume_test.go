@@ -281,9 +281,10 @@ func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 	}
 }
 
-// Resume finds the cut-off part, but its memo cannot be written: with parts
-// still to come the send ends ambiguous (never looked up and missed, or
-// sent twice); when it was the last part, the message is sent.
+// Resume finds the cut-off part, but its memo cannot be written: when it
+// was the last part, the message is sent; with parts still to come the
+// part is marked with its SID and the attempt ends retryable, and the
+// retry sends only the rest (never the found part again).
 func TestResumeFoundButUnrecorded(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -306,11 +307,22 @@ func TestResumeFoundButUnrecorded(t *testing.T) {
 			switch {
 			case tc.sent && err != nil:
 				t.Fatalf("Resume: %v; want the message sent", err)
-			case !tc.sent && outSendError(t, err).Kind != providers.Ambiguous:
-				t.Fatalf("Resume: %v; want ambiguous", err)
+			case !tc.sent && outSendError(t, err).Kind != providers.Unreachable:
+				t.Fatalf("Resume: %v; want a retry", err)
 			}
 			if n := e.fake.Count(faketwilio.Create); n != creates {
 				t.Fatalf("%d new creates", n-creates)
+			}
+			if tc.sent {
+				return
+			}
+			e.records.FailPuts(nsParts, nil)
+			if _, err := e.send(t, msg, "unrec-1"); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			msgs := e.fake.Messages()
+			if n := e.fake.Count(faketwilio.Create); n != creates+1 || msgs[len(msgs)-1].Body == msgs[0].Body {
+				t.Fatalf("retry made %d creates, the last %q; want one, of the second part", n-creates, msgs[len(msgs)-1].Body)
 			}
 		})
 	}
