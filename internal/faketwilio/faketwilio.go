@@ -366,7 +366,7 @@ func Start(accountSID, authToken string) *Server {
 	mux.HandleFunc("GET /2010-04-01/Accounts/{account}/Messages/{file}", s.serveFetch)
 	mux.HandleFunc("GET /media/{name}", s.serveMedia)
 	mux.HandleFunc("/", s.serveOther)
-	s.api = httptest.NewServer(mux)
+	s.api = httptest.NewServer(s.datedByItsClock(mux))
 	s.URL = s.api.URL
 	return s
 }
@@ -1035,6 +1035,15 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	expires := strconv.FormatInt(s.clock().Add(4*time.Hour).Unix(), 10)
 	sig := hex.EncodeToString(hmacSHA1(s.AuthToken, name+expires))[:16]
 	http.Redirect(w, r, s.CDNURL+"/cdn/"+url.PathEscape(name)+"?Expires="+expires+"&Signature="+sig, http.StatusFound)
+}
+
+// datedByItsClock sets each answer's Date header from the fake's clock,
+// as Twilio's come from the clock that sets date_created.
+func (s *Server) datedByItsClock(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", s.clock().UTC().Format(http.TimeFormat))
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) clock() time.Time {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -29,9 +30,10 @@ const (
 // retry only what Twilio never processed (429, failed dial), because a
 // message create is not idempotent; reads (reconciliation) retry freely.
 type apiClient struct {
-	cfg  Config
-	send *http.Client
-	read *api.ApiService
+	cfg   Config
+	send  *http.Client
+	read  *api.ApiService
+	clock *twilioClock
 }
 
 func newAPIClient(cfg Config, transport http.RoundTripper) (*apiClient, error) {
@@ -42,9 +44,11 @@ func newAPIClient(cfg Config, transport http.RoundTripper) (*apiClient, error) {
 	if transport == nil {
 		transport = cleanhttp.DefaultPooledTransport()
 	}
-	rt := recordAttempts{next: rewriteHost{target: base, next: transport}}
+	clock := &twilioClock{}
+	rt := recordAttempts{clock: clock, next: rewriteHost{target: base, next: transport}}
 	return &apiClient{
-		cfg: cfg,
+		cfg:   cfg,
+		clock: clock,
 		send: providers.NewAPIClient(rt, providers.APIClientConfig{Retries: 2,
 			AttemptTimeout: attemptTimeout, CallTimeout: callTimeout, Policy: sendRetryPolicy}),
 		read: service(cfg, providers.NewAPIClient(rt, providers.APIClientConfig{Retries: 3,
@@ -178,23 +182,58 @@ func (b *releaseOnClose) Close() error {
 }
 
 // recordAttempts sits under the retrying client and notes every attempt of
-// a send in the callLog its context carries (reads carry none). An attempt
-// whose context is already over is not made: it would fail anyway, and
-// noted as cut off it would make a send that never left look ambiguous.
-type recordAttempts struct{ next http.RoundTripper }
+// a send in the callLog its context carries (reads carry none), and the
+// clock of every answer. An attempt whose context is already over is not
+// made: it would fail anyway, and noted as cut off it would make a send
+// that never left look ambiguous.
+type recordAttempts struct {
+	clock *twilioClock
+	next  http.RoundTripper
+}
 
 func (t recordAttempts) RoundTrip(r *http.Request) (*http.Response, error) {
 	log := callLogFrom(r.Context())
-	if log == nil {
-		return t.next.RoundTrip(r)
-	}
-	if err := r.Context().Err(); err != nil {
-		closeRequestBody(r)
-		return nil, fmt.Errorf("not sent: %w", err)
+	if log != nil {
+		if err := r.Context().Err(); err != nil {
+			closeRequestBody(r)
+			return nil, fmt.Errorf("not sent: %w", err)
+		}
 	}
 	resp, err := t.next.RoundTrip(r)
-	log.record(resp, err)
+	if err == nil {
+		t.clock.observe(resp, time.Now())
+	}
+	if log != nil {
+		log.record(resp, err)
+	}
 	return resp, err
+}
+
+// twilioClock tracks how far our clock runs ahead of Twilio's, from the
+// Date header of its answers. A look-up for a message in doubt compares
+// our time of the attempt with Twilio's date_created; with our clock ahead
+// by more than reconcileSkew it would miss the message and send it again.
+type twilioClock struct{ ahead atomic.Int64 } // ns, ≥ 0; 0 until an answer says otherwise
+
+// maxClockAhead bounds what the Date header can widen a look-up by: a
+// wrong header (a proxy's) must not make it reach far back, where an
+// identical older message could pass for the one in doubt.
+const maxClockAhead = 10 * time.Minute
+
+// observe takes the latest answer's Date (whole seconds, made before the
+// answer arrived: the estimate errs towards "ahead", which only widens a
+// look-up).
+func (c *twilioClock) observe(resp *http.Response, received time.Time) {
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return
+	}
+	c.ahead.Store(int64(min(max(received.Sub(date), 0), maxClockAhead)))
+}
+
+// twilioTime is our time t on Twilio's clock, as far as it is behind ours.
+func (c *twilioClock) twilioTime(t time.Time) time.Time {
+	return t.Add(-time.Duration(c.ahead.Load()))
 }
 
 // closeRequestBody: a RoundTripper closes the body even when it sends nothing.

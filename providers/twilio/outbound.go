@@ -380,8 +380,8 @@ func (p *Provider) statusCallback(mID string, i, n int) string {
 	return p.deps.PublicURL + "/twilio/" + url.PathEscape(p.deps.ChannelID) + "/status?" + q.Encode()
 }
 
-// reconcileSkew allows for clock differences with Twilio (both sides keep
-// NTP time; Twilio's date_created has whole seconds).
+// reconcileSkew allows for clock differences with Twilio that its Date
+// header does not show (twilioClock) and for date_created's whole seconds.
 const reconcileSkew = 2 * time.Second
 
 // lookUp finds a part of mID in Twilio's message list: same To and From
@@ -393,7 +393,7 @@ const reconcileSkew = 2 * time.Second
 // The list is read on the read client's own bounds, not under ctx: a send
 // cut off by its context is just the case that needs the answer.
 func (p *Provider) lookUp(ctx context.Context, contact, mID string, pt part, since time.Time, memo partsMemo) (string, error) {
-	since = since.Add(-reconcileSkew).UTC()
+	since = p.api.clock.twilioTime(since).Add(-reconcileSkew).UTC()
 	// No DateSent filter: a message still queued at Twilio has no date_sent
 	// yet. The list is newest first; the creation time is checked here.
 	params := (&api.ListMessageParams{}).SetTo(p.cfg.address(contact)).SetPageSize(50).SetLimit(50)

@@ -1040,3 +1040,52 @@ func TestSendAPIURLWithATrailingSlash(t *testing.T) {
 		t.Fatalf("api_url with a trailing slash must work: %v", err)
 	}
 }
+
+// With our clock ahead of Twilio's (by more than reconcileSkew), a create
+// whose answer was lost is still found in Twilio's list: the look-up's
+// window is moved by what Twilio's Date header showed, instead of missing
+// the message and sending it again. Twilio's clock ahead of ours changes
+// nothing (the window only ever widens).
+func TestReconcileAllowsForOurClockBeingAhead(t *testing.T) {
+	t.Parallel()
+	for _, twilioOffset := range []time.Duration{-30 * time.Second, 30 * time.Second} {
+		e := outNew(t)
+		e.fake.SetNow(func() time.Time { return time.Now().Add(twilioOffset) })
+		if _, err := e.send(t, outText("earlier"), "clock-0"); err != nil { // an answer with a Date
+			t.Fatal(err)
+		}
+		e.fake.Script(faketwilio.Create, faketwilio.RecordThenDrop())
+		sent, err := e.send(t, outText("Your order has shipped"), "clock-1")
+		if err != nil {
+			t.Fatalf("Twilio %v from us: %v; want the lost create found", twilioOffset, err)
+		}
+		msgs := e.fake.Messages()
+		if len(msgs) != 2 || !slices.Equal(sent.ProviderIDs, []string{msgs[1].SID}) {
+			t.Fatalf("Twilio %v from us: %d messages, returned %v", twilioOffset, len(msgs), sent.ProviderIDs)
+		}
+	}
+}
+
+// The Date header only ever widens a look-up, and by at most maxClockAhead.
+func TestTwilioClockWidensALookUpWithinBounds(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	answer := func(date string) *http.Response {
+		return &http.Response{Header: http.Header{"Date": []string{date}}}
+	}
+	for _, tc := range []struct {
+		name, date string
+		want       time.Duration
+	}{
+		{"Twilio 30 s behind", now.Add(-30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
+		{"Twilio a day behind: capped", now.Add(-24 * time.Hour).Format(http.TimeFormat), maxClockAhead},
+		{"Twilio ahead: no change", now.Add(time.Minute).Format(http.TimeFormat), 0},
+		{"no usable Date: the last estimate stays", "yesterday", 30 * time.Second},
+	} {
+		c := &twilioClock{}
+		c.observe(answer(now.Add(-30*time.Second).Format(http.TimeFormat)), now)
+		c.observe(answer(tc.date), now)
+		if got := now.Sub(c.twilioTime(now)); got != tc.want {
+			t.Errorf("%s: the look-up starts %v earlier, want %v", tc.name, got, tc.want)
+		}
+	}
+}
