@@ -152,6 +152,12 @@ func (p *fakeProvider) sentTexts(contact string) []string {
 	return out
 }
 
+func (p *fakeProvider) attemptCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.attempts
+}
+
 func (p *fakeProvider) sentCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

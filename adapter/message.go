@@ -193,7 +193,18 @@ func (p *pipeline) repeatAnswer(c *gin.Context, ch *channel, idem string, body [
 		c.Data(first.Status, "application/json; charset=utf-8", first.Body)
 		return
 	}
-	// The first request never answered (it was cut off): its job exists.
+	// The first answer was never stored (the request was cut off, the
+	// process stopped, or the write failed): answer from the job, so that a
+	// refusal is not turned into a "yes" (a refusal the request answered
+	// posts no failed status).
+	job, err := p.st.JobByMID(ctx, store.Outbound, rec.MID)
+	if err == nil && job.State == store.Done {
+		if se := recordedRefusal(job.LastError); se != nil {
+			status, msg := sendErrorStatus(ch.cfg.ID, se)
+			providers.WriteError(c.Writer, status, msg)
+			return
+		}
+	}
 	providers.WriteJSON(c.Writer, http.StatusOK, map[string]string{"mId": rec.MID})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
@@ -96,7 +97,7 @@ func (p *pipeline) attemptOutbound(l store.Lease) (again bool) {
 		}
 		// Attempted again in process: as the store would have it.
 		l.Jobs[0].Attempts++
-		l.Jobs[0].LastError = retryError(se)
+		l.Jobs[0].LastError = lastErrorOf(se)
 		return true
 	}
 	if se.Kind.Retryable() {
@@ -175,7 +176,7 @@ func interrupted(job store.Job) bool { return job.LastError == interruptedMark }
 func (p *pipeline) retryOutbound(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError) bool {
 	cfg := p.s.cfg.Outbound
 	next := p.now().Add(backoff(cfg.RetryMin, cfg.RetryMax, job.Attempts, se.RetryAfter))
-	err := p.writeDurably(func() error { return p.st.Retry(ctx, l.Token, next, retryError(se)) })
+	err := p.writeDurably(func() error { return p.st.Retry(ctx, l.Token, next, lastErrorOf(se)) })
 	p.waiters.deliver(job.MID, outcome{pending: true})
 	if err == nil || errors.Is(err, store.ErrLeaseLost) {
 		return false
@@ -187,20 +188,37 @@ func (p *pipeline) retryOutbound(ctx context.Context, l store.Lease, job store.J
 		return true
 	case <-p.stopping:
 		// One last try, else start-up finds the job still leased.
-		_ = p.st.Retry(ctx, l.Token, next, retryError(se))
+		_ = p.st.Retry(ctx, l.Token, next, lastErrorOf(se))
 		return false
 	}
 }
 
-// retryError is the last error a job waiting for its retry records.
-func retryError(se *providers.SendError) string { return se.Kind.String() + ": " + se.Reason }
+// lastErrorOf is the last error a job records for a failed attempt: one
+// waiting for its retry, or one that ended refused (recordedRefusal reads
+// it back).
+func lastErrorOf(se *providers.SendError) string { return se.Kind.String() + ": " + se.Reason }
+
+// recordedRefusal reads back the refusal a finished job recorded
+// (lastErrorOf); nil for a job that was sent.
+func recordedRefusal(lastError string) *providers.SendError {
+	name, reason, ok := strings.Cut(lastError, ": ")
+	if !ok {
+		return nil
+	}
+	for k := providers.Permanent; k <= providers.Config; k++ {
+		if k.String() == name {
+			return &providers.SendError{Kind: k, Reason: reason}
+		}
+	}
+	return nil
+}
 
 // finishOutbound records the end of a job (se nil: sent) and tells whoever
 // should know: the waiting /message request, or BonyChat through a status.
 func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError) {
 	lastError := ""
 	if se != nil {
-		lastError = se.Kind.String() + ": " + se.Reason
+		lastError = lastErrorOf(se)
 	}
 	if !p.waiters.claim(job.MID) {
 		p.finishInBackground(ctx, l, job, se, lastError)

@@ -272,6 +272,54 @@ func TestIdempotencyKeyRepeatsARefusal(t *testing.T) {
 	}
 }
 
+// answerNotRemembered refuses to store a keyed request's answer: the
+// process stopped (or the store refused the write) after the job's end was
+// recorded and before its answer was.
+type answerNotRemembered struct{ store.Store }
+
+func (s answerNotRemembered) PutUntil(ctx context.Context, ns, key string, value []byte, expires time.Time) error {
+	if ns == nsIdempotencyAnswer {
+		return errors.New("stopped before the answer was stored")
+	}
+	return s.Store.PutUntil(ctx, ns, key, value, expires)
+}
+
+// A repeat whose first answer was never stored is answered from the job: a
+// refusal stays a refusal (the request answered it, so no failed status
+// follows, and a 200 would leave the message looking sent for good), and a
+// sent message gets its mId.
+func TestIdempotencyKeyRepeatWithoutAStoredAnswerIsAnsweredFromTheJob(t *testing.T) {
+	refused := &providers.SendError{Kind: providers.Permanent, Reason: "not a mobile number"}
+	for _, tc := range []struct {
+		name    string
+		sendErr error
+		status  int
+	}{{"refused", refused, http.StatusBadRequest}, {"sent", nil, http.StatusOK}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := &fakeProvider{sendErr: tc.sendErr}
+			h := newHarnessOn(t, answerNotRemembered{store.NewMemory()}, func(c *Config) { c.Outbound.Wait = 200 * time.Millisecond }, fake)
+			var bodies []string
+			for range 2 {
+				raw, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
+				req := newJSONRequest("/message", raw)
+				req.Header.Set("Authorization", "Bearer "+demoToken)
+				req.Header.Set("Idempotency-Key", "k")
+				rec := h.doRequest(req, raw)
+				if rec.Code != tc.status {
+					t.Fatalf("want %d both times, got %d: %s", tc.status, rec.Code, rec.Body)
+				}
+				bodies = append(bodies, strings.TrimSpace(rec.Body.String()))
+			}
+			if bodies[0] != bodies[1] {
+				t.Errorf("the repeat must be the same answer: %q vs %q", bodies[0], bodies[1])
+			}
+			if n := fake.attemptCount(); n != 1 {
+				t.Fatalf("%d attempts, want one", n)
+			}
+		})
+	}
+}
+
 func TestStatusesOnlyMoveForward(t *testing.T) {
 	h := newHarness(t, nil)
 	p := h.srv.pipe
