@@ -482,11 +482,16 @@ func TestOpenDSN(t *testing.T) {
 		t.Fatalf("Open(memory:) returned %T", m)
 	}
 	m.Close()
+	// A DSN is never quoted back: a password may sit in its user info, its
+	// query or a keyword (only a SQLite path, which holds none, is).
 	for dsn, want := range map[string]string{
-		"postgres://u:secret@db/x": "not supported yet",
-		"mysql:x":                  "unknown store",
-		"adapter.db":               "want sqlite:PATH",
-		"sqlite:":                  "needs a path",
+		"postgres://u:secret@db/x":                       "not supported yet",
+		"postgres://db/app?user=app&password=secret":     "not supported yet",
+		"postgresql:///app?host=/run/pg&password=secret": "not supported yet",
+		"host=db user=app password=secret dbname=app":    "want sqlite:PATH",
+		"mysql://u:secret@x":                             "unknown store",
+		"adapter.db":                                     "want sqlite:PATH",
+		"sqlite:":                                        "needs a path",
 	} {
 		_, err := store.Open(dsn)
 		if err == nil || !strings.Contains(err.Error(), want) {
