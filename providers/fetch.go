@@ -386,6 +386,7 @@ var nonPublicPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("224.0.0.0/4"),     // multicast
 	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and 255.255.255.255
 	netip.MustParsePrefix("::/96"),           // ::, ::1 and IPv4-compatible
+	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated (SIIT: reaches the IPv4 it embeds)
 	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
 	netip.MustParsePrefix("100::/64"),        // discard-only
 	netip.MustParsePrefix("2001::/32"),       // Teredo (embeds an obscured IPv4)

@@ -368,6 +368,8 @@ func TestIsPublicIP(t *testing.T) {
 		"::ffff:169.254.1.1": false,
 		"::ffff:100.64.0.1":  false,
 		"::ffff:0.0.0.0":     false,
+		"::ffff:0:7f00:1":    false, // IPv4-translated 127.0.0.1
+		"::ffff:0:808:808":   false, // IPv4-translated, even of a public IPv4: no route but through a translator
 		"fc00::1":            false,
 		"fd12:3456::1":       false,
 		"fe80::1":            false,
