@@ -265,3 +265,40 @@ func TestABackgroundEndDoesNotGuessAnUnreadableStatus(t *testing.T) {
 		t.Fatalf("the status was read %d times fewer than the test needs", st.failing.Load()+1)
 	}
 }
+
+// advanceRefused fails the first `fails` AdvanceStatus writes.
+type advanceRefused struct {
+	store.Store
+	fails   int32
+	refused atomic.Int32
+}
+
+func (s *advanceRefused) AdvanceStatus(ctx context.Context, st store.Status) (bool, error) {
+	if s.refused.Add(1) <= s.fails {
+		return false, errors.New("database is locked")
+	}
+	return s.Store.AdvanceStatus(ctx, st)
+}
+
+// A receipt whose event is stored but whose status cannot be recorded is
+// refused (the provider retries it); the retry finds the event stored and
+// records the status, and BonyChat gets the event once.
+func TestAReceiptRetriedAfterItsStatusWasNotRecordedIsPostedOnce(t *testing.T) {
+	st := &advanceRefused{Store: store.NewMemory(), fails: 5} // one round of writeDurably's tries
+	h := newHarnessOn(t, st, nil, &fakeProvider{})
+	p := h.srv.pipe
+	if err := p.postStatus(t.Context(), "demo", phoneContact, "m-advance", schema.StatusDelivered, ""); err == nil {
+		t.Fatal("a status that was not recorded was acknowledged")
+	}
+	if err := p.postStatus(t.Context(), "demo", phoneContact, "m-advance", schema.StatusDelivered, ""); err != nil {
+		t.Fatalf("the provider's retry: %v", err)
+	}
+	if got, err := st.StatusOf(t.Context(), "m-advance"); err != nil || got.Value != schema.StatusDelivered {
+		t.Fatalf("recorded status %+v (%v), want delivered", got, err)
+	}
+	waitFor(t, func() bool { return len(h.statusesFor("m-advance")) >= 1 })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(h.statusesFor("m-advance")); n != 1 {
+		t.Fatalf("delivered posted %d times, want once", n)
+	}
+}
