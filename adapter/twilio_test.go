@@ -2,9 +2,12 @@ package adapter
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -88,4 +91,50 @@ func (h *harness) eventsOf(mID string) []schema.Event {
 		}
 	}
 	return out
+}
+
+// A contact's photo and then a text: Twilio posts two webhooks in that
+// order, and the text's arrives while the photo's media are still
+// downloading. BonyChat still gets the photo first: messages are stored
+// in the order they arrived, not the order their downloads finished.
+func TestTwilioInboundKeepsArrivalOrderWhileMediaDownload(t *testing.T) {
+	media := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond) // a slow media host
+		w.Header().Set("Content-Type", "image/jpeg")
+		_, _ = w.Write([]byte("\xff\xd8\xff\xe0 jpeg"))
+	}))
+	t.Cleanup(media.Close)
+	fake := faketwilio.New(t, twilioSID, twilioToken)
+	h := newHarness(t, func(c *Config) {
+		c.Channels[2].Twilio.APIURL = fake.URL
+		c.Media.Dir = t.TempDir()
+		c.Media.AllowPrivateNetworks = true
+	})
+	const photoSID, textSID = "SM00000000000000000000000000000001", "SM00000000000000000000000000000002"
+	photo := url.Values{"MessageSid": {photoSID}, "AccountSid": {twilioSID}, "From": {phoneContact}, "To": {"+15550001111"},
+		"Body": {""}, "NumMedia": {"1"}, "MediaUrl0": {media.URL + "/photo.jpg"}, "MediaContentType0": {"image/jpeg"}}
+	text := url.Values{"MessageSid": {textSID}, "AccountSid": {twilioSID}, "From": {phoneContact}, "To": {"+15550001111"},
+		"Body": {"see the photo above"}, "NumMedia": {"0"}}
+	photoDone := make(chan int, 1)
+	go func() {
+		code, _ := h.postSigned("/twilio/sms01/inbound", photo)
+		photoDone <- code
+	}()
+	time.Sleep(150 * time.Millisecond) // the photo's webhook is downloading
+	if code, body := h.postSigned("/twilio/sms01/inbound", text); code != http.StatusOK {
+		t.Fatalf("text webhook: %d %s", code, body)
+	}
+	if code := <-photoDone; code != http.StatusOK {
+		t.Fatalf("photo webhook: %d", code)
+	}
+	waitFor(t, func() bool { return len(h.eventsOf(photoSID+"-1")) == 1 && len(h.eventsOf(textSID)) == 1 })
+	var order []string
+	for _, p := range h.platform.posts() {
+		for _, e := range p.Payload.Events {
+			order = append(order, e.MID)
+		}
+	}
+	if !slices.Equal(order, []string{photoSID + "-1", textSID}) {
+		t.Fatalf("BonyChat got %v; want the photo (arrived first), then the text", order)
+	}
 }

@@ -57,6 +57,14 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request) {
 		providers.WriteError(w, http.StatusBadRequest, "From must be an E.164 number (optionally whatsapp:-prefixed)")
 		return
 	}
+	// Stored in arrival order: a message whose media are still downloading
+	// holds back the contact's later ones (Twilio posts each separately).
+	done, err := p.arrivals.Enter(ctx, contact)
+	if err != nil {
+		providers.WriteError(w, http.StatusServiceUnavailable, "the message could not be stored; try again")
+		return
+	}
+	defer done()
 	if p.alreadyTaken(ctx, sid) {
 		// Twilio's retry or fallback delivery of a message already stored:
 		// answered at once, without downloading its media again.

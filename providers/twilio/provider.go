@@ -12,10 +12,11 @@ import (
 
 // Provider is one Twilio channel.
 type Provider struct {
-	cfg  Config
-	deps providers.Deps
-	api  *apiClient
-	now  func() time.Time
+	cfg      Config
+	deps     providers.Deps
+	api      *apiClient
+	now      func() time.Time
+	arrivals providers.ArrivalOrder // per contact: inbound messages stored in the order they arrived
 }
 
 // New builds the provider for one channel from a validated Config.
