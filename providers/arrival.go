@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // ArrivalOrder lets the webhook requests of one key (a contact) take a
@@ -14,11 +15,12 @@ type ArrivalOrder struct {
 	last map[string]chan struct{} // closed when the latest arrival of a key is done
 }
 
-// Enter waits until every earlier arrival of key is done, and returns the
-// done func the caller must call once its step is over. An error (ctx
-// ended first) means the caller must not take the step; its place in the
-// line is handed on once the arrivals before it are done.
-func (a *ArrivalOrder) Enter(ctx context.Context, key string) (func(), error) {
+// Enter waits until the arrival of key before it is done, but no longer
+// than maxWait (or ctx): the order is kept on a best-effort basis, since
+// a provider that times out waiting for the answer may not post the
+// message again. The caller takes its step after Enter returns and calls
+// done once it is over.
+func (a *ArrivalOrder) Enter(ctx context.Context, key string, maxWait time.Duration) (done func()) {
 	mine := make(chan struct{})
 	a.mu.Lock()
 	if a.last == nil {
@@ -27,22 +29,21 @@ func (a *ArrivalOrder) Enter(ctx context.Context, key string) (func(), error) {
 	before := a.last[key]
 	a.last[key] = mine
 	a.mu.Unlock()
-	done := func() {
+	if before != nil {
+		timer := time.NewTimer(maxWait)
+		defer timer.Stop()
+		select {
+		case <-before:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	return func() {
 		a.mu.Lock()
 		if a.last[key] == mine {
 			delete(a.last, key)
 		}
 		a.mu.Unlock()
 		close(mine)
-	}
-	if before == nil {
-		return done, nil
-	}
-	select {
-	case <-before:
-		return done, nil
-	case <-ctx.Done():
-		go func() { <-before; done() }()
-		return nil, ctx.Err()
 	}
 }

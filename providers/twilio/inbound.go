@@ -23,9 +23,12 @@ import (
 // as text/xml; Twilio texts a text/plain body back to the contact.
 const emptyTwiML = `<?xml version="1.0" encoding="UTF-8"?><Response/>`
 
-// Bounds of one inbound webhook's media. Twilio waits 15 s in all for the
-// answer, so every item is downloaded at once, within mediaBudget together.
+// Bounds of one inbound webhook. Twilio waits 15 s in all for the answer:
+// a webhook waits at most arrivalWait for the contact's one before it
+// (ArrivalOrder), then downloads every item at once, within mediaBudget
+// together.
 const (
+	arrivalWait = 3 * time.Second
 	mediaBudget = 10 * time.Second
 	// maxMedia is more than Twilio ever sends (10 per MMS); NumMedia beyond
 	// it is not believed.
@@ -58,13 +61,10 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Stored in arrival order: a message whose media are still downloading
-	// holds back the contact's later ones (Twilio posts each separately).
-	done, err := p.arrivals.Enter(ctx, contact)
-	if err != nil {
-		providers.WriteError(w, http.StatusServiceUnavailable, "the message could not be stored; try again")
-		return
-	}
-	defer done()
+	// holds back the contact's later ones (Twilio posts each separately),
+	// for a while only: Twilio gives up on an answer after 15 s and does
+	// not post the message again.
+	defer p.arrivals.Enter(ctx, contact, arrivalWait)()
 	if p.alreadyTaken(ctx, sid) {
 		// Twilio's retry or fallback delivery of a message already stored:
 		// answered at once, without downloading its media again.
