@@ -159,11 +159,28 @@ func (m *mediaStore) handleMedia(c *gin.Context) {
 	defer f.Close()
 	h := c.Writer.Header()
 	h.Set("Content-Type", meta.ContentType)
-	h.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": meta.FileName}))
+	h.Set("Content-Disposition", mime.FormatMediaType(disposition(meta.ContentType), map[string]string{"filename": meta.FileName}))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "sandbox")
 	h.Set("Cache-Control", "private, max-age=86400")
 	http.ServeContent(c.Writer, c.Request, "", meta.CreatedAt, f)
+}
+
+// disposition is how a browser should treat a stored file: pictures,
+// sound, video, plain text and PDF are shown; anything else (HTML, SVG,
+// XML, archives) anyone could have mailed in is downloaded, never rendered
+// on this server's origin, even with the sandbox CSP (a meta refresh or a
+// phishing form would still show under this domain).
+func disposition(contentType string) string {
+	mediaType, _, _ := mime.ParseMediaType(contentType)
+	switch {
+	case mediaType == "image/svg+xml":
+		return "attachment"
+	case strings.HasPrefix(mediaType, "image/"), strings.HasPrefix(mediaType, "audio/"), strings.HasPrefix(mediaType, "video/"),
+		mediaType == "text/plain", mediaType == "application/pdf":
+		return "inline"
+	}
+	return "attachment"
 }
 
 func (m *mediaStore) lookup(ctx context.Context, id string) (store.Media, error) {

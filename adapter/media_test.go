@@ -271,13 +271,19 @@ func TestMediaGetServesExactBytesWithStoredHeaders(t *testing.T) {
 	for i := range body {
 		body[i] = byte(i)
 	}
-	cases := []struct{ name, contentType string }{
-		{"photo.png", "image/png"},
-		{"my photo (1).jpg", "image/jpeg"},
-		{"façade 😀.jpg", "image/jpeg"},
-		{`quote"semi;colon.pdf`, "application/pdf"},
-		{"page.html", "text/html; charset=utf-8"},
-		{"日本語のファイル名.txt", "text/plain; charset=utf-8"},
+	// Files anyone could mail in that a browser would render as a page
+	// (HTML, SVG, XML) are downloads; pictures, sound, video, text and PDF
+	// are shown.
+	cases := []struct{ name, contentType, disposition string }{
+		{"photo.png", "image/png", "inline"},
+		{"my photo (1).jpg", "image/jpeg", "inline"},
+		{"façade 😀.jpg", "image/jpeg", "inline"},
+		{`quote"semi;colon.pdf`, "application/pdf", "inline"},
+		{"page.html", "text/html; charset=utf-8", "attachment"},
+		{"drawing.svg", "image/svg+xml", "attachment"},
+		{"data.xml", "application/xml", "attachment"},
+		{"archive.zip", "application/zip", "attachment"},
+		{"日本語のファイル名.txt", "text/plain; charset=utf-8", "inline"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,8 +319,8 @@ func TestMediaGetServesExactBytesWithStoredHeaders(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Content-Disposition %q does not parse: %v", cd, err)
 			}
-			if disp != "inline" || params["filename"] != tc.name {
-				t.Errorf("Content-Disposition %q parses to %q %v, want inline with filename %q", cd, disp, params, tc.name)
+			if disp != tc.disposition || params["filename"] != tc.name {
+				t.Errorf("Content-Disposition %q parses to %q %v, want %s with filename %q", cd, disp, params, tc.disposition, tc.name)
 			}
 			if !mediaIsASCII(tc.name) && !strings.Contains(cd, "filename*=utf-8''") {
 				t.Errorf("Content-Disposition %q: a non-ASCII name must use RFC 2231 filename*", cd)
