@@ -146,10 +146,16 @@ func (p *pipeline) janitor(ctx context.Context) {
 func (p *pipeline) waitFor(d time.Duration) {
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
+	timer := time.NewTimer(max(d, 0))
+	defer timer.Stop()
 	select {
 	case <-done:
-	case <-time.After(d):
-		p.s.log.Warn("stopping with attempts still in flight; start-up will resume them")
+	case <-timer.C:
+		select {
+		case <-done: // finished just in time (d may be 0)
+		default:
+			p.s.log.Warn("stopping with attempts still in flight; start-up will resume them")
+		}
 	}
 }
 

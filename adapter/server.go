@@ -179,15 +179,16 @@ func (s *Server) Close() {
 
 // Serve answers requests on ln and runs the delivery workers until ctx
 // ends, then shuts down gracefully: it stops accepting, lets in-flight
-// requests and attempts finish within http.shutdown_timeout, leaves every
+// requests and then attempts finish, all within one http.shutdown_timeout
+// (what an operator sizes the kill grace period by), leaves every
 // unfinished job in the store, and returns nil.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stopWork, err := s.StartWorkers()
+	stopWork, err := s.startWorkers()
 	if err != nil {
 		return err
 	}
-	err = s.serveHTTP(ctx, ln)
-	stopWork()
+	deadline, err := s.serveHTTP(ctx, ln)
+	stopWork(time.Until(deadline)) // what the requests left of the timeout
 	if err == nil {
 		s.log.Info("stopped")
 	}
@@ -196,20 +197,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // StartWorkers resumes what a previous process left and starts the
 // delivery workers. The returned stop makes them finish what they hold
-// (within http.shutdown_timeout) and return; Serve calls both.
+// (within http.shutdown_timeout) and return.
 func (s *Server) StartWorkers() (stop func(), err error) {
+	stopWithin, err := s.startWorkers()
+	if err != nil {
+		return nil, err
+	}
+	return func() { stopWithin(s.cfg.HTTP.ShutdownTimeout) }, nil
+}
+
+// startWorkers is StartWorkers with a stop that waits at most the time
+// given.
+func (s *Server) startWorkers() (stopWithin func(time.Duration), err error) {
 	if err := s.pipe.recover(context.Background()); err != nil {
 		return nil, fmt.Errorf("resume jobs: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.pipe.run(ctx)
-	return func() {
+	return func(d time.Duration) {
 		cancel()
-		s.pipe.waitFor(s.cfg.HTTP.ShutdownTimeout)
+		s.pipe.waitFor(d)
 	}, nil
 }
 
-func (s *Server) serveHTTP(ctx context.Context, ln net.Listener) error {
+// serveHTTP serves until ctx ends, then drains the requests; it returns
+// the end of the http.shutdown_timeout the drain started.
+func (s *Server) serveHTTP(ctx context.Context, ln net.Listener) (deadline time.Time, err error) {
 	h := s.cfg.HTTP
 	srv := &http.Server{Handler: s.engine, ReadHeaderTimeout: h.ReadHeaderTimeout, ReadTimeout: h.ReadTimeout,
 		WriteTimeout: h.WriteTimeout, IdleTimeout: h.IdleTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
@@ -218,12 +231,13 @@ func (s *Server) serveHTTP(ctx context.Context, ln net.Listener) error {
 	s.log.Info("serving", "addr", ln.Addr().String(), "channels", len(s.channels), "version", s.opts.Version)
 	select {
 	case err := <-errc:
-		return err
+		return time.Now().Add(h.ShutdownTimeout), err
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
 	s.log.Info("shutting down", "timeout", h.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), h.ShutdownTimeout)
+	deadline = time.Now().Add(h.ShutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		// Requests still open when the time is up are cut: what they stored
@@ -233,9 +247,9 @@ func (s *Server) serveHTTP(ctx context.Context, ln net.Listener) error {
 		_ = srv.Close()
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return deadline, err
 	}
-	return nil
+	return deadline, nil
 }
 
 // channelByID returns the channel or nil.

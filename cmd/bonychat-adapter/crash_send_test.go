@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,5 +112,51 @@ func TestCrashMidSendIsResumedNotRepeated(t *testing.T) {
 	}
 	if strings.Join(statuses, ",") != "message_status:sent" {
 		t.Fatalf("BonyChat got %q for the message, want one message_status sent", statuses)
+	}
+}
+
+// The whole drain, requests and then the send in flight, fits in one
+// http.shutdown_timeout (the kill grace period an operator sets by it): a
+// request left open and a Twilio create that never answers do not make it
+// twice as long; the send is left for start-up to settle.
+func TestDrainFitsInOneShutdownTimeout(t *testing.T) {
+	buildBinary(t)
+	dir := t.TempDir()
+	addr, platformAddr := freeAddr(t), freeAddr(t)
+	serveStandInAt(t, platformAddr, newStandIn(sendCrashToken))
+	twilio := faketwilio.New(t, sendCrashAccount, sendCrashAuth)
+	twilio.Script(faketwilio.Create, faketwilio.RecordThenStall(time.Minute))
+	cfg := sendCrashConfig(addr, dir, "http://"+platformAddr+"/webhook", twilio.URL) + "http:\n  shutdown_timeout: 3s\n"
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, client := "http://"+addr, localClient(t)
+	p := startBinary(t, nil, "serve", "--config", cfgPath)
+	waitHealthy(t, p, client, base)
+	body := fmt.Sprintf(`{"channelId":%q,"contactId":%q,"message":{"type":"text","text":"Your order has shipped"}}`,
+		sendCrashChannel, sendCrashTo)
+	if status, answer, err := postOnce(t.Context(), client, base+"/message", sendCrashToken, body); err != nil || status != 200 {
+		t.Fatalf("/message: %d %s %v", status, answer, err)
+	}
+	conn, err := net.Dial("tcp", addr) // a request whose body never finishes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "POST /message HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		"Authorization: Bearer %s\r\nContent-Length: 100\r\n\r\n{", sendCrashToken); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if code := p.waitExit(t, 15*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if took := time.Since(start); took > 5*time.Second { // one timeout is 3 s; twice would be 6
+		t.Errorf("the drain took %v with shutdown_timeout 3s; stderr:\n%s", took, tail(p.stderr.String(), 10))
 	}
 }

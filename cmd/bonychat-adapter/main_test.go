@@ -633,7 +633,7 @@ func TestServeBinaryCutsWhatIsStillOpenAtShutdownTimeout(t *testing.T) {
 }
 
 // A second signal during the drain stops the process at once instead of
-// after http.shutdown_timeout (twice over: requests, then workers).
+// after http.shutdown_timeout.
 func TestServeBinaryStopsAtOnceOnASecondSignal(t *testing.T) {
 	platform := newFakePlatform(t, true) // holds the post: the drain waits for it
 	defer platform.unblock()
