@@ -263,3 +263,40 @@ type unreadableKeysStore struct{ store.Store }
 func (unreadableKeysStore) LookupKey(context.Context, string, time.Time) (store.Key, error) {
 	return store.Key{}, errors.New("disk I/O error")
 }
+
+// A console inbound refused for its content names each offending field in
+// details, as /message does (openapi's BadRequest).
+func TestConsoleInboundRefusalsNameTheFields(t *testing.T) {
+	cases := []struct {
+		name        string
+		body        map[string]any
+		field, rule string
+	}{
+		{"from not E.164", map[string]any{"from": "jane", "text": "hi"}, "from", "contact_id"},
+		{"from missing", map[string]any{"text": "hi"}, "from", "required"},
+		{"two kinds of content", map[string]any{"from": phoneContact, "text": "hi", "location": map[string]any{"latitude": 1, "longitude": 2}}, "text", "oneof"},
+		{"latitude out of range", map[string]any{"from": phoneContact, "location": map[string]any{"latitude": 91, "longitude": 2}}, "location.latitude", "lte"},
+		{"attachment URL not http", map[string]any{"from": phoneContact, "attachment": map[string]any{"type": "image", "url": "ftp://x/a.png"}}, "attachment.url", "url"},
+		{"id not printable ASCII", map[string]any{"from": phoneContact, "text": "hi", "id": "é"}, "id", "printascii"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			rec := h.postJSON("/console/demo/inbound", demoToken, tc.body)
+			var got struct {
+				Error struct {
+					Details []schema.FieldError `json:"details"`
+				} `json:"error"`
+			}
+			if rec.Code != http.StatusBadRequest || json.Unmarshal(rec.Body.Bytes(), &got) != nil {
+				t.Fatalf("%d %s, want 400 with details", rec.Code, rec.Body)
+			}
+			for _, d := range got.Error.Details {
+				if d.Field == tc.field && d.Rule == tc.rule && d.Message != "" {
+					return
+				}
+			}
+			t.Fatalf("details %+v do not name %s/%s", got.Error.Details, tc.field, tc.rule)
+		})
+	}
+}

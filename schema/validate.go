@@ -180,6 +180,14 @@ func eventShapeErrors(path string, e Event) []FieldError {
 
 func limit(n float64) *float64 { return &n }
 
+// ValidateStruct checks v's validate tags (this package's rules: httpurl,
+// extension, locale, besides the validator's own) and names every broken
+// one as a FieldError with its JSON path: for the other JSON requests
+// (console inbound), so their 400s carry details like /message's.
+func ValidateStruct(v any) error {
+	return orNil(structErrors(validate.Struct(v)))
+}
+
 // structErrors turns validator errors into FieldErrors with JSON paths.
 func structErrors(err error) []FieldError {
 	if err == nil {
@@ -248,6 +256,8 @@ func describe(path string, fe validator.FieldError) FieldError {
 		f.Rule, f.Message = "url", "must be an absolute http or https URL"
 	case "extension":
 		f.Message = "must end with a file extension, e.g. report.pdf"
+	case "printascii":
+		f.Message = "must be printable ASCII"
 	default:
 		f.Message = "fails rule " + fe.Tag()
 	}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/go-playground/validator/v10"
-
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
@@ -29,7 +27,7 @@ type InboundRequest struct {
 // InboundAttachment is a simulated media item; limits are applied on output.
 type InboundAttachment struct {
 	Type        string `json:"type" validate:"required,oneof=image video audio file"`
-	URL         string `json:"url" validate:"required,max=2000,http_url"`
+	URL         string `json:"url" validate:"required,max=2000,httpurl"`
 	MimeType    string `json:"mimeType,omitempty"`
 	FileName    string `json:"fileName,omitempty"`
 	Description string `json:"description,omitempty"`
@@ -54,8 +52,6 @@ type InboundContact struct {
 	Language    string   `json:"language,omitempty"`
 	Timezone    *float64 `json:"timezone,omitempty"`
 }
-
-var validate = validator.New(validator.WithRequiredStructEnabled())
 
 // Routes implements providers.WebhookProvider.
 func (p *Provider) Routes() []providers.Route {
@@ -88,14 +84,24 @@ func (p *Provider) decode(body []byte) (*InboundRequest, error) {
 	if err := dec.Decode(&req); err != nil {
 		return nil, errors.New("invalid JSON: " + err.Error())
 	}
-	if err := validate.Struct(&req); err != nil {
-		return nil, errors.New("invalid request: " + err.Error())
+	var fields []schema.FieldError
+	if err := schema.ValidateStruct(&req); err != nil {
+		ve, ok := errors.AsType[*schema.ValidationError](err)
+		if !ok {
+			return nil, err
+		}
+		fields = ve.Fields
 	}
-	if !schema.ValidContactID(req.From, p.idType) {
-		return nil, errors.New("from: not a valid contact ID for a " + string(p.idType) + " channel")
+	if req.From != "" && !schema.ValidContactID(req.From, p.idType) {
+		fields = append(fields, schema.FieldError{Field: "from", Rule: "contact_id",
+			Message: "is not a valid contact ID for a " + string(p.idType) + " channel"})
 	}
 	if n := countSet(req.Text != nil, req.Attachment != nil, req.Location != nil); n != 1 {
-		return nil, errors.New("exactly one of text, attachment or location is required")
+		fields = append(fields, schema.FieldError{Field: "text", Rule: "oneof",
+			Message: "exactly one of text, attachment or location is required"})
+	}
+	if len(fields) > 0 {
+		return nil, &schema.ValidationError{Fields: fields}
 	}
 	return &req, nil
 }
