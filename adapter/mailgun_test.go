@@ -208,3 +208,79 @@ func TestMailgunReceiptReachesOnlyTheSendingChannel(t *testing.T) {
 		t.Errorf("channel mail01 got %d delivered statuses for its message, want 1", owned)
 	}
 }
+
+// Mailgun signs only the timestamp and token: a signed triple captured on
+// one channel, replayed to another channel of the same signing key with
+// the same Message-Id but another sender and text, is refused (406) and
+// posts nothing there. The token is bound to a digest of what it signed.
+func TestMailgunForwardTokenReplayedWithAnotherBodyIsRefused(t *testing.T) {
+	fake1 := fakemailgun.New(t, "mg.example.com", mailgunKey)
+	fake2 := fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
+	h := newHarness(t, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake1.URL
+		addMailChannel(c, "mg.sales.example.com", fake2.URL)
+	})
+	legit := signedForward("tok-captured-1", "orig-1@mail.example.org", "Hello", "a normal question")
+	if code, body := h.postForm("/mailgun/mail01/inbound", legit); code != http.StatusOK {
+		t.Fatalf("legit forward: %d %s", code, body)
+	}
+	h.waitPosts(1)
+	forged := signedForward("tok-captured-1", "orig-1@mail.example.org", "Hello", "URGENT: wire 50k to IBAN XX00 1234")
+	forged.Set("timestamp", legit.Get("timestamp"))
+	forged.Set("signature", legit.Get("signature"))
+	forged.Set("from", "Boss <boss@example.org>")
+	forged.Set("sender", "boss@example.org")
+	code, body := h.postForm("/mailgun/mail02/inbound", forged)
+	if code != http.StatusNotAcceptable {
+		t.Errorf("replayed token with another body on another channel: %d %s, want 406", code, body)
+	}
+	time.Sleep(150 * time.Millisecond)
+	for _, p := range h.platform.posts() {
+		if p.Payload.ChannelID == "mail02" {
+			t.Fatalf("forged mail posted into mail02: contact %q", p.Payload.ContactID)
+		}
+	}
+	// The same forward again on its own channel is Mailgun's retry: taken
+	// without a second post.
+	if code, body := h.postForm("/mailgun/mail01/inbound", legit); code != http.StatusOK {
+		t.Fatalf("Mailgun's retry: %d %s", code, body)
+	}
+}
+
+// An event's signed triple replayed to another channel with the same
+// event id but another event and mId cannot mark that channel's message
+// failed.
+func TestMailgunEventTokenReplayedWithAnotherEventIsRefused(t *testing.T) {
+	fake1 := fakemailgun.New(t, "mg.example.com", mailgunKey)
+	fake2 := fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
+	h := newHarness(t, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake1.URL
+		addMailChannel(c, "mg.sales.example.com", fake2.URL)
+	})
+	mid1 := mIDOf(t, h.postJSON("/message", mailToken, textRequest("mail01", "jane=doe@example=org", "from support")).Body.Bytes())
+	mid2 := mIDOf(t, h.postJSON("/message", mail2Token, textRequest("mail02", "jane=doe@example=org", "from sales")).Body.Bytes())
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	const token = "tok-captured-ev-1"
+	event := func(mid, name string) []byte {
+		b, _ := json.Marshal(map[string]any{
+			"signature": map[string]string{"timestamp": ts, "token": token, "signature": mailgunSignature(ts, token)},
+			"event-data": map[string]any{"event": name, "id": "ev-captured-1", "recipient": "jane.doe@example.org",
+				"severity": "permanent", "reason": "bounce", "timestamp": time.Now().Unix(),
+				"user-variables":  map[string]string{"mid": mid},
+				"delivery-status": map[string]any{"code": 550, "message": "forged: mailbox does not exist"}},
+		})
+		return b
+	}
+	if rec := h.do(http.MethodPost, "/mailgun/mail01/events", "", "application/json", event(mid1, "delivered")); rec.Code != http.StatusOK {
+		t.Fatalf("legit event: %d %s", rec.Code, rec.Body)
+	}
+	waitFor(t, func() bool { return len(h.statusesFor(mid1)) > 0 })
+	rec := h.do(http.MethodPost, "/mailgun/mail02/events", "", "application/json", event(mid2, "failed"))
+	if rec.Code != http.StatusNotAcceptable {
+		t.Errorf("replayed event token: %d %s, want 406", rec.Code, rec.Body)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if got := h.statusesFor(mid2); len(got) != 0 {
+		t.Fatalf("a replayed token posted %+v for mail02's message", got)
+	}
+}

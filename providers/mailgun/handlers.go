@@ -108,10 +108,7 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		return
 	}
 	ctx := r.Context()
-	subject := "inbound:" + f.MessageID
-	if f.MessageID == "" {
-		subject = "inbound:" + f.Token
-	}
+	subject := forwardSubject(f)
 	if _, err := p.checkToken(ctx, f.Token, subject); err != nil {
 		p.tokenAnswer(w, log, false, err)
 		return
@@ -250,7 +247,7 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if e.Problem != "" {
 		log.Warn("mailgun event partly unreadable", "event", e.Name, "event_id", e.ID, "problem", e.Problem)
 	}
-	subject := "event:" + e.ID
+	subject := eventSubject(e)
 	if seen, err := p.checkToken(r.Context(), e.Signature.Token, subject); err != nil || seen {
 		p.tokenAnswer(w, log, seen, err)
 		return

@@ -184,3 +184,28 @@ func TestVerify_ErrorsNeverShowTheKeyOrTheExpectedSignature(t *testing.T) {
 		}
 	}
 }
+
+// A token's subject binds the ids and a digest of the body: the same body
+// signs the same subject, another body with the same ids does not, and a
+// subject recorded before digests were added still matches by its ids.
+func TestTokenSubjectsBindTheBody(t *testing.T) {
+	f := &Forward{Token: "t1", MessageID: "m1@example.org", From: "Jane <jane@example.org>", Text: "hello",
+		Attachments: []ForwardAttachment{{FileName: "a.png", ContentType: "image/png", Body: []byte("png")}}}
+	same := *f
+	other := *f
+	other.Attachments = []ForwardAttachment{{FileName: "a.png", ContentType: "image/png", Body: []byte("PNG")}}
+	if forwardSubject(f) != forwardSubject(&same) || forwardSubject(f) == forwardSubject(&other) {
+		t.Fatal("the forward subject does not follow the attachment's bytes")
+	}
+	e := &Event{Name: "failed", ID: "ev1", UserVariables: map[string]string{"mid": "m1", "x": "y"}}
+	moved := *e
+	moved.UserVariables = map[string]string{"mid": "m2", "x": "y"}
+	if eventSubject(e) != eventSubject(&Event{Name: "failed", ID: "ev1", UserVariables: map[string]string{"x": "y", "mid": "m1"}}) ||
+		eventSubject(e) == eventSubject(&moved) {
+		t.Fatal("the event subject does not follow its user variables")
+	}
+	if !sameSigned("event:ev1", eventSubject(e)) || sameSigned("event:ev2", eventSubject(e)) ||
+		sameSigned("event:ev1#00", eventSubject(e)) {
+		t.Fatal("a subject recorded before digests is not compared by its ids alone")
+	}
+}

@@ -2,7 +2,14 @@ package mailgun
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"hash"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 )
@@ -10,7 +17,9 @@ import (
 // Mailgun's signature covers only timestamp and token, never the body, so
 // a captured signature could be replayed with another body for as long as
 // the timestamp is accepted. Every signed token is therefore registered
-// with what it signed ("inbound:<message>", "event:<event id>"), on both
+// with what it signed ("inbound:<message>#<digest>", "event:<event
+// id>#<digest>": the ids, and a digest of everything the body carries, so
+// that keeping the id and changing the rest is caught too), on both
 // routes: the same token with the same subject is a Mailgun retry; with
 // anything else it is a replay. (The inbound route also records its token
 // in the same transaction as the events, see handleInbound.) Single
@@ -39,7 +48,7 @@ func (p *Provider) checkToken(ctx context.Context, token, subject string) (seen 
 		return false, err
 	case !found || len(signed) == 0:
 		return false, nil
-	case string(signed) != subject:
+	case !sameSigned(string(signed), subject):
 		return false, errTokenReplayed
 	}
 	_, taken, err := p.deps.Records.Get(ctx, nsTokensTaken, p.takenKey(token))
@@ -59,3 +68,61 @@ func (p *Provider) recordToken(ctx context.Context, token, subject string) error
 
 // takenKey names a token taken by this channel.
 func (p *Provider) takenKey(token string) string { return p.deps.ChannelID + "|" + token }
+
+// sameSigned: a token recorded with stored signed subject. A subject
+// recorded before digests were added (no "#") is compared by its ids.
+func sameSigned(stored, subject string) bool {
+	if stored == subject {
+		return true
+	}
+	ids, _, _ := strings.Cut(subject, "#")
+	return !strings.Contains(stored, "#") && stored == ids
+}
+
+// forwardSubject is what a forward's token signs: its Message-Id (its
+// token when it has none) and a digest of its envelope, headers, text and
+// attachments.
+func forwardSubject(f *Forward) string {
+	id := f.MessageID
+	if id == "" {
+		id = f.Token
+	}
+	d := newDigest()
+	d.add(f.Sender, f.From, f.Recipient, f.Subject, f.MessageID, f.InReplyTo, f.Text)
+	d.add(f.To...)
+	d.add(f.Cc...)
+	d.add(f.References...)
+	for _, a := range f.Attachments {
+		body := sha256.Sum256(a.Body)
+		d.add(a.FileName, a.ContentType, a.ContentID, a.URL, string(body[:]))
+	}
+	return "inbound:" + id + "#" + d.sum()
+}
+
+// eventSubject is what an event's token signs: its id and a digest of the
+// event as parsed.
+func eventSubject(e *Event) string {
+	d := newDigest()
+	d.add(e.Name, e.ID, strconv.FormatFloat(e.Timestamp, 'f', -1, 64), e.Severity, e.Reason, e.Recipient,
+		e.MessageID, e.Reject, e.Problem, strconv.Itoa(e.DeliveryStatus.Code), e.DeliveryStatus.Message,
+		e.DeliveryStatus.Description, e.DeliveryStatus.EnhancedCode, e.DeliveryStatus.BounceType)
+	keys := slices.Sorted(maps.Keys(e.UserVariables))
+	for _, k := range keys {
+		d.add(k, e.UserVariables[k])
+	}
+	return "event:" + e.ID + "#" + d.sum()
+}
+
+// digest hashes strings unambiguously (each length-prefixed).
+type digest struct{ h hash.Hash }
+
+func newDigest() digest { return digest{sha256.New()} }
+
+func (d digest) add(parts ...string) {
+	for _, p := range parts {
+		_, _ = d.h.Write([]byte(strconv.Itoa(len(p)) + ":"))
+		_, _ = d.h.Write([]byte(p))
+	}
+}
+
+func (d digest) sum() string { return hex.EncodeToString(d.h.Sum(nil)[:16]) }
