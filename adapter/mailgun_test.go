@@ -15,6 +15,7 @@ import (
 	"github.com/bonychat/bonychat-adapter/internal/fakemailgun"
 	"github.com/bonychat/bonychat-adapter/providers/mailgun"
 	"github.com/bonychat/bonychat-adapter/schema"
+	"github.com/bonychat/bonychat-adapter/store"
 )
 
 func mailgunHarness(t *testing.T) (*harness, *fakemailgun.Server) {
@@ -282,5 +283,49 @@ func TestMailgunEventTokenReplayedWithAnotherEventIsRefused(t *testing.T) {
 	time.Sleep(150 * time.Millisecond)
 	if got := h.statusesFor(mid2); len(got) != 0 {
 		t.Fatalf("a replayed token posted %+v for mail02's message", got)
+	}
+}
+
+// Channels sharing a Mailgun domain each get every event. A late receipt
+// of one channel's message (its job no longer kept) is posted by that
+// channel only: the e-mail's variables name the channel that sent it.
+func TestMailgunLateReceiptGoesOnlyToTheSendingChannel(t *testing.T) {
+	fake := fakemailgun.New(t, "mg.example.com", mailgunKey)
+	h := newHarness(t, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake.URL
+		addMailChannel(c, "mg.example.com", fake.URL)
+	})
+	mID := mIDOf(t, h.postJSON("/message", mailToken, textRequest("mail01", "jane=doe@example=org", "Hello from support")).Body.Bytes())
+	later := time.Now().Add(8 * 24 * time.Hour)
+	if err := h.st.Sweep(t.Context(), store.SweepRequest{Now: time.Now(), DoneBefore: later.Add(-keepDoneJobs)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.JobByMID(t.Context(), store.Outbound, mID); err == nil {
+		t.Fatal("the job is still kept")
+	}
+	sent := fake.Sent()
+	if len(sent) != 1 || sent[0].Get("v:channel") != "mail01" {
+		t.Fatalf("the e-mail does not name its channel: %d sent", len(sent))
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	const token = "tok-late-open-1"
+	ev, _ := json.Marshal(map[string]any{
+		"signature": map[string]string{"timestamp": ts, "token": token, "signature": mailgunSignature(ts, token)},
+		"event-data": map[string]any{"event": "opened", "id": "ev-late-open-1", "recipient": "jane.doe@example.org",
+			"timestamp": time.Now().Unix(), "user-variables": map[string]string{"mid": mID, "channel": "mail01"}},
+	})
+	for _, ch := range []string{"mail02", "mail01"} { // the other channel's webhook first
+		if rec := h.do(http.MethodPost, "/mailgun/"+ch+"/events", "", "application/json", ev); rec.Code != http.StatusOK {
+			t.Fatalf("%s event: %d %s", ch, rec.Code, rec.Body)
+		}
+	}
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) > 0 })
+	time.Sleep(100 * time.Millisecond)
+	for _, p := range h.platform.posts() {
+		for _, e := range p.Payload.Events {
+			if e.MID == mID && p.Payload.ChannelID != "mail01" {
+				t.Fatalf("mail01's receipt posted into %q", p.Payload.ChannelID)
+			}
+		}
 	}
 }

@@ -257,6 +257,13 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 		p.recordTokenOK(w, r, log, e.Signature.Token, subject)
 		return
 	}
+	if sender := e.UserVariables["channel"]; sender != "" && sender != p.deps.ChannelID {
+		// Another channel's message on a shared domain: its own webhook
+		// takes the receipt (even once the job is no longer kept).
+		log.Debug("mailgun event for another channel's message; not posted here", "event", e.Name, "sender", sender)
+		p.recordTokenOK(w, r, log, e.Signature.Token, subject)
+		return
+	}
 	mid := strings.TrimSpace(e.UserVariables["mid"])
 	fallback := mid == "" && e.Problem != ""
 	if fallback {

@@ -104,6 +104,9 @@ func (p *Provider) message(to, mID string, t threadRecord, b body) *mailgungo.Me
 		msg.AddHeader("References", strings.Join(t.References, " "))
 	}
 	msg.AddVariable("mid", mID)
+	// Its receipts name the channel that sent it: channels sharing a domain
+	// all get every event, for longer than the sender's job is kept.
+	msg.AddVariable("channel", p.deps.ChannelID)
 	for _, f := range b.Files {
 		msg.AddBufferAttachment(f.Name, f.Data)
 	}

@@ -111,7 +111,7 @@ func TestSendText(t *testing.T) {
 	m := sendOnly(t, e.fake)
 	want := map[string]string{
 		"from": sendFrom, "to": sendTo, "subject": sendSubject,
-		"h:Message-Id": "<m1@" + sendDomain + ">", "v:mid": "m1",
+		"h:Message-Id": "<m1@" + sendDomain + ">", "v:mid": "m1", "v:channel": "mail01",
 		"text": "Hi <Jane> & co,\nsee https://example.com/a?b=1&c=2.\nBye",
 	}
 	for k, v := range want {
