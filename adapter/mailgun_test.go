@@ -1,12 +1,14 @@
 package adapter
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -327,5 +329,53 @@ func TestMailgunLateReceiptGoesOnlyToTheSendingChannel(t *testing.T) {
 				t.Fatalf("mail01's receipt posted into %q", p.Payload.ChannelID)
 			}
 		}
+	}
+}
+
+// slowEnqueue delays every Enqueue (a busy disk), widening the time
+// between a webhook's token check and its record.
+type slowEnqueue struct {
+	store.Store
+	delay time.Duration
+}
+
+func (s slowEnqueue) Enqueue(ctx context.Context, jobs []store.NewJob, keys []store.Key) ([]int64, error) {
+	time.Sleep(s.delay)
+	return s.Store.Enqueue(ctx, jobs, keys)
+}
+
+// Posts of one signed event token with different events, at once and on
+// two channels, are taken one after the other: one is taken, the other is
+// refused as a replay, and only one status reaches BonyChat.
+func TestMailgunConcurrentReplaysOfOneTokenTakeOne(t *testing.T) {
+	fake1 := fakemailgun.New(t, "mg.example.com", mailgunKey)
+	fake2 := fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
+	h := newHarnessOn(t, slowEnqueue{store.NewMemory(), 200 * time.Millisecond}, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake1.URL
+		addMailChannel(c, "mg.sales.example.com", fake2.URL)
+	}, nil)
+	mids := map[string]string{
+		"mail01": mIDOf(t, h.postJSON("/message", mailToken, textRequest("mail01", "jane=doe@example=org", "from support")).Body.Bytes()),
+		"mail02": mIDOf(t, h.postJSON("/message", mail2Token, textRequest("mail02", "jane=doe@example=org", "from sales")).Body.Bytes()),
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	const token = "tok-race-ev-1"
+	codes := make(chan int, len(mids))
+	for channel, mid := range mids {
+		ev, _ := json.Marshal(map[string]any{
+			"signature": map[string]string{"timestamp": ts, "token": token, "signature": mailgunSignature(ts, token)},
+			"event-data": map[string]any{"event": "delivered", "id": "ev-race-1", "recipient": "jane.doe@example.org",
+				"timestamp": time.Now().Unix(), "user-variables": map[string]string{"mid": mid, "channel": channel}},
+		})
+		go func() { codes <- h.do(http.MethodPost, "/mailgun/"+channel+"/events", "", "application/json", ev).Code }()
+	}
+	got := []int{<-codes, <-codes}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{http.StatusOK, http.StatusNotAcceptable}) {
+		t.Fatalf("answers %v, want one 200 and one 406", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(h.statusesFor(mids["mail01"])) + len(h.statusesFor(mids["mail02"])); n != 1 {
+		t.Fatalf("%d statuses posted for one signed token, want 1", n)
 	}
 }

@@ -281,7 +281,7 @@ func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job st
 // seconds at most, not across the pauses between rounds: receipts for the
 // message wait on it).
 func (p *pipeline) completeWithStatus(ctx context.Context, l store.Lease, job store.Job, value, reason, lastError string) error {
-	unlock := p.statusMu.lock(job.MID)
+	unlock := p.statusMu.Lock(job.MID)
 	defer unlock()
 	// A status that cannot be read is not guessed at: a receipt may have
 	// moved it past value already, and posting value then would move it

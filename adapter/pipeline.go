@@ -29,7 +29,7 @@ type pipeline struct {
 	outWake  chan struct{}
 	platWake chan struct{}
 	limiters map[string]*rate.Limiter
-	statusMu keyedMutex
+	statusMu providers.KeyedMutex // per mId: checking and advancing a status cannot interleave
 	wg       sync.WaitGroup
 	outBusy  atomic.Int32
 	platBusy atomic.Int32
@@ -183,39 +183,4 @@ func mustJSON(v any) []byte {
 		panic(err) // only our own plain structs are encoded
 	}
 	return b
-}
-
-// keyedMutex serialises work per key (here: per mId, so that checking and
-// advancing a status cannot interleave).
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedLock
-}
-
-type keyedLock struct {
-	sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedLock{}
-	}
-	l := k.locks[key]
-	if l == nil {
-		l = &keyedLock{}
-		k.locks[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }

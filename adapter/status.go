@@ -28,7 +28,7 @@ var statusRank = map[string]int{
 // failed (or the process stopped between the two writes) finds its event
 // already stored instead of posting it twice.
 func (p *pipeline) postStatus(ctx context.Context, channelID, contactID, mID, value, reason string) error {
-	unlock := p.statusMu.lock(mID)
+	unlock := p.statusMu.Lock(mID)
 	defer unlock()
 	ok, err := p.statusAdvances(ctx, mID, value)
 	if err != nil || !ok {

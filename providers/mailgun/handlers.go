@@ -107,6 +107,7 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		providers.WriteError(w, http.StatusNotAcceptable, "the forwarded message could not be read")
 		return
 	}
+	defer tokenLocks.Lock(f.Token)()
 	ctx := r.Context()
 	subject := forwardSubject(f)
 	if _, err := p.checkToken(ctx, f.Token, subject); err != nil {
@@ -247,6 +248,7 @@ func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if e.Problem != "" {
 		log.Warn("mailgun event partly unreadable", "event", e.Name, "event_id", e.ID, "problem", e.Problem)
 	}
+	defer tokenLocks.Lock(e.Signature.Token)()
 	subject := eventSubject(e)
 	if seen, err := p.checkToken(r.Context(), e.Signature.Token, subject); err != nil || seen {
 		p.tokenAnswer(w, log, seen, err)

@@ -22,8 +22,10 @@ import (
 // that keeping the id and changing the rest is caught too), on both
 // routes: the same token with the same subject is a Mailgun retry; with
 // anything else it is a replay. (The inbound route also records its token
-// in the same transaction as the events, see handleInbound.) Single
-// process: the check and the record are not one atomic step.
+// in the same transaction as the events, see handleInbound.) A webhook
+// holds its token's lock (tokenLocks) from the check to the record, so two
+// posts of one token at once are taken one after the other; the lock is
+// in this process only (replicas will need the store to do it).
 //
 // The registry is global (channels of one Mailgun account share the signing
 // key, so a token used on one channel must not sign anything else on
@@ -34,6 +36,9 @@ const (
 	nsTokens      = "mailgun-token"       // token → what it signed
 	nsTokensTaken = "mailgun-token-taken" // channel|token → what it signed, taken by that channel
 )
+
+// tokenLocks serialises the webhooks of one token, on every channel.
+var tokenLocks providers.KeyedMutex
 
 // errTokenReplayed: a signed token came back with something else.
 var errTokenReplayed = errors.New("mailgun: webhook token already used for another message or event")
