@@ -126,16 +126,24 @@ func signedForward(token, msgID, subject, text string) url.Values {
 		"subject": {subject}, "body-plain": {text}, "stripped-text": {text}, "message-headers": {string(headers)}}
 }
 
+// twoMailChannels is a harness on st with mail01 (mg.example.com) and
+// mail02 (mg.sales.example.com), each on its own fake Mailgun, one signing
+// key.
+func twoMailChannels(t *testing.T, st store.Store) (h *harness, fake1, fake2 *fakemailgun.Server) {
+	t.Helper()
+	fake1 = fakemailgun.New(t, "mg.example.com", mailgunKey)
+	fake2 = fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
+	return newHarnessOn(t, st, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake1.URL
+		addMailChannel(c, "mg.sales.example.com", fake2.URL)
+	}, nil), fake1, fake2
+}
+
 // Two Mailgun channels, one store: the contact's mail to one channel does
 // not thread the e-mails the other sends to the same address (subject,
 // In-Reply-To, References stay the other conversation's).
 func TestMailgunChannelsKeepTheirOwnThreads(t *testing.T) {
-	fake1 := fakemailgun.New(t, "mg.example.com", mailgunKey)
-	fake2 := fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
-	h := newHarness(t, func(c *Config) {
-		c.Channels[3].Mailgun.APIURL = fake1.URL
-		addMailChannel(c, "mg.sales.example.com", fake2.URL)
-	})
+	h, _, fake2 := twoMailChannels(t, store.NewMemory())
 	// Jane writes to the support channel (mail01).
 	if code, body := h.postForm("/mailgun/mail01/inbound",
 		signedForward("tok-thread-1", "support-1@mail.example.org", "My password reset", "I cannot log in")); code != http.StatusOK {
@@ -217,12 +225,7 @@ func TestMailgunReceiptReachesOnlyTheSendingChannel(t *testing.T) {
 // the same Message-Id but another sender and text, is refused (406) and
 // posts nothing there. The token is bound to a digest of what it signed.
 func TestMailgunForwardTokenReplayedWithAnotherBodyIsRefused(t *testing.T) {
-	fake1 := fakemailgun.New(t, "mg.example.com", mailgunKey)
-	fake2 := fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
-	h := newHarness(t, func(c *Config) {
-		c.Channels[3].Mailgun.APIURL = fake1.URL
-		addMailChannel(c, "mg.sales.example.com", fake2.URL)
-	})
+	h, _, _ := twoMailChannels(t, store.NewMemory())
 	legit := signedForward("tok-captured-1", "orig-1@mail.example.org", "Hello", "a normal question")
 	if code, body := h.postForm("/mailgun/mail01/inbound", legit); code != http.StatusOK {
 		t.Fatalf("legit forward: %d %s", code, body)
@@ -254,12 +257,7 @@ func TestMailgunForwardTokenReplayedWithAnotherBodyIsRefused(t *testing.T) {
 // event id but another event and mId cannot mark that channel's message
 // failed.
 func TestMailgunEventTokenReplayedWithAnotherEventIsRefused(t *testing.T) {
-	fake1 := fakemailgun.New(t, "mg.example.com", mailgunKey)
-	fake2 := fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
-	h := newHarness(t, func(c *Config) {
-		c.Channels[3].Mailgun.APIURL = fake1.URL
-		addMailChannel(c, "mg.sales.example.com", fake2.URL)
-	})
+	h, _, _ := twoMailChannels(t, store.NewMemory())
 	mid1 := mIDOf(t, h.postJSON("/message", mailToken, textRequest("mail01", "jane=doe@example=org", "from support")).Body.Bytes())
 	mid2 := mIDOf(t, h.postJSON("/message", mail2Token, textRequest("mail02", "jane=doe@example=org", "from sales")).Body.Bytes())
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
@@ -348,12 +346,7 @@ func (s slowEnqueue) Enqueue(ctx context.Context, jobs []store.NewJob, keys []st
 // two channels, are taken one after the other: one is taken, the other is
 // refused as a replay, and only one status reaches BonyChat.
 func TestMailgunConcurrentReplaysOfOneTokenTakeOne(t *testing.T) {
-	fake1 := fakemailgun.New(t, "mg.example.com", mailgunKey)
-	fake2 := fakemailgun.New(t, "mg.sales.example.com", mailgunKey)
-	h := newHarnessOn(t, slowEnqueue{store.NewMemory(), 200 * time.Millisecond}, func(c *Config) {
-		c.Channels[3].Mailgun.APIURL = fake1.URL
-		addMailChannel(c, "mg.sales.example.com", fake2.URL)
-	}, nil)
+	h, _, _ := twoMailChannels(t, slowEnqueue{store.NewMemory(), 200 * time.Millisecond})
 	mids := map[string]string{
 		"mail01": mIDOf(t, h.postJSON("/message", mailToken, textRequest("mail01", "jane=doe@example=org", "from support")).Body.Bytes()),
 		"mail02": mIDOf(t, h.postJSON("/message", mail2Token, textRequest("mail02", "jane=doe@example=org", "from sales")).Body.Bytes()),

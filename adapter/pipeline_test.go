@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -208,15 +209,21 @@ func TestProviderOutage(t *testing.T) {
 	}
 }
 
+// postKeyed posts a text /message to the demo channel with an
+// Idempotency-Key.
+func (h *harness) postKeyed(key, text string) *httptest.ResponseRecorder {
+	raw, _ := json.Marshal(textRequest("demo", phoneContact, text))
+	req := newJSONRequest("/message", raw)
+	req.Header.Set("Authorization", "Bearer "+demoToken)
+	req.Header.Set("Idempotency-Key", key)
+	return h.doRequest(req, raw)
+}
+
 func TestIdempotencyKeyReturnsTheFirstAnswer(t *testing.T) {
 	fake := &fakeProvider{}
 	h := newHarnessWith(t, nil, fake)
 	send := func(key string, text string) (int, string) {
-		raw, _ := json.Marshal(textRequest("demo", phoneContact, text))
-		req := newJSONRequest("/message", raw)
-		req.Header.Set("Authorization", "Bearer "+demoToken)
-		req.Header.Set("Idempotency-Key", key)
-		rec := h.doRequest(req, raw)
+		rec := h.postKeyed(key, text)
 		return rec.Code, rec.Body.String()
 	}
 	code1, body1 := send("key-1", "hello")
@@ -252,11 +259,7 @@ func TestIdempotencyKeyRepeatsARefusal(t *testing.T) {
 	h := newHarnessWith(t, nil, fake)
 	var bodies []string
 	for range 2 {
-		raw, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
-		req := newJSONRequest("/message", raw)
-		req.Header.Set("Authorization", "Bearer "+demoToken)
-		req.Header.Set("Idempotency-Key", "k")
-		rec := h.doRequest(req, raw)
+		rec := h.postKeyed("k", "hi")
 		if rec.Code != http.StatusBadRequest {
 			t.Fatalf("want the first answer (400) again, got %d", rec.Code)
 		}
@@ -300,11 +303,7 @@ func TestIdempotencyKeyRepeatWithoutAStoredAnswerIsAnsweredFromTheJob(t *testing
 			h := newHarnessOn(t, answerNotRemembered{store.NewMemory()}, func(c *Config) { c.Outbound.Wait = 200 * time.Millisecond }, fake)
 			var bodies []string
 			for range 2 {
-				raw, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
-				req := newJSONRequest("/message", raw)
-				req.Header.Set("Authorization", "Bearer "+demoToken)
-				req.Header.Set("Idempotency-Key", "k")
-				rec := h.doRequest(req, raw)
+				rec := h.postKeyed("k", "hi")
 				if rec.Code != tc.status {
 					t.Fatalf("want %d both times, got %d: %s", tc.status, rec.Code, rec.Body)
 				}
@@ -442,13 +441,7 @@ func TestIdempotencyKeyConcurrentRepeatGetsTheFirstRefusal(t *testing.T) {
 		return &providers.SendError{Kind: providers.Permanent, Reason: "not a mobile number"}
 	}}
 	h := newHarnessWith(t, nil, fake)
-	send := func() int {
-		raw, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
-		req := newJSONRequest("/message", raw)
-		req.Header.Set("Authorization", "Bearer "+demoToken)
-		req.Header.Set("Idempotency-Key", "same")
-		return h.doRequest(req, raw).Code
-	}
+	send := func() int { return h.postKeyed("same", "hi").Code }
 	first := make(chan int, 1)
 	go func() { first <- send() }()
 	<-started
@@ -463,11 +456,7 @@ func TestIdempotencyKeyConcurrentRepeatGetsTheFirstRefusal(t *testing.T) {
 
 func TestIdempotencyKeyTooLongIs400(t *testing.T) {
 	h := newHarnessWith(t, nil, &fakeProvider{})
-	raw, _ := json.Marshal(textRequest("demo", phoneContact, "hi"))
-	req := newJSONRequest("/message", raw)
-	req.Header.Set("Authorization", "Bearer "+demoToken)
-	req.Header.Set("Idempotency-Key", strings.Repeat("k", 256))
-	if rec := h.doRequest(req, raw); rec.Code != http.StatusBadRequest {
+	if rec := h.postKeyed(strings.Repeat("k", 256), "hi"); rec.Code != http.StatusBadRequest {
 		t.Fatalf("want 400, got %d", rec.Code)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,30 +55,49 @@ channels:
 		sendCrashChannel, sendCrashToken, sendCrashAccount, sendCrashAuth, sendCrashFrom, twilioURL)
 }
 
-// TestCrashMidSendIsResumedNotRepeated kills the server with SIGKILL while
-// a send is in flight and Twilio has already created the message, then
-// restarts it on the same store: the interrupted send is looked up in
-// Twilio's message list, found, and reported sent; Twilio gets it once.
-func TestCrashMidSendIsResumedNotRepeated(t *testing.T) {
+// stallingTwilioSetup is a config file for one Twilio channel against a
+// fake Twilio that creates the message but never answers, BonyChat a
+// stand-in; extra is appended to the config.
+type stallingTwilioSetup struct {
+	cfgPath, addr, base string
+	client              *http.Client
+	twilio              *faketwilio.Server
+	platform            *standIn
+}
+
+func newStallingTwilioSetup(t *testing.T, extra string) stallingTwilioSetup {
+	t.Helper()
 	buildBinary(t)
 	dir := t.TempDir()
 	addr, platformAddr := freeAddr(t), freeAddr(t)
 	platform := newStandIn(sendCrashToken)
 	serveStandInAt(t, platformAddr, platform)
 	twilio := faketwilio.New(t, sendCrashAccount, sendCrashAuth)
-	// Twilio creates the message, but the answer never comes back.
 	twilio.Script(faketwilio.Create, faketwilio.RecordThenStall(time.Minute))
 	cfgPath := filepath.Join(dir, "config.yaml")
-	cfg := sendCrashConfig(addr, dir, "http://"+platformAddr+"/webhook", twilio.URL)
+	cfg := sendCrashConfig(addr, dir, "http://"+platformAddr+"/webhook", twilio.URL) + extra
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base, client := "http://"+addr, localClient(t)
+	return stallingTwilioSetup{cfgPath: cfgPath, addr: addr, base: "http://" + addr, client: localClient(t),
+		twilio: twilio, platform: platform}
+}
+
+// sendCrashBody is the /message body both tests send.
+var sendCrashBody = fmt.Sprintf(`{"channelId":%q,"contactId":%q,"message":{"type":"text","text":"Your order has shipped"}}`,
+	sendCrashChannel, sendCrashTo)
+
+// TestCrashMidSendIsResumedNotRepeated kills the server with SIGKILL while
+// a send is in flight and Twilio has already created the message, then
+// restarts it on the same store: the interrupted send is looked up in
+// Twilio's message list, found, and reported sent; Twilio gets it once.
+func TestCrashMidSendIsResumedNotRepeated(t *testing.T) {
+	env := newStallingTwilioSetup(t, "") // Twilio creates the message, but the answer never comes back
+	cfgPath, base, client, twilio, platform := env.cfgPath, env.base, env.client, env.twilio, env.platform
 
 	first := startBinary(t, nil, "serve", "--config", cfgPath)
 	waitHealthy(t, first, client, base)
-	body := fmt.Sprintf(`{"channelId":%q,"contactId":%q,"message":{"type":"text","text":"Your order has shipped"}}`,
-		sendCrashChannel, sendCrashTo)
+	body := sendCrashBody
 	status, answer, err := postOnce(t.Context(), client, base+"/message", sendCrashToken, body)
 	var got struct {
 		MID string `json:"mId"`
@@ -120,26 +140,13 @@ func TestCrashMidSendIsResumedNotRepeated(t *testing.T) {
 // request left open and a Twilio create that never answers do not make it
 // twice as long; the send is left for start-up to settle.
 func TestDrainFitsInOneShutdownTimeout(t *testing.T) {
-	buildBinary(t)
-	dir := t.TempDir()
-	addr, platformAddr := freeAddr(t), freeAddr(t)
-	serveStandInAt(t, platformAddr, newStandIn(sendCrashToken))
-	twilio := faketwilio.New(t, sendCrashAccount, sendCrashAuth)
-	twilio.Script(faketwilio.Create, faketwilio.RecordThenStall(time.Minute))
-	cfg := sendCrashConfig(addr, dir, "http://"+platformAddr+"/webhook", twilio.URL) + "http:\n  shutdown_timeout: 3s\n"
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	base, client := "http://"+addr, localClient(t)
-	p := startBinary(t, nil, "serve", "--config", cfgPath)
-	waitHealthy(t, p, client, base)
-	body := fmt.Sprintf(`{"channelId":%q,"contactId":%q,"message":{"type":"text","text":"Your order has shipped"}}`,
-		sendCrashChannel, sendCrashTo)
-	if status, answer, err := postOnce(t.Context(), client, base+"/message", sendCrashToken, body); err != nil || status != 200 {
+	env := newStallingTwilioSetup(t, "http:\n  shutdown_timeout: 3s\n")
+	p := startBinary(t, nil, "serve", "--config", env.cfgPath)
+	waitHealthy(t, p, env.client, env.base)
+	if status, answer, err := postOnce(t.Context(), env.client, env.base+"/message", sendCrashToken, sendCrashBody); err != nil || status != 200 {
 		t.Fatalf("/message: %d %s %v", status, answer, err)
 	}
-	conn, err := net.Dial("tcp", addr) // a request whose body never finishes
+	conn, err := net.Dial("tcp", env.addr) // a request whose body never finishes
 	if err != nil {
 		t.Fatal(err)
 	}
