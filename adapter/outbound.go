@@ -276,10 +276,10 @@ func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job st
 }
 
 // completeWithStatus completes the job and, if value moves the message's
-// status forward, stores its status event in the same write, under the
-// mId's status lock (held for one round of writeDurably's tries, a few
-// seconds at most, not across the pauses between rounds: receipts for the
-// message wait on it).
+// status forward, stores its status event (with the status record) in the
+// same write, under the mId's status lock (held for a read and a write,
+// each tried for a few seconds at most, not across the pauses between
+// rounds: receipts for the message wait on it).
 func (p *pipeline) completeWithStatus(ctx context.Context, l store.Lease, job store.Job, value, reason, lastError string) error {
 	unlock := p.statusMu.Lock(job.MID)
 	defer unlock()
@@ -301,9 +301,7 @@ func (p *pipeline) completeWithStatus(ctx context.Context, l store.Lease, job st
 		return err
 	}
 	if advances {
-		if err := p.statusQueued(ctx, job.MID, value); err != nil {
-			p.s.log.Warn("cannot record the status", "mId", job.MID, "error", err.Error())
-		}
+		wake(p.platWake)
 	}
 	return nil
 }

@@ -21,12 +21,10 @@ var statusRank = map[string]int{
 
 // postStatus queues a message_status event for BonyChat if it moves the
 // message's status forward; a late or duplicate receipt is dropped here.
-// The check, the enqueue and the advance run under a per-mId lock, and the
-// advance is recorded only after the event is stored, so a failure leaves
-// the receipt to be retried rather than lost. The event is stored with a
-// key naming the mId and status, so a receipt retried after the advance
-// failed (or the process stopped between the two writes) finds its event
-// already stored instead of posting it twice.
+// The check and the enqueue run under a per-mId lock, and the event is
+// stored with the status record (statusJob) in one write: a failure
+// stores neither and leaves the receipt to be retried, a success makes
+// the retry a duplicate.
 func (p *pipeline) postStatus(ctx context.Context, channelID, contactID, mID, value, reason string) error {
 	unlock := p.statusMu.Lock(mID)
 	defer unlock()
@@ -34,18 +32,11 @@ func (p *pipeline) postStatus(ctx context.Context, channelID, contactID, mID, va
 	if err != nil || !ok {
 		return err
 	}
-	_, err = p.st.Enqueue(ctx, []store.NewJob{statusJob(channelID, contactID, mID, value, reason)}, []store.Key{statusPosted(mID, value)})
-	if err != nil && !errors.Is(err, store.ErrDuplicate) {
+	if _, err := p.st.Enqueue(ctx, []store.NewJob{statusJob(channelID, contactID, mID, value, reason)}, nil); err != nil {
 		return err
 	}
-	// Not recorded, the error lets the provider retry the receipt, which
-	// finds its event stored (ErrDuplicate) and records the status again.
-	return p.statusQueued(ctx, mID, value)
-}
-
-// statusPosted is the key stored with a status event (postStatus).
-func statusPosted(mID, value string) store.Key {
-	return store.Key{Name: "status:" + mID + ":" + value, Expires: providers.MessageRecordExpiry()}
+	wake(p.platWake)
+	return nil
 }
 
 // statusAdvances reports whether value moves mID's status forward. Call it
@@ -65,22 +56,13 @@ func (p *pipeline) statusAdvances(ctx context.Context, mID, value string) (bool,
 	return true, nil
 }
 
-// statusQueued records the status whose event was just stored, trying
-// the write again for a few seconds (writeDurably): a status not recorded
-// could let a later receipt of the same value post it again.
-func (p *pipeline) statusQueued(ctx context.Context, mID, value string) error {
-	wake(p.platWake)
-	return p.writeDurably(func() error {
-		_, err := p.st.AdvanceStatus(ctx, store.Status{MID: mID, Value: value, Rank: statusRank[value]})
-		return err
-	})
-}
-
+// statusJob is the platform job of a message_status event; storing it
+// advances the mId's status record in the same write.
 func statusJob(channelID, contactID, mID, value, reason string) store.NewJob {
 	ev := schema.Event{Type: schema.EventMessageStatus, MID: mID, Timestamp: providers.NowMillis(),
 		Status: &schema.Status{Value: value, Message: reason}}
 	return store.NewJob{Queue: store.Platform, ChannelID: channelID, ContactID: contactID, MID: mID,
-		Payload: mustJSON(platformJob{Event: ev})}
+		Payload: mustJSON(platformJob{Event: ev}), Status: &store.Status{MID: mID, Value: value, Rank: statusRank[value]}}
 }
 
 // channelStatuses is one channel's providers.StatusSink.

@@ -266,39 +266,45 @@ func TestABackgroundEndDoesNotGuessAnUnreadableStatus(t *testing.T) {
 	}
 }
 
-// advanceRefused fails the first `fails` AdvanceStatus writes.
-type advanceRefused struct {
+// enqueueRefused fails the first `fails` Enqueue writes.
+type enqueueRefused struct {
 	store.Store
 	fails   int32
 	refused atomic.Int32
 }
 
-func (s *advanceRefused) AdvanceStatus(ctx context.Context, st store.Status) (bool, error) {
+func (s *enqueueRefused) Enqueue(ctx context.Context, jobs []store.NewJob, keys []store.Key) ([]int64, error) {
 	if s.refused.Add(1) <= s.fails {
-		return false, errors.New("database is locked")
+		return nil, errors.New("database is locked")
 	}
-	return s.Store.AdvanceStatus(ctx, st)
+	return s.Store.Enqueue(ctx, jobs, keys)
 }
 
-// A receipt whose event is stored but whose status cannot be recorded is
-// refused (the provider retries it); the retry finds the event stored and
-// records the status, and BonyChat gets the event once.
-func TestAReceiptRetriedAfterItsStatusWasNotRecordedIsPostedOnce(t *testing.T) {
-	st := &advanceRefused{Store: store.NewMemory(), fails: 5} // one round of writeDurably's tries
+// A receipt's event and the record of its status are one write: refused,
+// the receipt stores neither and is refused (the provider retries it);
+// the retry stores both, and BonyChat gets the event once; a third copy
+// is a duplicate and posts nothing.
+func TestAReceiptIsStoredWithItsStatusRecordOrNotAtAll(t *testing.T) {
+	st := &enqueueRefused{Store: store.NewMemory(), fails: 1}
 	h := newHarnessOn(t, st, nil, &fakeProvider{})
 	p := h.srv.pipe
-	if err := p.postStatus(t.Context(), "demo", phoneContact, "m-advance", schema.StatusDelivered, ""); err == nil {
-		t.Fatal("a status that was not recorded was acknowledged")
+	if err := p.postStatus(t.Context(), "demo", phoneContact, "m-receipt", schema.StatusDelivered, ""); err == nil {
+		t.Fatal("a receipt that was not stored was acknowledged")
 	}
-	if err := p.postStatus(t.Context(), "demo", phoneContact, "m-advance", schema.StatusDelivered, ""); err != nil {
-		t.Fatalf("the provider's retry: %v", err)
+	if _, err := st.StatusOf(t.Context(), "m-receipt"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a status was recorded for a receipt not stored: %v", err)
 	}
-	if got, err := st.StatusOf(t.Context(), "m-advance"); err != nil || got.Value != schema.StatusDelivered {
+	for range 2 { // the provider's retry, then a duplicate
+		if err := p.postStatus(t.Context(), "demo", phoneContact, "m-receipt", schema.StatusDelivered, ""); err != nil {
+			t.Fatalf("the provider's retry: %v", err)
+		}
+	}
+	if got, err := st.StatusOf(t.Context(), "m-receipt"); err != nil || got.Value != schema.StatusDelivered {
 		t.Fatalf("recorded status %+v (%v), want delivered", got, err)
 	}
-	waitFor(t, func() bool { return len(h.statusesFor("m-advance")) >= 1 })
+	waitFor(t, func() bool { return len(h.statusesFor("m-receipt")) >= 1 })
 	time.Sleep(100 * time.Millisecond)
-	if n := len(h.statusesFor("m-advance")); n != 1 {
+	if n := len(h.statusesFor("m-receipt")); n != 1 {
 		t.Fatalf("delivered posted %d times, want once", n)
 	}
 }

@@ -120,12 +120,18 @@ func (m *Memory) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int6
 		m.order = append(m.order, j.ID)
 		m.lanes[j.lane()] = append(m.lanes[j.lane()], j.ID)
 		ids = append(ids, j.ID)
+		if nj.Status != nil {
+			m.advanceStatus(*nj.Status)
+		}
 	}
 	return ids, nil
 }
 
 // EnqueueLeased implements Store.
 func (m *Memory) EnqueueLeased(ctx context.Context, nj NewJob, keys []Key, now time.Time, leaseFor time.Duration) (int64, *Lease, error) {
+	if err := checkLeasedJob(nj); err != nil {
+		return 0, nil, err
+	}
 	if leaseFor <= 0 {
 		return 0, nil, errors.New("store: enqueue leased: leaseFor must be positive")
 	}
@@ -486,11 +492,16 @@ func (m *Memory) AdvanceStatus(ctx context.Context, s Status) (bool, error) {
 		return false, err
 	}
 	defer m.mu.Unlock()
+	return m.advanceStatus(s), nil
+}
+
+// advanceStatus is AdvanceStatus with the lock held.
+func (m *Memory) advanceStatus(s Status) bool {
 	if old, ok := m.status[s.MID]; ok && s.Rank <= old.Rank {
-		return false, nil
+		return false
 	}
 	m.status[s.MID] = memStatus{Status: s, updated: time.Now().UnixMilli()}
-	return true, nil
+	return true
 }
 
 // StatusOf implements Store.

@@ -105,7 +105,7 @@ func (s *SQLite) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int6
 // check and the insert cannot interleave with another writer; a database
 // with concurrent writers must lock the lane (e.g. an advisory lock).
 func (s *SQLite) EnqueueLeased(ctx context.Context, j NewJob, keys []Key, now time.Time, leaseFor time.Duration) (int64, *Lease, error) {
-	if err := checkNewJob(j); err != nil {
+	if err := checkLeasedJob(j); err != nil {
 		return 0, nil, err
 	}
 	if leaseFor <= 0 {
@@ -174,7 +174,12 @@ func (w *wtx) insertPending(j NewJob, now int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return w.insertMarked(j, now, !busy)
+	id, err := w.insertMarked(j, now, !busy)
+	if err != nil || j.Status == nil {
+		return id, err
+	}
+	_, err = w.exec(qStatusAdvance, j.Status.MID, j.Status.Value, j.Status.Rank, now)
+	return id, err
 }
 
 // insertMarked stores a pending job, marked as head when first (its lane
@@ -223,6 +228,14 @@ func checkNewJob(j NewJob) error {
 		return errors.New("store: enqueue: job without queue")
 	}
 	return nil
+}
+
+// checkLeasedJob checks a job for EnqueueLeased, which takes no status.
+func checkLeasedJob(j NewJob) error {
+	if j.Status != nil {
+		return errors.New("store: enqueue leased: a job with a status is stored with Enqueue")
+	}
+	return checkNewJob(j)
 }
 
 // normalizeLease fills the defaults of a LeaseRequest.

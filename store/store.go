@@ -52,6 +52,11 @@ type NewJob struct {
 	MID       string // outbound: our mId; platform: the event's mId
 	Payload   []byte // opaque to the store (JSON)
 	NotBefore time.Time
+	// Status, when set, advances the status record of its mId (as
+	// AdvanceStatus) in the transaction that stores the job: a status event
+	// and the record that it was queued never come apart. Enqueue and
+	// CompleteWith take it; EnqueueLeased refuses it.
+	Status *Status
 }
 
 // Job is a stored job.

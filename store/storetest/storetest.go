@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DedupeWindow", testDedupeWindow},
 		{"RecordKeyLookupKey", testRecordKey},
 		{"AdvanceStatusOnlyForward", testAdvanceStatus},
+		{"AJobsStatusIsRecordedWithIt", testJobStatus},
 		{"PutGet", testPutGet},
 		{"Media", testMedia},
 		{"Sweep", testSweep},
@@ -831,6 +832,55 @@ func testAdvanceStatus(t *testing.T, s store.Store) {
 	if !got {
 		t.Fatal("first status of m2 not recorded")
 	}
+}
+
+// A job's Status advances its mId's record in the write that stores the
+// job (Enqueue, CompleteWith), only forward; a write that stores nothing
+// (a duplicate key, a lost lease) advances nothing; EnqueueLeased refuses
+// a job with a status.
+func testJobStatus(t *testing.T, s store.Store) {
+	withStatus := func(mid, value string, rank int) store.NewJob {
+		j := job(store.Platform, "c1", "k1", mid)
+		j.Status = &store.Status{MID: mid, Value: value, Rank: rank}
+		return j
+	}
+	wantStatus := func(mid, value string) {
+		t.Helper()
+		st, err := s.StatusOf(ctx, mid)
+		if value == "" {
+			wantErr(t, "StatusOf "+mid, err, store.ErrNotFound)
+			return
+		}
+		must(t, "StatusOf "+mid, err)
+		if st.Value != value {
+			t.Fatalf("status of %s is %q, want %q", mid, st.Value, value)
+		}
+	}
+	enqueue(t, s, withStatus("m1", "delivered", 2))
+	wantStatus("m1", "delivered")
+	enqueue(t, s, withStatus("m1", "sent", 1)) // stored, but the record never moves back
+	wantStatus("m1", "delivered")
+
+	key := store.Key{Name: "k-status", Expires: base().Add(time.Hour)}
+	_, err := s.Enqueue(ctx, []store.NewJob{withStatus("m2", "sent", 1)}, []store.Key{key})
+	must(t, "Enqueue with a key", err)
+	_, err = s.Enqueue(ctx, []store.NewJob{withStatus("m2", "read", 3)}, []store.Key{key})
+	wantErr(t, "Enqueue with a used key", err, store.ErrDuplicate)
+	wantStatus("m2", "sent")
+
+	enqueue(t, s, job(store.Outbound, "c1", "k2", "m3"))
+	ls := lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: base(), For: time.Minute})
+	must(t, "CompleteWith", s.CompleteWith(ctx, ls[0].Token, "", []store.NewJob{withStatus("m3", "sent", 1)}))
+	wantStatus("m3", "sent")
+	err = s.CompleteWith(ctx, ls[0].Token, "", []store.NewJob{withStatus("m4", "sent", 1)})
+	wantErr(t, "CompleteWith a finished lease", err, store.ErrLeaseLost)
+	wantStatus("m4", "")
+
+	_, _, err = s.EnqueueLeased(ctx, withStatus("m5", "sent", 1), nil, base(), time.Minute)
+	if err == nil {
+		t.Fatal("EnqueueLeased took a job with a status")
+	}
+	wantStatus("m5", "")
 }
 
 func testPutGet(t *testing.T, s store.Store) {
