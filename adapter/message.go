@@ -61,6 +61,7 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 	// A contact with nothing queued gets the job leased in the same write,
 	// and the attempt starts at once; otherwise it waits its turn.
 	_, lease, err := p.enqueueOutbound(c.Request.Context(), job, keys)
+	var o outcome
 	switch {
 	case err != nil:
 		p.waiters.abandon(mID, done)
@@ -68,10 +69,16 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 		return
 	case lease != nil:
 		p.dispatchOutbound(*lease)
+		o = p.await(c.Request.Context(), mID, done)
+	case p.s.draining.Load():
+		// Stored for start-up: no attempt starts during the drain.
+		p.waiters.abandon(mID, done)
+		o = outcome{pending: true}
 	default:
 		wake(p.outWake)
+		o = p.await(c.Request.Context(), mID, done)
 	}
-	status, resp := p.answer(c, ch, mID, p.await(c.Request.Context(), mID, done))
+	status, resp := p.answer(c, ch, mID, o)
 	if idem != "" {
 		p.rememberAnswer(ch, mID, status, resp, keys[0].Expires)
 	}
@@ -99,9 +106,10 @@ type storedAnswer struct {
 
 // enqueueOutbound stores the job, leased to this request when its contact
 // has nothing queued and a worker slot is free (outbound.workers bounds the
-// sends in flight either way).
+// sends in flight either way), and the server is not draining (a send
+// started then might not end before the process does).
 func (p *pipeline) enqueueOutbound(ctx context.Context, job store.NewJob, keys []store.Key) (int64, *store.Lease, error) {
-	if int(p.outBusy.Load()) >= p.s.cfg.Outbound.Workers {
+	if int(p.outBusy.Load()) >= p.s.cfg.Outbound.Workers || p.s.draining.Load() {
 		ids, err := p.st.Enqueue(ctx, []store.NewJob{job}, keys)
 		if err != nil {
 			return 0, nil, err

@@ -183,12 +183,17 @@ func (s *Server) Close() {
 // (what an operator sizes the kill grace period by), leaves every
 // unfinished job in the store, and returns nil.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	stopWork, err := s.startWorkers()
+	stopLeasing, waitWork, err := s.startWorkers()
 	if err != nil {
 		return err
 	}
+	// The drain starts with ctx: from then on no new work is leased (a
+	// send started now might not finish within the timeout).
+	leaseUntilStop := context.AfterFunc(ctx, stopLeasing)
 	deadline, err := s.serveHTTP(ctx, ln)
-	stopWork(time.Until(deadline)) // what the requests left of the timeout
+	leaseUntilStop()
+	stopLeasing()
+	waitWork(time.Until(deadline)) // what the requests left of the timeout
 	if err == nil {
 		s.log.Info("stopped")
 	}
@@ -199,25 +204,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // delivery workers. The returned stop makes them finish what they hold
 // (within http.shutdown_timeout) and return.
 func (s *Server) StartWorkers() (stop func(), err error) {
-	stopWithin, err := s.startWorkers()
+	stopLeasing, waitWork, err := s.startWorkers()
 	if err != nil {
 		return nil, err
 	}
-	return func() { stopWithin(s.cfg.HTTP.ShutdownTimeout) }, nil
+	return func() {
+		stopLeasing()
+		waitWork(s.cfg.HTTP.ShutdownTimeout)
+	}, nil
 }
 
-// startWorkers is StartWorkers with a stop that waits at most the time
-// given.
-func (s *Server) startWorkers() (stopWithin func(time.Duration), err error) {
+// startWorkers is StartWorkers in two steps: stopLeasing ends the leasing
+// loops (idempotent), waitWork waits at most the time given for the
+// attempts in flight.
+func (s *Server) startWorkers() (stopLeasing func(), waitWork func(time.Duration), err error) {
 	if err := s.pipe.recover(context.Background()); err != nil {
-		return nil, fmt.Errorf("resume jobs: %w", err)
+		return nil, nil, fmt.Errorf("resume jobs: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.pipe.run(ctx)
-	return func(d time.Duration) {
-		cancel()
-		s.pipe.waitFor(d)
-	}, nil
+	return cancel, s.pipe.waitFor, nil
 }
 
 // serveHTTP serves until ctx ends, then drains the requests; it returns

@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
+	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
 	"github.com/bonychat/bonychat-adapter/store"
 )
 
@@ -209,5 +212,72 @@ func TestStartUpWarnsOfALoopbackPublicURL(t *testing.T) {
 				t.Fatalf("warned = %v, want %v; logs:\n%s", got, tc.warned, h.logs.String())
 			}
 		})
+	}
+}
+
+// slowSender takes 600 ms per send and counts the sends in flight.
+type slowSender struct{ started, inFlight atomic.Int32 }
+
+func (p *slowSender) Kind() string { return "console" }
+
+func (p *slowSender) Send(ctx context.Context, to providers.Recipient, m schema.Message, mID string) (providers.Sent, error) {
+	p.started.Add(1)
+	p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
+	time.Sleep(600 * time.Millisecond)
+	return providers.Sent{ProviderIDs: []string{"x-" + mID}}, nil
+}
+
+// Once the drain starts nothing new is leased: a job queued behind a send
+// in flight is not started while a slow request keeps the HTTP drain busy
+// (it could not finish in what is left of the timeout), and Serve returns
+// with no send in flight; the queued job stays in the store for start-up.
+func TestServeStartsNoSendDuringTheDrain(t *testing.T) {
+	prov := &slowSender{}
+	h := buildHarnessFor(t, store.NewMemory(), func(c *Config) {
+		c.Outbound.Wait = 50 * time.Millisecond
+		c.Outbound.Workers = 1
+		c.HTTP.ShutdownTimeout = time.Second
+	}, prov)
+	base, cancel, done := startServer(t, h.srv)
+	addr := strings.TrimPrefix(base, "http://")
+	client := &http.Client{Transport: testkit.NewLocalOnlyTransport(), Timeout: 5 * time.Second}
+	post := func(contact string) {
+		body := fmt.Sprintf(`{"channelId":"demo","contactId":%q,"message":{"type":"text","text":"hi"}}`, contact)
+		req, _ := http.NewRequest(http.MethodPost, base+"/message", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+demoToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	post("+60177872890")               // leased at once: sends until ~600 ms
+	post("+60177872891")               // queued behind it (one worker)
+	conn, err := net.Dial("tcp", addr) // a request still uploading keeps the HTTP drain busy ~900 ms
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"channelId":"demo","contactId":"+60177872892","message":{"type":"text","text":"hi"}}`
+	fmt.Fprintf(conn, "POST /message HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		addr, demoToken, len(body), body[:10])
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	waitFor(t, func() bool { return h.srv.draining.Load() })
+	go func() {
+		time.Sleep(850 * time.Millisecond)
+		_, _ = io.WriteString(conn, body[10:])
+		_, _ = io.Copy(io.Discard, conn)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if n := prov.inFlight.Load(); n != 0 {
+		t.Fatalf("Serve returned with %d send(s) in flight (%d started)", n, prov.started.Load())
 	}
 }
