@@ -254,9 +254,10 @@ func TestServeStartsNoSendDuringTheDrain(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	post("+60177872890")               // leased at once: sends until ~600 ms
-	post("+60177872891")               // queued behind it (one worker)
-	conn, err := net.Dial("tcp", addr) // a request still uploading keeps the HTTP drain busy ~900 ms
+	post("+60177872890") // leased at once: sends until ~600 ms
+	post("+60177872891") // queued behind it (one worker)
+	// A request still uploading its body keeps the HTTP drain busy ~900 ms.
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
