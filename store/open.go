@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -42,8 +43,16 @@ func CheckDSN(dsn string) error {
 	case "postgres", "postgresql":
 		return errors.New("store: postgres is not supported yet (use sqlite:PATH)")
 	}
+	if !schemePattern.MatchString(scheme) {
+		// Not a scheme: what comes before the colon may be a password
+		// (a keyword DSN with a colon further on).
+		return errors.New("store: the DSN names no known store: want sqlite:PATH or memory:")
+	}
 	return fmt.Errorf("store: unknown store %q, want sqlite:PATH or memory:", scheme)
 }
+
+// schemePattern is what a URL scheme looks like (RFC 3986), short.
+var schemePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]{0,19}$`)
 
 func checkSQLitePath(path string) error {
 	switch {

@@ -489,6 +489,8 @@ func TestOpenDSN(t *testing.T) {
 		"postgres://db/app?user=app&password=secret":     "not supported yet",
 		"postgresql:///app?host=/run/pg&password=secret": "not supported yet",
 		"host=db user=app password=secret dbname=app":    "want sqlite:PATH",
+		"user=app password=secret hostaddr=fe80::1":      "want sqlite:PATH",
+		"user=app password=secret:x host=db":             "want sqlite:PATH",
 		"mysql://u:secret@x":                             "unknown store",
 		"adapter.db":                                     "want sqlite:PATH",
 		"sqlite:":                                        "needs a path",
