@@ -53,7 +53,14 @@ func codePointCut(s string, limit int) int {
 
 // lastClusterEnd returns the byte offset of the last grapheme cluster
 // boundary of s at or before cut (0 when the first cluster ends after it).
+// It reads s only up to the code point after cut, which is all a boundary
+// at cut depends on, so that cutting a long text part by part stays linear
+// (a cluster may be as long as the text).
 func lastClusterEnd(s string, cut int) int {
+	if cut < len(s) {
+		_, size := utf8.DecodeRuneInString(s[cut:])
+		s = s[:cut+size]
+	}
 	end, state := 0, -1
 	for rest := s; rest != ""; {
 		var cluster string
@@ -71,10 +78,15 @@ func lastClusterEnd(s string, cut int) int {
 // whole character (Truncate). No character is lost: joining the parts gives the text back.
 func SplitText(text string, limit int) []string {
 	var parts []string
-	for Length(text) > limit {
+	// Length adds up over parts cut at code points: counted once, not per part.
+	for left := Length(text); left > limit; left -= Length(parts[len(parts)-1]) {
 		head := Truncate(text, limit)
 		if cut := lastSpaceEnd(head); cut > 0 {
 			head = head[:cut]
+		}
+		if head == "" { // a limit below one character's length: never loop
+			_, size := utf8.DecodeRuneInString(text)
+			head = text[:size]
 		}
 		parts = append(parts, head)
 		text = text[len(head):]

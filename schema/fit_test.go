@@ -315,3 +315,37 @@ func TestSuffixID(t *testing.T) {
 		})
 	}
 }
+
+// A character longer than the limit (a letter with a million combining
+// marks) is cut at code points, part after part, and the parts rejoin to
+// the text.
+func TestSplitTextCutsACharacterLongerThanTheLimit(t *testing.T) {
+	text := "a" + strings.Repeat("\u0301", 100_000) + " tail"
+	parts := schema.SplitText(text, schema.MaxText)
+	if strings.Join(parts, "") != text {
+		t.Fatal("the parts do not rejoin to the text")
+	}
+	for i, p := range parts {
+		if outputLength(p) > schema.MaxText || p == "" {
+			t.Fatalf("part %d has length %d", i, outputLength(p))
+		}
+	}
+	if got := schema.SplitText("😀😀", 1); strings.Join(got, "") != "😀😀" {
+		t.Fatalf("a limit below one character's length: %q", got)
+	}
+}
+
+// BenchmarkSplitText: cutting stays linear in the text, a character as
+// long as the text included (a contact's e-mail may be megabytes).
+func BenchmarkSplitText(b *testing.B) {
+	for name, text := range map[string]string{
+		"1M combining marks": "a" + strings.Repeat("\u0301", 1_000_000),
+		"4 MB of words":      strings.Repeat("word ", 800_000),
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				schema.SplitText(text, schema.MaxText)
+			}
+		})
+	}
+}
