@@ -80,7 +80,8 @@ func sameSigned(stored, subject string) bool {
 	if stored == subject {
 		return true
 	}
-	ids, _, _ := strings.Cut(subject, "#")
+	// The digest is the last "#" part: an id may hold a "#" itself.
+	ids := subject[:max(strings.LastIndex(subject, "#"), 0)]
 	return !strings.Contains(stored, "#") && stored == ids
 }
 
