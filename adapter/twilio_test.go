@@ -138,3 +138,22 @@ func TestTwilioInboundKeepsArrivalOrderWhileMediaDownload(t *testing.T) {
 		t.Fatalf("BonyChat got %v; want the photo (arrived first), then the text", order)
 	}
 }
+
+// Twilio does not retry a failed incoming-message webhook; set as the
+// number's fallback URL ("Primary handler fails"), the same endpoint takes
+// the one second try, which carries ErrorCode and ErrorUrl besides the
+// message: the message is stored and posted once.
+func TestTwilioInboundTakesTheFallbackCall(t *testing.T) {
+	h, _ := twilioHarness(t)
+	const sid = "SM00000000000000000000000000000009"
+	form := url.Values{"MessageSid": {sid}, "AccountSid": {twilioSID}, "From": {phoneContact}, "To": {"+15550001111"},
+		"Body": {"hello"}, "NumMedia": {"0"}, "ErrorCode": {"11200"},
+		"ErrorUrl": {h.cfg.PublicURL + "/twilio/sms01/inbound"}}
+	if code, body := h.postSigned("/twilio/sms01/inbound", form); code != http.StatusOK {
+		t.Fatalf("fallback call: %d %s", code, body)
+	}
+	waitFor(t, func() bool { return len(h.eventsOf(sid)) == 1 })
+	if text := h.eventsOf(sid)[0].Message.Text; text == nil || *text != "hello" {
+		t.Fatalf("posted %+v, want the message's text", h.eventsOf(sid)[0])
+	}
+}
