@@ -67,10 +67,9 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 		p.waiters.abandon(mID, done)
 		p.storeFailed(c, ch, idem, body, err)
 		return
-	case lease != nil:
-		p.dispatchOutbound(*lease)
+	case lease != nil && p.tryDispatch(*lease):
 		o = p.await(c.Request.Context(), mID, done)
-	case p.s.draining.Load():
+	case lease != nil || p.s.draining.Load():
 		// Stored for start-up: no attempt starts during the drain.
 		p.waiters.abandon(mID, done)
 		o = outcome{pending: true}

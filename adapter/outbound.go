@@ -27,9 +27,35 @@ func (p *pipeline) leaseOutbound(ctx context.Context) int {
 		return 0
 	}
 	for _, l := range leases {
-		p.dispatchOutbound(l)
+		p.tryDispatch(l)
 	}
 	return len(leases)
+}
+
+// tryDispatch runs a leased job unless the drain has begun; then the job
+// goes back to pending for start-up (a send started now might still be in
+// flight when the process exits, and start-up could only call its outcome
+// unknown). False when it was not dispatched.
+func (p *pipeline) tryDispatch(l store.Lease) bool {
+	p.dispatchMu.RLock()
+	defer p.dispatchMu.RUnlock()
+	if p.noDispatch {
+		if err := p.st.Retry(context.Background(), l.Token, p.now(), ""); err != nil {
+			p.s.log.Error("cannot hand back an outbound job not started before the stop; start-up settles it",
+				"error", err.Error())
+		}
+		return false
+	}
+	p.dispatchOutbound(l)
+	return true
+}
+
+// stopDispatch ends dispatching: from its return no send starts in this
+// process.
+func (p *pipeline) stopDispatch() {
+	p.dispatchMu.Lock()
+	p.noDispatch = true
+	p.dispatchMu.Unlock()
 }
 
 // dispatchOutbound runs a leased job in its own goroutine.

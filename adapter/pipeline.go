@@ -42,6 +42,12 @@ type pipeline struct {
 	// events their next post may carry (splitPlatform; in memory: after a
 	// restart the batch is just halved again).
 	splitHints sync.Map
+	// dispatchMu orders starting an outbound send against the start of the
+	// drain (stopDispatch): a lease a store write hands back once
+	// noDispatch is set is given back pending, never sent; none is
+	// dispatched while waitFor waits either.
+	dispatchMu sync.RWMutex
+	noDispatch bool
 }
 
 func newPipeline(s *Server, st store.Store) *pipeline {

@@ -187,8 +187,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	// The drain starts with ctx: from then on no new work is leased (a
-	// send started now might not finish within the timeout).
+	// The drain starts with ctx: from then on no new work is leased and no
+	// send starts (one started now might not finish within the timeout).
 	leaseUntilStop := context.AfterFunc(ctx, stopLeasing)
 	deadline, err := s.serveHTTP(ctx, ln)
 	leaseUntilStop()
@@ -215,15 +215,19 @@ func (s *Server) StartWorkers() (stop func(), err error) {
 }
 
 // startWorkers is StartWorkers in two steps: stopLeasing ends the leasing
-// loops (idempotent), waitWork waits at most the time given for the
-// attempts in flight.
+// loops and the starting of sends (idempotent), waitWork waits at most the
+// time given for the attempts in flight.
 func (s *Server) startWorkers() (stopLeasing func(), waitWork func(time.Duration), err error) {
 	if err := s.pipe.recover(context.Background()); err != nil {
 		return nil, nil, fmt.Errorf("resume jobs: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.pipe.run(ctx)
-	return cancel, s.pipe.waitFor, nil
+	stopLeasing = func() {
+		s.pipe.stopDispatch()
+		cancel()
+	}
+	return stopLeasing, s.pipe.waitFor, nil
 }
 
 // serveHTTP serves until ctx ends, then drains the requests; it returns

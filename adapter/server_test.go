@@ -282,3 +282,117 @@ func TestServeStartsNoSendDuringTheDrain(t *testing.T) {
 		t.Fatalf("Serve returned with %d send(s) in flight (%d started)", n, prov.started.Load())
 	}
 }
+
+// gatedEnqueue holds EnqueueLeased until gate returns: a write queued
+// behind the SQLite writer's batch (its fsync) when the stop came.
+type gatedEnqueue struct {
+	store.Store
+	gate func()
+}
+
+func (s *gatedEnqueue) EnqueueLeased(ctx context.Context, j store.NewJob, keys []store.Key, now time.Time, leaseFor time.Duration) (int64, *store.Lease, error) {
+	if s.gate != nil {
+		s.gate()
+	}
+	return s.Store.EnqueueLeased(ctx, j, keys, now, leaseFor)
+}
+
+// gatedLease holds an outbound Lease, once armed, until the drain began.
+type gatedLease struct {
+	store.Store
+	armed   atomic.Bool
+	entered chan struct{}
+	srv     *Server
+}
+
+func (s *gatedLease) Lease(ctx context.Context, req store.LeaseRequest) ([]store.Lease, error) {
+	if req.Queue == store.Outbound && s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		for !s.srv.draining.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		return s.Store.Lease(context.WithoutCancel(ctx), req) // handed to the writer before the stop
+	}
+	return s.Store.Lease(ctx, req)
+}
+
+// drainWatcher takes 3 s per send and counts the sends started during the
+// drain.
+type drainWatcher struct {
+	srv                   *Server
+	inFlight, duringDrain atomic.Int32
+}
+
+func (p *drainWatcher) Kind() string { return "console" }
+
+func (p *drainWatcher) Send(ctx context.Context, to providers.Recipient, m schema.Message, mID string) (providers.Sent, error) {
+	if p.srv.draining.Load() {
+		p.duringDrain.Add(1)
+	}
+	p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
+	time.Sleep(3 * time.Second)
+	return providers.Sent{ProviderIDs: []string{"x-" + mID}}, nil
+}
+
+// postMessage posts a text /message for contact to the demo channel.
+func postMessage(t *testing.T, base, contact string) {
+	client := &http.Client{Transport: testkit.NewLocalOnlyTransport(), Timeout: 10 * time.Second}
+	body := fmt.Sprintf(`{"channelId":"demo","contactId":%q,"message":{"type":"text","text":"hi"}}`, contact)
+	req, _ := http.NewRequest(http.MethodPost, base+"/message", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+demoToken)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := client.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// A lease a store write hands back after the drain began (the request's
+// own, or a worker's) is not sent: the job goes back to pending for
+// start-up, and Serve returns with no send in flight and nothing leased.
+func TestServeStartsNoSendFromALeaseThatArrivesDuringTheDrain(t *testing.T) {
+	for _, via := range []string{"the request", "a worker"} {
+		t.Run(via, func(t *testing.T) {
+			enq := &gatedEnqueue{Store: store.NewMemory()}
+			lease := &gatedLease{Store: enq, entered: make(chan struct{})}
+			prov := &drainWatcher{}
+			h := buildHarnessFor(t, lease, func(c *Config) {
+				c.Outbound.Wait = 50 * time.Millisecond
+				c.Outbound.Workers = 1
+				c.HTTP.ShutdownTimeout = time.Second
+			}, prov)
+			prov.srv, lease.srv = h.srv, h.srv
+			base, cancel, done := startServer(t, h.srv)
+			if via == "the request" {
+				entered := make(chan struct{})
+				enq.gate = func() {
+					close(entered)
+					for !h.srv.draining.Load() {
+						time.Sleep(time.Millisecond)
+					}
+				}
+				go postMessage(t, base, phoneContact)
+				<-entered
+			} else {
+				postMessage(t, base, "+60177872890") // leased at once, sends 3 s
+				postMessage(t, base, "+60177872891") // queued (one worker)
+				lease.armed.Store(true)              // the worker's next lease is on its way when the stop comes
+				<-lease.entered
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(8 * time.Second):
+				t.Fatal("Serve did not return")
+			}
+			if n := prov.duringDrain.Load(); n != 0 {
+				t.Fatalf("%d send(s) started during the drain", n)
+			}
+			jobs, err := h.st.Jobs(t.Context(), store.JobFilter{Queue: store.Outbound, State: store.Pending})
+			if err != nil || len(jobs) != 1 {
+				t.Fatalf("%d pending outbound jobs (%v), want the one not started", len(jobs), err)
+			}
+		})
+	}
+}
