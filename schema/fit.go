@@ -82,7 +82,11 @@ func SplitText(text string, limit int) []string {
 	for left := Length(text); left > limit; left -= Length(parts[len(parts)-1]) {
 		head := Truncate(text, limit)
 		if cut := lastSpaceEnd(head); cut > 0 {
-			head = head[:cut]
+			// After the space, unless a mark or joiner makes it part of
+			// the next character: then before that character.
+			if end := lastClusterEnd(text, cut); end > 0 {
+				head = head[:end]
+			}
 		}
 		if head == "" { // a limit below one character's length: never loop
 			_, size := utf8.DecodeRuneInString(text)

@@ -1,9 +1,12 @@
 package schema_test
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/rivo/uniseg"
@@ -151,6 +154,7 @@ func TestSplitText(t *testing.T) {
 		{name: "15000 é of words", text: words("déjà", 15000), limit: schema.MaxText},
 		{name: "15000 中 without spaces", text: rep("中", 15000), limit: schema.MaxText},
 		{name: "astral words over the limit", text: words("😀😀😀", 9000), limit: schema.MaxText},
+		{name: "a space a combining mark belongs to moves with it", text: "abc \u0301def", limit: 6, want: []string{"abc", " \u0301def"}},
 		{name: "flags are never split into mismatched halves", text: "🇲🇾🇸🇬🇲🇾", limit: 6, want: []string{"🇲🇾", "🇸🇬", "🇲🇾"}},
 		{name: "family emoji stay whole", text: rep("👨‍👩‍👧", 5), limit: 20,
 			want: []string{rep("👨‍👩‍👧", 2), rep("👨‍👩‍👧", 2), "👨‍👩‍👧"}},
@@ -189,8 +193,11 @@ func assertSplit(t *testing.T, text string, limit int, parts []string) {
 		if i < len(parts)-1 {
 			window := schema.Truncate(rest, limit)
 			if hasSpaceAfterFirst(window) {
+				// At the space, or just before it when a mark or joiner
+				// makes it part of the next character.
 				last, _ := utf8.DecodeLastRuneInString(p)
-				if !unicode.IsSpace(last) {
+				next, _ := utf8.DecodeRuneInString(rest[len(p):])
+				if !unicode.IsSpace(last) && !unicode.IsSpace(next) {
 					t.Fatalf("part %d ends with %q though its window had white space", i, last)
 				}
 			} else if p != window {
@@ -348,4 +355,63 @@ func BenchmarkSplitText(b *testing.B) {
 			}
 		})
 	}
+}
+
+// splitAlphabet mixes letters, white space, marks, joiners, emoji parts,
+// flags, Hangul jamo and broken UTF-8.
+var splitAlphabet = []string{
+	"a", "b", " ", " ", "\t", "\n", "\u00a0", "\u3000", "\u0301", "\u0308", "\u200d", "\ufe0f",
+	"👍", "🏽", "👨", "👩", "🇲", "🇾", "क", "्", "\u1100", "\u1161", "\u11a8", "\xff", "\xe2\x82", "😀",
+}
+
+// clusterEnds lists every grapheme cluster boundary of s after 0.
+func clusterEnds(s string) []int {
+	var ends []int
+	end := 0
+	for rest, state := s, -1; rest != ""; {
+		var c string
+		c, rest, _, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		end += len(c)
+		ends = append(ends, end)
+	}
+	return ends
+}
+
+// On random text, every part SplitText cuts off ends at a character
+// (grapheme cluster) boundary of the text left whenever one lies within
+// what fits, and the parts rejoin to the text.
+func TestSplitTextCutsAtACharacterBoundaryWheneverOneFits(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		var b strings.Builder
+		for range r.IntN(40) {
+			b.WriteString(splitAlphabet[r.IntN(len(splitAlphabet))])
+		}
+		text, limit := b.String(), 2+r.IntN(12)
+		parts := schema.SplitText(text, limit)
+		if strings.Join(parts, "") != text {
+			t.Fatalf("SplitText(%q, %d) = %q does not rejoin", text, limit, parts)
+		}
+		rest := text
+		for _, p := range parts[:len(parts)-1] {
+			fits := codePointPrefix(rest, limit)
+			ends := clusterEnds(rest)
+			if ends[0] <= fits && !slices.Contains(ends, len(p)) {
+				t.Fatalf("SplitText(%q, %d) cut %q | %q inside a character", text, limit, p, rest[len(p):])
+			}
+			rest = rest[len(p):]
+		}
+	}
+}
+
+// codePointPrefix is the byte length of the longest prefix of s within
+// limit UTF-16 units.
+func codePointPrefix(s string, limit int) int {
+	units := 0
+	for i, r := range s {
+		if units += max(utf16.RuneLen(r), 1); units > limit {
+			return i
+		}
+	}
+	return len(s)
 }
