@@ -75,14 +75,28 @@ func (p *Provider) recordToken(ctx context.Context, token, subject string) error
 func (p *Provider) takenKey(token string) string { return p.deps.ChannelID + "|" + token }
 
 // sameSigned: a token recorded with stored signed subject. A subject
-// recorded before digests were added (no "#") is compared by its ids.
+// recorded before digests were added is compared by its ids (the digest
+// is the last "#" part: an id may hold a "#" itself).
 func sameSigned(stored, subject string) bool {
 	if stored == subject {
 		return true
 	}
-	// The digest is the last "#" part: an id may hold a "#" itself.
-	ids := subject[:max(strings.LastIndex(subject, "#"), 0)]
-	return !strings.Contains(stored, "#") && stored == ids
+	ids, _ := splitDigest(subject)
+	_, hasDigest := splitDigest(stored)
+	return !hasDigest && stored == ids
+}
+
+// splitDigest splits a subject into its ids and its digest; false when it
+// ends in no digest (a record from before digests).
+func splitDigest(subject string) (ids string, ok bool) {
+	i := strings.LastIndex(subject, "#")
+	if i < 0 || len(subject)-i-1 != 2*digestBytes {
+		return subject, false
+	}
+	if _, err := hex.DecodeString(subject[i+1:]); err != nil {
+		return subject, false
+	}
+	return subject[:i], true
 }
 
 // forwardSubject is what a forward's token signs: its Message-Id (its
@@ -131,4 +145,7 @@ func (d digest) add(parts ...string) {
 	}
 }
 
-func (d digest) sum() string { return hex.EncodeToString(d.h.Sum(nil)[:16]) }
+func (d digest) sum() string { return hex.EncodeToString(d.h.Sum(nil)[:digestBytes]) }
+
+// digestBytes is how much of a subject's SHA-256 it keeps.
+const digestBytes = 16
