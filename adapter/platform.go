@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,11 @@ type PlatformTarget struct {
 	// its first (which its caller paces): quick retries and further
 	// batches stay under the channel's rate limit too.
 	Pace func(context.Context) error
+	// Stop, when closed (the server is stopping), ends a Post's quick
+	// retries: the request in flight is not cut (BonyChat may be taking
+	// it), but no other starts, so the drain is not held for them; the
+	// durable queue posts the events again.
+	Stop <-chan struct{}
 }
 
 // PlatformPoster posts one payload to BonyChat. The durable queue of the
@@ -73,7 +79,12 @@ func NewPlatformClient(cfg PlatformConfig, transport http.RoundTripper, log *slo
 	rc.RetryWaitMax = min(cfg.RetryMax, 2*time.Second)
 	rc.CheckRetry = quickRetryPolicy(rc.RetryWaitMax)
 	rc.Backoff = retryAfterBackoff
-	rc.PrepareRetry = func(r *http.Request) error { return pace(r.Context()) }
+	rc.PrepareRetry = func(r *http.Request) error {
+		if stopped(r.Context()) {
+			return errStopped
+		}
+		return pace(r.Context())
+	}
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	rc.RequestLogHook = func(_ retryablehttp.Logger, r *http.Request, attempt int) {
 		if attempt > 0 {
@@ -91,6 +102,9 @@ func quickRetryPolicy(maxWait time.Duration) retryablehttp.CheckRetry {
 	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
+		}
+		if stopped(ctx) {
+			return false, nil // the answer so far is the answer
 		}
 		if err != nil {
 			return true, nil
@@ -122,8 +136,25 @@ func retryAfter(resp *http.Response) time.Duration {
 	return d
 }
 
-// paceKey carries a Post's PlatformTarget.Pace to its retries.
-type paceKey struct{}
+// paceKey carries a Post's PlatformTarget.Pace to its retries, stopKey
+// its Stop.
+type (
+	paceKey struct{}
+	stopKey struct{}
+)
+
+// errStopped ends a Post whose quick retry would start after its Stop.
+var errStopped = errors.New("not retried now: the server is stopping")
+
+func stopped(ctx context.Context) bool {
+	stop, _ := ctx.Value(stopKey{}).(<-chan struct{})
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
 
 func pace(ctx context.Context) error {
 	if wait, ok := ctx.Value(paceKey{}).(func(context.Context) error); ok && wait != nil {
@@ -141,7 +172,7 @@ func (c *PlatformClient) Post(ctx context.Context, t PlatformTarget, p schema.We
 			return fmt.Errorf("payload for channel %s would be refused: %w", t.ChannelID, err)
 		}
 	}
-	ctx = context.WithValue(ctx, paceKey{}, t.Pace)
+	ctx = context.WithValue(context.WithValue(ctx, paceKey{}, t.Pace), stopKey{}, t.Stop)
 	for i, batch := range batches {
 		if i > 0 {
 			if err := pace(ctx); err != nil {

@@ -66,6 +66,21 @@ func TestPlatformLongRetryAfterGoesToTheQueue(t *testing.T) {
 	}
 }
 
+// Once the server is stopping (Stop closed), a post is not retried in the
+// request: its answer goes to the durable queue, so the drain is not held
+// by quick retries. The request itself still goes (BonyChat may take it).
+func TestPlatformPostIsNotRetriedOnceStopping(t *testing.T) {
+	c, f, target := testPlatformClient(t)
+	f.script(503, 503, 200)
+	stop := make(chan struct{})
+	close(stop)
+	target.Stop = stop
+	err := c.Post(context.Background(), target, schema.WebhookPayload{ChannelID: "demo", ContactID: phoneContact, Events: textEvents(1, "s")})
+	if pe, ok := errors.AsType[*PlatformError](err); !ok || pe.Status != http.StatusServiceUnavailable || len(f.posts()) != 1 {
+		t.Fatalf("Post = %v with %d posts; want the one 503, not retried", err, len(f.posts()))
+	}
+}
+
 func TestPlatformPermanentRefusalIsTypedAndNotRetried(t *testing.T) {
 	c, f, target := testPlatformClient(t)
 	f.script(422)

@@ -76,6 +76,7 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	}
 	target := ch.target
 	target.Pace = p.limiters[first.ChannelID].Wait
+	target.Stop = ctx.Done()
 	err = p.s.platform.Post(context.WithoutCancel(ctx), target, payload)
 	switch {
 	case err == nil:
