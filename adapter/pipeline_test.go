@@ -601,6 +601,18 @@ func TestInterruptedSendPastMaxAgeIsNotResumed(t *testing.T) {
 	}
 }
 
+// carriesText refuses a post whose events include a text message text.
+func carriesText(text string) func(schema.WebhookPayload) bool {
+	return func(p schema.WebhookPayload) bool {
+		for _, e := range p.Events {
+			if e.Message != nil && e.Message.Text != nil && *e.Message.Text == text {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 func TestFailedAfterDeliveredIsIgnored(t *testing.T) {
 	h := newHarness(t, nil)
 	p := h.srv.pipe
@@ -658,14 +670,7 @@ func TestOneRefusedEventDoesNotTakeItsBatchWithIt(t *testing.T) {
 	})
 	h.platform.mu.Lock()
 	h.platform.answers = []int{503} // the first post fails: the rest gather into one batch
-	h.platform.refuse = func(p schema.WebhookPayload) bool {
-		for _, e := range p.Events {
-			if e.Message != nil && e.Message.Text != nil && *e.Message.Text == "bad" {
-				return true
-			}
-		}
-		return false
-	}
+	h.platform.refuse = carriesText("bad")
 	h.platform.mu.Unlock()
 	texts := []string{"a", "b", "bad", "c", "d", "e"}
 	for _, text := range texts {
@@ -730,14 +735,7 @@ func TestASlowRefusalStillSplitsOverLaterLeases(t *testing.T) {
 	}, nil)
 	h.platform.mu.Lock()
 	h.platform.answers = []int{503}
-	h.platform.refuse = func(p schema.WebhookPayload) bool {
-		for _, e := range p.Events {
-			if e.Message != nil && e.Message.Text != nil && *e.Message.Text == "bad" {
-				return true
-			}
-		}
-		return false
-	}
+	h.platform.refuse = carriesText("bad")
 	h.platform.mu.Unlock()
 	for _, text := range []string{"a", "b", "bad", "c"} {
 		if rec := h.postJSON("/console/demo/inbound", demoToken, map[string]any{"from": phoneContact, "text": text}); rec.Code != http.StatusOK {
