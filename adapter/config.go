@@ -177,7 +177,7 @@ func LoadStoreDSN(path string) (string, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return "", &ConfigError{Problems: []string{"yaml: " + err.Error()}}
+		return "", &ConfigError{Problems: yamlProblems(err)}
 	}
 	dsn := defaultConfig().Store
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
@@ -212,7 +212,7 @@ func (e *ConfigError) Error() string {
 func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return nil, &ConfigError{Problems: []string{"yaml: " + err.Error()}}
+		return nil, &ConfigError{Problems: yamlProblems(err)}
 	}
 	var problems []string
 	expandNode(&root, "", lookup, &problems)
@@ -232,12 +232,18 @@ func ParseConfig(raw []byte, lookup func(string) (string, bool)) (*Config, error
 	return &cfg, nil
 }
 
-// yamlProblems lists what the decoder found that the shape check did not,
-// without the values it quotes (a value in the wrong place may be a secret).
+// yamlProblems lists what the parser or decoder found (for the decoder:
+// what the shape check did not), without the values it quotes: a value in
+// the wrong place, or a token that YAML reads as an alias because it
+// starts with "*", may be a secret.
 func yamlProblems(err error) []string {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return []string{"yaml: " + quotedValue.ReplaceAllString(err.Error(), "a value")}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if strings.HasPrefix(msg, "unknown anchor") {
+			return []string{`yaml: a value that starts with "*" is read as an alias to an anchor that does not exist; put the value in quotes`}
+		}
+		return []string{"yaml: " + quotedValue.ReplaceAllString(msg, "a value")}
 	}
 	out := make([]string, len(te.Errors))
 	for i, e := range te.Errors {
@@ -246,7 +252,10 @@ func yamlProblems(err error) []string {
 	return out
 }
 
-var quotedValue = regexp.MustCompile("`[^`]*`")
+// quotedValue matches what yaml.v3 quotes from the document: a value in
+// backticks, or a name (an anchor, a tag) in single quotes. A single
+// quoted character is the syntax the parser expected (':', '-') and stays.
+var quotedValue = regexp.MustCompile("`[^`]*`|'[^']{2,}'")
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 

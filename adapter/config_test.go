@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -645,6 +646,29 @@ func TestConfigMalformedYAMLIsAConfigErrorNotAPanic(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfgProblems(t, tt.raw, cfgNoEnv)
 		})
+	}
+}
+
+// A token written without quotes that starts with "*" is read by YAML as
+// an alias: the syntax error says so, never quoting the token, both when
+// the server loads the file and when the jobs CLI reads its store setting.
+func TestConfigSyntaxErrorDoesNotQuoteAValue(t *testing.T) {
+	const secret = "Zs3cretBonyChatTokenValue42"
+	raw := strings.Replace(cfgChannel("", cfgToken), `token: "`+cfgToken+`"`, "token: *"+secret, 1)
+	problems := cfgProblems(t, raw, cfgNoEnv)
+	cfgRequireProblem(t, problems, `yaml: a value that starts with "*" is read as an alias to an anchor that does not exist; put the value in quotes`)
+	for _, p := range problems {
+		if strings.Contains(p, secret) || strings.HasPrefix(p, "yaml: yaml:") {
+			t.Errorf("problem %q quotes the value or repeats its prefix", p)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadStoreDSN(path)
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("LoadStoreDSN error = %v; want an error that does not quote the token", err)
 	}
 }
 
