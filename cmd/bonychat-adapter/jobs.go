@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/bonychat/bonychat-adapter/adapter"
 	"github.com/bonychat/bonychat-adapter/store"
@@ -97,14 +98,26 @@ func printJobs(w io.Writer, list []store.Job) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tQUEUE\tSTATE\tCHANNEL\tCONTACT\tMID\tATTEMPTS\tNEXT\tLAST ERROR")
 	for _, j := range list {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.Queue, j.State, j.ChannelID, j.ContactID, j.MID,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.Queue, j.State,
+			oneLine(j.ChannelID, 64), oneLine(j.ContactID, 64), oneLine(j.MID, 64),
 			j.Attempts, j.NextAt.UTC().Format(time.RFC3339), oneLine(j.LastError, 80))
 	}
 	_ = tw.Flush()
 }
 
+// oneLine folds s onto one line of at most max characters for a terminal.
+// A job's last error may quote what a remote host answered (BonyChat's body,
+// a redirect's Location), so control and format characters (escape
+// sequences, bidi overrides) are shown as '?' rather than sent to the
+// operator's terminal.
 func oneLine(s string, max int) string {
 	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return '?'
+		}
+		return r
+	}, s)
 	if r := []rune(s); len(r) > max {
 		return string(r[:max-1]) + "…"
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bonychat/bonychat-adapter/adapter"
 	"github.com/bonychat/bonychat-adapter/store"
 )
 
@@ -468,5 +470,45 @@ func TestJobsListAndRetryWhileTheServerRuns(t *testing.T) {
 	requireNone(t, "server output", serverOut, []string{jobsToken})
 	if !strings.Contains(serverOut, "events dead") {
 		t.Errorf("the server never logged the dead events")
+	}
+}
+
+// A dead platform job's last error quotes what the webhook host answered
+// (up to 512 bytes of anything): "jobs list" shows its escape sequences
+// (a clipboard write, a screen clear, colours) as '?', never sends them to
+// the operator's terminal.
+func TestJobsListShowsControlCharactersOfALastErrorAsQuestionMarks(t *testing.T) {
+	cfg, dir := writeJobsConfig(t, "127.0.0.1:1", "http://127.0.0.1:1/webhook")
+	st, err := store.Open("sqlite:" + filepath.Join(dir, "adapter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := st.Enqueue(ctx, []store.NewJob{{Queue: store.Platform, ChannelID: jobsChannel, ContactID: "+60177872890",
+		MID: "m1", Payload: []byte(`{}`)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	leases, err := st.Lease(ctx, store.LeaseRequest{Queue: store.Platform, Now: time.Now(), For: time.Minute, Lanes: 1, PerLane: 1})
+	if err != nil || len(leases) != 1 {
+		t.Fatalf("lease: %v %v", leases, err)
+	}
+	answer := &adapter.PlatformError{Status: 400, Body: "\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2J\x1b[1;31mrefused\x1b[0m\u202e"}
+	if err := st.Kill(ctx, leases[0].Token, answer.Error()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, _ := jobsCLI(t, "list", "--config", cfg)
+	jobs := parseJobList(t, stdout)
+	if code != 0 || len(jobs) != 1 {
+		t.Fatalf("jobs list = %d with %d jobs, want 0 with 1:\n%s", code, len(jobs), stdout)
+	}
+	if strings.ContainsAny(stdout, "\x1b\x07\u202e") {
+		t.Errorf("jobs list printed terminal control characters: %q", stdout)
+	}
+	if !strings.Contains(stdout, "?]52;c;ZWNobyBwd25lZA==??[2J?[1;31mrefused?[0m?") {
+		t.Errorf("jobs list does not show the refusal with its controls as '?': %q", stdout)
 	}
 }
