@@ -775,3 +775,60 @@ func TestARefusalOfTheChannelIsNotSplit(t *testing.T) {
 		t.Fatalf("%d posts: want the 503, then one refused batch of all four", len(posts))
 	}
 }
+
+// splitHintCount is how many lanes have a split hint.
+func splitHintCount(p *pipeline) int {
+	n := 0
+	p.splitHints.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+// A lane whose batch BonyChat refused (400) is being split when its events
+// die of platform.max_age (BonyChat down after the split): the lane's split
+// hint goes with them, not kept in memory for the life of the process.
+func TestSplitHintIsDroppedWhenTheLaneDiesOfAge(t *testing.T) {
+	h := buildHarness(t, store.NewMemory(), func(c *Config) {
+		c.Platform.MaxAge = time.Millisecond
+		c.Platform.Retries = 0
+	}, nil)
+	p := h.srv.pipe
+	ctx := context.Background()
+	const lanes = 50
+	for i := range lanes {
+		contact := fmt.Sprintf("+6017%08d", i)
+		var jobs []store.NewJob
+		for k := range 2 {
+			ev := schema.Event{Type: schema.EventMessage, MID: providers.NewMID(), Timestamp: providers.NowMillis(),
+				Message: schema.TextMessage(fmt.Sprintf("m%d", k))}
+			jobs = append(jobs, store.NewJob{Queue: store.Platform, ChannelID: "demo", ContactID: contact, MID: ev.MID,
+				Payload: mustJSON(platformJob{Event: ev})})
+		}
+		if _, err := h.st.Enqueue(ctx, jobs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond) // every job is now past platform.max_age
+	for {
+		leases, err := h.st.Lease(ctx, store.LeaseRequest{Queue: store.Platform, Now: time.Now(), For: p.platformLease(),
+			Lanes: 1, PerLane: schema.MaxEvents})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(leases) == 0 {
+			break
+		}
+		// A whole batch is refused for its content; whatever follows meets
+		// a BonyChat outage.
+		h.platform.script(http.StatusBadRequest, http.StatusServiceUnavailable)
+		if len(leases[0].Jobs) == 1 {
+			h.platform.script(http.StatusServiceUnavailable)
+		}
+		p.runPlatform(ctx, leases[0])
+	}
+	if dead := h.jobCount(store.Dead); dead != 2*lanes {
+		t.Fatalf("want %d dead jobs, got %d", 2*lanes, dead)
+	}
+	if n := splitHintCount(p); n != 0 {
+		t.Errorf("%d split hints kept after every split lane died, want 0", n)
+	}
+}

@@ -88,7 +88,6 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	case len(l.Jobs) > 1 && eventRefusal(err):
 		p.splitPlatform(ctx, l, err)
 	case isPermanentPlatformError(err):
-		p.splitHints.Delete(laneOf(first))
 		p.killPlatform(l, err.Error())
 	case p.now().Sub(newest(l.Jobs).CreatedAt) >= p.s.cfg.Platform.MaxAge:
 		p.killPlatform(l, fmt.Sprintf("not accepted by BonyChat within %s: %v", p.s.cfg.Platform.MaxAge, err))
@@ -207,6 +206,10 @@ func (p *pipeline) releasePlatform(l store.Lease, why string) {
 // and re-playable with `jobs retry`, never silently dropped.
 func (p *pipeline) killPlatform(l store.Lease, reason string) {
 	j := l.Jobs[0]
+	// Whatever the lane's split was looking for died with these events (or
+	// is found again by the next refusal): a hint kept would cap the lane's
+	// posts, and stay in memory, for the life of the process.
+	p.splitHints.Delete(laneOf(j))
 	p.s.log.Error("events dead: BonyChat did not take them", "channel", j.ChannelID, "contact", j.ContactID,
 		"events", len(l.Jobs), "first_job", j.ID, "reason", reason)
 	if err := p.st.Kill(context.Background(), l.Token, reason); err != nil {
