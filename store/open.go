@@ -66,10 +66,10 @@ func checkSQLitePath(path string) error {
 }
 
 // OpenExisting opens the store a DSN names, like Open, but only one that
-// exists: for the jobs commands, which work on the server's store from
-// another process (a relative path names another file when they are run
-// from another folder, and an empty new store would list nothing and
-// replay nothing, as if all were well).
+// exists and whose schema is this program's: for the jobs commands, which
+// work on the server's store from another process (a relative path names
+// another file when they are run from another folder, and an empty new
+// store would list nothing and replay nothing, as if all were well).
 func OpenExisting(dsn string) (Store, error) {
 	scheme, rest, _ := strings.Cut(dsn, ":")
 	switch strings.ToLower(scheme) {
@@ -88,5 +88,21 @@ func OpenExisting(dsn string) (Store, error) {
 	case "memory":
 		return nil, errors.New("store: the memory: store lives in the server's process; there is nothing to open from here")
 	}
-	return Open(dsn)
+	if err := CheckDSN(dsn); err != nil {
+		return nil, err
+	}
+	// CheckDSN passed and memory: returned above: a sqlite: path. Not
+	// upgraded from here: the server that may be running on it is the
+	// version that wrote it, and would go on writing the old way into the
+	// new schema (migration 3's lane-head marks, for one).
+	s, err := openSQLite(rest, false)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
+
+// ErrSchemaBehind: the store's schema is older than this program's, and
+// only the server upgrades it (OpenExisting).
+var ErrSchemaBehind = errors.New("store: the store's schema is older than this program's; " +
+	"start this version's server first (it upgrades the store), then run this again")

@@ -77,7 +77,11 @@ var _ Store = (*SQLite)(nil)
 
 // OpenSQLite opens (creating it and its folder when missing) the SQLite
 // database at path and applies the pending migrations.
-func OpenSQLite(path string) (*SQLite, error) {
+func OpenSQLite(path string) (*SQLite, error) { return openSQLite(path, true) }
+
+// openSQLite opens the database at path; with upgrade false it refuses a
+// database with pending migrations instead of applying them.
+func openSQLite(path string, upgrade bool) (*SQLite, error) {
 	if err := checkSQLitePath(path); err != nil {
 		return nil, err
 	}
@@ -124,7 +128,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if !strings.EqualFold(mode, "wal") {
 		return fail(fmt.Errorf("journal_mode is %q, want wal", mode))
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, upgrade); err != nil {
 		return fail(err)
 	}
 
@@ -233,8 +237,9 @@ func loadMigrations() ([]migration, error) {
 
 // migrate applies the embedded migrations that schema_migrations does not
 // list, in order, in one immediate transaction (so two processes opening a
-// new file at once do not both apply them).
-func (s *SQLite) migrate(ctx context.Context) (err error) {
+// new file at once do not both apply them). With upgrade false a pending
+// migration is an error (ErrSchemaBehind) and nothing is applied.
+func (s *SQLite) migrate(ctx context.Context, upgrade bool) (err error) {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
@@ -279,6 +284,9 @@ func (s *SQLite) migrate(ctx context.Context) (err error) {
 	for _, m := range ms {
 		if applied[m.version] {
 			continue
+		}
+		if !upgrade {
+			return fmt.Errorf("%w: it is at version %d, this program needs %d", ErrSchemaBehind, highest, ms[len(ms)-1].version)
 		}
 		if _, err := c.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)

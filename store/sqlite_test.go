@@ -252,27 +252,85 @@ func TestSQLiteUpgradeKeepsRecordsAndStatuses(t *testing.T) {
 	}
 }
 
-// TestSQLiteUpgradeMarksLaneHeads: a database at schema version 2 with
-// unfinished jobs gets the head marks of migration 3, and Lease goes on
-// with each lane's first unfinished job.
-func TestSQLiteUpgradeMarksLaneHeads(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "adapter.db")
+// createSchema makes the database at path as a program that knew only the
+// named migrations would have.
+func createSchema(t *testing.T, path string, migrations ...string) {
+	t.Helper()
 	db := rawDB(t, path)
 	stmts := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`}
-	for _, m := range []string{"0001_init", "0002_expiry"} {
+	for _, m := range migrations {
 		b, err := os.ReadFile("migrations/" + m + ".sql")
 		if err != nil {
 			t.Fatal(err)
 		}
 		stmts = append(stmts, string(b), fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%s, '%s', 0)`, m[:4], m))
 	}
-	insert := `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state, created_at, updated_at, lease_until, lease_token)
-		VALUES ('outbound', 'ch', ?, ?, x'', ?, 1, 1, ?, ?)`
 	for _, q := range stmts {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%.40s: %v", q, err)
 		}
 	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The jobs commands (OpenExisting) never upgrade a store: the server that
+// may be running on it is the older version, which would go on writing the
+// old way into the new schema. They refuse it, saying to start the new
+// server first, and leave its schema as it was; the server (Open) upgrades
+// it.
+func TestOpenExistingRefusesAnOlderSchemaAndLeavesItAsItWas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	createSchema(t, path, "0001_init", "0002_expiry")
+	version := func() int {
+		var v int
+		if err := rawDB(t, path).QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	s, err := store.OpenExisting("sqlite:" + path)
+	if !errors.Is(err, store.ErrSchemaBehind) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("OpenExisting of a schema-2 store = %v, want ErrSchemaBehind", err)
+	}
+	if !strings.Contains(err.Error(), "start this version's server first") {
+		t.Errorf("error %q does not say what to do", err)
+	}
+	if v := version(); v != 2 {
+		t.Fatalf("schema version after OpenExisting = %d, want 2 (untouched)", v)
+	}
+
+	s, err = store.Open("sqlite:" + path)
+	if err != nil {
+		t.Fatalf("Open (the server) of a schema-2 store: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v <= 2 {
+		t.Fatalf("schema version after Open = %d, want upgraded", v)
+	}
+	s, err = store.OpenExisting("sqlite:" + path)
+	if err != nil {
+		t.Fatalf("OpenExisting of an upgraded store: %v", err)
+	}
+	s.Close()
+}
+
+// TestSQLiteUpgradeMarksLaneHeads: a database at schema version 2 with
+// unfinished jobs gets the head marks of migration 3, and Lease goes on
+// with each lane's first unfinished job.
+func TestSQLiteUpgradeMarksLaneHeads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	createSchema(t, path, "0001_init", "0002_expiry")
+	db := rawDB(t, path)
+	insert := `INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state, created_at, updated_at, lease_until, lease_token)
+		VALUES ('outbound', 'ch', ?, ?, x'', ?, 1, 1, ?, ?)`
 	for _, j := range []struct{ contact, mid, state string }{
 		{"a", "a1", "done"}, {"a", "a2", "pending"}, {"a", "a3", "pending"},
 		{"b", "b1", "dead"}, {"b", "b2", "leased"}, {"b", "b3", "pending"},
