@@ -194,6 +194,74 @@ func (m *mediaStore) lookup(ctx context.Context, id string) (store.Media, error)
 	return meta, err
 }
 
+// storedFile is a file under media.dir named as Save names them: the
+// media ID, with tmp for a write not yet renamed into place.
+type storedFile struct {
+	id  string
+	tmp bool
+}
+
+func (f storedFile) path(dir string) string {
+	name := f.id
+	if f.tmp {
+		name += ".tmp"
+	}
+	return filepath.Join(dir, f.id[:2], name)
+}
+
+// listStoredFiles lists the files under media.dir named as Save names
+// them. Run before the server takes requests, it lists no Save in progress.
+func (m *mediaStore) listStoredFiles() ([]storedFile, error) {
+	subdirs, err := os.ReadDir(m.cfg.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // nothing stored yet
+	}
+	if err != nil {
+		return nil, err
+	}
+	var files []storedFile
+	for _, sub := range subdirs {
+		if !sub.IsDir() {
+			continue
+		}
+		entries, err := os.ReadDir(filepath.Join(m.cfg.Dir, sub.Name()))
+		if err != nil {
+			return files, err
+		}
+		for _, e := range entries {
+			id, tmp := strings.CutSuffix(e.Name(), ".tmp")
+			if e.Type().IsRegular() && mediaIDPattern.MatchString(id) && id[:2] == sub.Name() {
+				files = append(files, storedFile{id: id, tmp: tmp})
+			}
+		}
+	}
+	return files, nil
+}
+
+// removeOrphans removes those of files (listed by listStoredFiles at
+// start-up) that no metadata names: what a crash left between writing a
+// file and recording it, or between forgetting a file and removing it, and
+// temporary files a crash cut short. It returns how many it removed.
+func (m *mediaStore) removeOrphans(ctx context.Context, files []storedFile) (int, error) {
+	removed := 0
+	for _, f := range files {
+		if !f.tmp {
+			_, err := m.st.GetMedia(ctx, f.id)
+			if !errors.Is(err, store.ErrNotFound) {
+				if err != nil {
+					return removed, err
+				}
+				continue // recorded
+			}
+		}
+		if err := os.Remove(f.path(m.cfg.Dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}
+
 // sweep deletes the files of expired media.
 func (m *mediaStore) sweep(ctx context.Context) error {
 	expired, err := m.st.ExpiredMedia(ctx, m.now())

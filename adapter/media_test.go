@@ -765,3 +765,50 @@ func TestMediaOtherMethodsAreNot5xxAndChangeNothing(t *testing.T) {
 		t.Errorf("after other methods: %d %q", rec.Code, rec.Body.String())
 	}
 }
+
+// A crash can leave media files that no metadata names (between writing a
+// file and recording it, between forgetting one and removing it, or a
+// temporary file cut short). At start-up the janitor removes them; it keeps
+// recorded files, files not named as media files, and what this process
+// stores meanwhile.
+func TestStartUpRemovesMediaFilesACrashLeftUnrecorded(t *testing.T) {
+	dir := t.TempDir()
+	st := store.NewMemory()
+	write := func(rel string) string {
+		path := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		return rel
+	}
+	ids := make([]string, 3)
+	for i := range ids {
+		ids[i], _ = newMediaID()
+	}
+	recorded := write(filepath.Join(ids[0][:2], ids[0]))
+	if err := st.PutMedia(context.Background(), store.Media{ID: ids[0], FileName: "a.txt", ContentType: "text/plain",
+		Size: 1, Path: recorded, CreatedAt: time.Now(), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	unrecorded := write(filepath.Join(ids[1][:2], ids[1]))
+	cutShort := write(filepath.Join(ids[2][:2], ids[2]+".tmp"))
+	notOurs := write("README.txt")
+	misplaced := write(filepath.Join("zz", ids[1]))
+
+	h := newHarnessOn(t, st, func(c *Config) { c.Media.Dir = dir }, nil)
+	_, savedID, _ := mediaParts(t, h, mediaSave(t, h, "b.txt", "text/plain", []byte("b")))
+	waitFor(t, func() bool {
+		files := mediaFiles(t, dir)
+		return !slices.Contains(files, unrecorded) && !slices.Contains(files, cutShort)
+	})
+	want := []string{recorded, notOurs, misplaced, filepath.Join(savedID[:2], savedID)}
+	got := mediaFiles(t, dir)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("media files after start-up %v, want %v", got, want)
+	}
+}

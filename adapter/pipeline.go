@@ -114,7 +114,13 @@ func (p *pipeline) run(ctx context.Context) {
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.loop(ctx, p.outWake, p.leaseOutbound) }()
 	go func() { defer p.wg.Done(); p.loop(ctx, p.platWake, p.leasePlatform) }()
-	go func() { defer p.wg.Done(); p.janitor(ctx) }()
+	// Listed now, before the server takes requests: no Save of this
+	// process is among them (a file time cannot tell: it lags the clock).
+	files, err := p.s.media.listStoredFiles()
+	if err != nil {
+		p.s.log.Warn("list media files", "error", err.Error())
+	}
+	go func() { defer p.wg.Done(); p.janitor(ctx, files) }()
 }
 
 // Housekeeping: how often, and how long finished jobs stay listable (the
@@ -125,11 +131,19 @@ const (
 )
 
 // janitor deletes expired keys and records, old finished jobs, statuses
-// of messages with no news for long, and expired media. Dead and pending
-// jobs are never deleted.
-func (p *pipeline) janitor(ctx context.Context) {
+// of messages with no news for long, and expired media; at start-up also
+// those of mediaFiles (listed before the server took requests) that an
+// earlier crash left unrecorded. Dead and pending jobs are never deleted.
+func (p *pipeline) janitor(ctx context.Context, mediaFiles []storedFile) {
 	ticker := time.NewTicker(sweepInterval)
 	defer ticker.Stop()
+	n, err := p.s.media.removeOrphans(ctx, mediaFiles)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		p.s.log.Warn("sweep media files a crash left", "removed", n, "error", err.Error())
+	case n > 0:
+		p.s.log.Info("removed media files a crash left", "removed", n)
+	}
 	for {
 		now := p.now()
 		req := store.SweepRequest{Now: now, DoneBefore: now.Add(-keepDoneJobs), StatusBefore: now.Add(-providers.MessageRecordTTL)}
