@@ -1,12 +1,15 @@
 package adapter
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -371,5 +374,45 @@ func TestMailgunConcurrentReplaysOfOneTokenTakeOne(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := len(h.statusesFor(mids["mail01"])) + len(h.statusesFor(mids["mail02"])); n != 1 {
 		t.Fatalf("%d statuses posted for one signed token, want 1", n)
+	}
+}
+
+// A redelivered Mailgun forward (Mailgun's retry after a timeout, another
+// route's copy: the same Message-Id, already taken) is answered 200 without
+// storing its attachments again: a copy would be linked from nothing and
+// kept for media.retention.
+func TestMailgunRedeliveryDoesNotStoreItsAttachmentsAgain(t *testing.T) {
+	fake := fakemailgun.New(t, "mg.example.com", mailgunKey)
+	dir := t.TempDir()
+	h := newHarness(t, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake.URL
+		c.Media.Dir = dir
+	})
+	post := func(token string) int {
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		for k, v := range signedForward(token, "dup-1@mail.example.org", "Invoice", "see attached") {
+			_ = w.WriteField(k, v[0])
+		}
+		_ = w.WriteField("attachment-count", "1")
+		fw, _ := w.CreateFormFile("attachment-1", "invoice.pdf")
+		_, _ = fw.Write(append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("x"), 100_000)...))
+		_ = w.Close()
+		req := httptest.NewRequest(http.MethodPost, "/mailgun/mail01/inbound", &buf)
+		req.Header.Set("Content-Type", w.FormDataContentType())
+		rec := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i, token := range []string{"token-first-0000000000000001", "token-retry-0000000000000002", "token-other-route-000000003"} {
+		if code := post(token); code != http.StatusOK {
+			t.Fatalf("delivery %d: %d", i+1, code)
+		}
+	}
+	if n := len(h.waitPosts(1)); n != 1 {
+		t.Fatalf("BonyChat got %d posts, want 1 (redeliveries are deduped)", n)
+	}
+	if files := mediaFiles(t, dir); len(files) != 1 {
+		t.Errorf("one e-mail delivered 3 times left %d media files (%v), want 1", len(files), files)
 	}
 }

@@ -9,6 +9,7 @@ package mailgun
 // request that can never succeed), any other error status makes it retry.
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -129,12 +130,18 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		p.inboundFailed(w, log, f, err)
 		return
 	}
-	if !p.alreadyTaken(ctx, log, forwardDedupeKey(f)) { // a redelivery's events are dropped by the dedupe anyway
-		if err := p.fetchStored(ctx, log, f); err != nil {
-			log.Warn("mailgun stored attachment not fetched; Mailgun retries", "message_id", f.MessageID, "error", err.Error())
-			providers.WriteError(w, http.StatusServiceUnavailable, "an attachment could not be fetched from Mailgun's storage; try again")
-			return
-		}
+	if p.alreadyTaken(ctx, log, forwardDedupeKey(f)) {
+		// A redelivery (Mailgun's retry, another route's copy): the dedupe
+		// would drop its events, and building them would fetch and store
+		// its attachments again, linked from nothing for media.retention.
+		p.recordTokenOf(ctx, log, f, subject)
+		writeOK(w)
+		return
+	}
+	if err := p.fetchStored(ctx, log, f); err != nil {
+		log.Warn("mailgun stored attachment not fetched; Mailgun retries", "message_id", f.MessageID, "error", err.Error())
+		providers.WriteError(w, http.StatusServiceUnavailable, "an attachment could not be fetched from Mailgun's storage; try again")
+		return
 	}
 	in, err := p.InboundEvents(ctx, f, newThread, business)
 	if err != nil {
@@ -155,10 +162,17 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 	}
 	// Also for a duplicate delivery (another route's token for the same
 	// mail), whose token the ingest transaction did not record.
+	p.recordTokenOf(ctx, log, f, subject)
+	writeOK(w)
+}
+
+// recordTokenOf records the forward's token as taken with its subject, so
+// that Mailgun's retry of it is answered and a replay with another body is
+// refused.
+func (p *Provider) recordTokenOf(ctx context.Context, log *slog.Logger, f *Forward, subject string) {
 	if err := p.recordToken(ctx, f.Token, subject); err != nil {
 		log.Warn("mailgun token not recorded", "error", err.Error())
 	}
-	writeOK(w)
 }
 
 // inboundFailed answers an error before ingesting: 406 for a mail without a

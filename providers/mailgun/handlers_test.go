@@ -33,6 +33,8 @@ type hdIngester struct {
 	mu  sync.Mutex
 	got []providers.Inbound
 	err error
+	// takenErr, when set, is Taken's answer: it cannot tell.
+	takenErr error
 }
 
 func (g *hdIngester) Ingest(_ context.Context, in providers.Inbound) ([]string, error) {
@@ -50,6 +52,9 @@ func (g *hdIngester) Ingest(_ context.Context, in providers.Inbound) ([]string, 
 func (g *hdIngester) Taken(_ context.Context, dedupeKey string) (bool, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.takenErr != nil {
+		return false, g.takenErr
+	}
 	for _, in := range g.got {
 		if in.DedupeKey == dedupeKey {
 			return true, nil
@@ -255,8 +260,11 @@ func TestHandleInboundMultipart(t *testing.T) {
 func TestHandleInboundThreadContinues(t *testing.T) {
 	env := hdSetup(t)
 	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken)))
-	// A second mail of the same conversation (same subject), another token.
-	second := hdSigned(t, "forward-urlencoded.form", hdFresh(0), strings.Repeat("b", 50))
+	// A second mail of the same conversation (same subject, another
+	// Message-Id), another token.
+	raw := bytes.ReplaceAll(inFile(t, "forward-urlencoded.form"), []byte("GA1234"), []byte("GA5678"))
+	ts, token := hdFresh(0), strings.Repeat("b", 50)
+	second := hdForwardBody(t, raw, "application/x-www-form-urlencoded", ts, token, hdSign(inSigningKey, ts, token))
 	hdCheckOK(t, hdInbound(env, second))
 	if len(env.ingest.got) != 2 {
 		t.Fatalf("ingested %d times, want 2", len(env.ingest.got))
@@ -300,8 +308,26 @@ func TestHandleInboundRefusesStaleTimestamp(t *testing.T) {
 	}
 }
 
-func TestHandleInboundRetryIsIngestedWithTheSameKeys(t *testing.T) {
+// Mailgun's retry of a forward already taken is answered 200 and not
+// ingested again (nor its attachments saved again).
+func TestHandleInboundRetryOfATakenForwardIsNotIngestedAgain(t *testing.T) {
 	env := hdSetup(t)
+	ts := hdFresh(50 * time.Minute) // Mailgun's retry resends the original timestamp
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-multipart.txt", ts, hdToken)))
+	saved := len(env.media.Saved())
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-multipart.txt", ts, hdToken)))
+	if len(env.ingest.got) != 1 || saved == 0 || len(env.media.Saved()) != saved {
+		t.Fatalf("ingested %d times, saved %d then %d media; want 1 ingest and no media saved again",
+			len(env.ingest.got), saved, len(env.media.Saved()))
+	}
+}
+
+// A retry that cannot be checked against the ingester's dedupe (its store
+// does not answer) is ingested again with the same keys and mIds, for the
+// ingester to drop.
+func TestHandleInboundUncheckedRetryIsIngestedWithTheSameKeys(t *testing.T) {
+	env := hdSetup(t)
+	env.ingest.takenErr = errors.New("store down")
 	ts := hdFresh(50 * time.Minute) // Mailgun's retry resends the original timestamp
 	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", ts, hdToken)))
 	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", ts, hdToken)))
