@@ -83,15 +83,27 @@ func keyExpired(k Key, now time.Time) bool {
 
 // Enqueue implements Store.
 func (m *Memory) Enqueue(ctx context.Context, jobs []NewJob, keys []Key) ([]int64, error) {
-	for _, j := range jobs {
-		if err := checkNewJob(j); err != nil {
-			return nil, err
-		}
+	if err := checkNewJobs(jobs); err != nil {
+		return nil, err
 	}
 	if err := m.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer m.mu.Unlock()
+	return m.enqueueLocked(jobs, keys)
+}
+
+func checkNewJobs(jobs []NewJob) error {
+	for _, j := range jobs {
+		if err := checkNewJob(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueueLocked is Enqueue of checked jobs, the store locked.
+func (m *Memory) enqueueLocked(jobs []NewJob, keys []Key) ([]int64, error) {
 	now := truncMS(time.Now())
 	// Claim the keys in order, as the SQL store does, but on the side:
 	// nothing is stored on a duplicate.
@@ -135,14 +147,16 @@ func (m *Memory) EnqueueLeased(ctx context.Context, nj NewJob, keys []Key, now t
 	if leaseFor <= 0 {
 		return 0, nil, errors.New("store: enqueue leased: leaseFor must be positive")
 	}
-	ids, err := m.Enqueue(ctx, []NewJob{nj}, keys)
+	if err := m.lock(ctx); err != nil {
+		return 0, nil, err
+	}
+	defer m.mu.Unlock()
+	// One lock for both steps, as one transaction: of concurrent callers
+	// into an idle lane exactly one (the first job) gets the lease.
+	ids, err := m.enqueueLocked([]NewJob{nj}, keys)
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := m.lock(ctx); err != nil {
-		return ids[0], nil, nil // stored; a worker will lease it
-	}
-	defer m.mu.Unlock()
 	j := m.jobs[ids[0]]
 	lane := m.lanes[j.lane()]
 	if len(lane) != 1 || lane[0] != j.ID || !ready(j.Job, toMS(now)) {
@@ -244,6 +258,12 @@ func (m *Memory) finish(ctx context.Context, token string, fn func(j *memJob, no
 		return err
 	}
 	defer m.mu.Unlock()
+	m.finishLocked(token, jobs, fn)
+	return nil
+}
+
+// finishLocked is finish of the jobs token holds, the store locked.
+func (m *Memory) finishLocked(token string, jobs []*memJob, fn func(j *memJob, now time.Time)) {
 	now := truncMS(time.Now())
 	for _, j := range jobs {
 		fn(j, now)
@@ -253,7 +273,6 @@ func (m *Memory) finish(ctx context.Context, token string, fn func(j *memJob, no
 		}
 	}
 	delete(m.tokens, token)
-	return nil
 }
 
 // leaveLane removes a job that is now done or dead from its lane.
@@ -269,21 +288,30 @@ func (m *Memory) leaveLane(j *memJob) {
 
 // Complete implements Store.
 func (m *Memory) Complete(ctx context.Context, token string, lastError string) error {
-	return m.finish(ctx, token, func(j *memJob, _ time.Time) {
-		j.State, j.LastError = Done, lastError
-	})
+	return m.finish(ctx, token, completeAs(lastError))
 }
 
-// CompleteWith implements Store (not atomic against a crash: nothing in
-// memory survives one anyway).
+func completeAs(lastError string) func(j *memJob, _ time.Time) {
+	return func(j *memJob, _ time.Time) { j.State, j.LastError = Done, lastError }
+}
+
+// CompleteWith implements Store: one lock for both steps, as one
+// transaction (a follow-up refused changes nothing, and no other write
+// sees the lane between the completion and the follow-ups).
 func (m *Memory) CompleteWith(ctx context.Context, token string, lastError string, follow []NewJob) error {
-	if err := m.Complete(ctx, token, lastError); err != nil {
+	if err := checkNewJobs(follow); err != nil {
 		return err
 	}
+	jobs, err := m.lockHeld(ctx, token)
+	if err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.finishLocked(token, jobs, completeAs(lastError))
 	if len(follow) == 0 {
 		return nil
 	}
-	_, err := m.Enqueue(ctx, follow, nil)
+	_, err = m.enqueueLocked(follow, nil)
 	return err
 }
 

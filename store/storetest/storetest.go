@@ -31,6 +31,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EnqueueLeaseComplete", testEnqueueLeaseComplete},
 		{"EnqueueLeasedTakesAnIdleLaneOnly", testEnqueueLeased},
 		{"CompleteWithEnqueuesTheFollowUp", testCompleteWith},
+		{"ConcurrentEnqueueLeasedLeasesAnIdleLaneOnce", testEnqueueLeasedRace},
+		{"CompleteWithIsOneStep", testCompleteWithOneStep},
 		{"LaneOrder", testLaneOrder},
 		{"LanesInParallel", testLanesInParallel},
 		{"LanesLimitOldestHeadFirst", testLanesLimit},
@@ -1175,6 +1177,79 @@ func testCompleteWith(t *testing.T, s store.Store) {
 	}
 	if _, err := s.JobByMID(ctx, store.Platform, "m2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("with a lost lease nothing is enqueued")
+	}
+}
+
+// testEnqueueLeasedRace: EnqueueLeased stores and leases in one step, so of
+// several callers into one idle lane at once exactly one gets the lease,
+// for the lane's first job.
+func testEnqueueLeasedRace(t *testing.T, s store.Store) {
+	const rounds, callers = 300, 8
+	for round := range rounds {
+		channel := fmt.Sprint("ch", round)
+		leases := make(chan *store.Lease, callers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range callers {
+			wg.Go(func() {
+				<-start
+				_, l, err := s.EnqueueLeased(ctx, job(store.Outbound, channel, "c", ""), nil, time.Now(), time.Hour)
+				if err != nil {
+					t.Error(err)
+				}
+				leases <- l
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(leases)
+		var got []*store.Lease
+		for l := range leases {
+			if l != nil {
+				got = append(got, l)
+			}
+		}
+		if len(got) != 1 {
+			t.Fatalf("round %d: %d callers into an idle lane at once: %d leased, want 1", round, callers, len(got))
+		}
+		first, err := s.Jobs(ctx, store.JobFilter{Queue: store.Outbound, ChannelID: channel})
+		if err != nil || len(first) != callers || got[0].Jobs[0].ID != first[0].ID {
+			t.Fatalf("round %d: the lease holds job %d, want the lane's first of %+v (%v)", round, got[0].Jobs[0].ID, first, err)
+		}
+	}
+}
+
+// testCompleteWithOneStep: CompleteWith is one step. A follow-up the store
+// refuses leaves the lease as it was; and an EnqueueLeased racing it into
+// the same lane never finds the lane idle (it holds the completed job or
+// the follow-up).
+func testCompleteWithOneStep(t *testing.T, s store.Store) {
+	id, l, err := s.EnqueueLeased(ctx, job(store.Outbound, "ch", "c", "m1"), nil, base(), time.Minute)
+	if err != nil || l == nil {
+		t.Fatalf("EnqueueLeased: %+v %v", l, err)
+	}
+	noQueue := store.NewJob{ChannelID: "ch", ContactID: "c"}
+	if err := s.CompleteWith(ctx, l.Token, "sent", []store.NewJob{noQueue}); err == nil {
+		t.Fatal("CompleteWith with a follow-up without a queue did not fail")
+	}
+	wantState(t, s, id, store.Leased)
+	must(t, "the lease is still held", s.Complete(ctx, l.Token, ""))
+
+	const rounds = 100
+	for round := range rounds {
+		j := job(store.Outbound, "ch", fmt.Sprint("r", round), "")
+		_, l, err := s.EnqueueLeased(ctx, j, nil, time.Now(), time.Hour)
+		if err != nil || l == nil {
+			t.Fatalf("EnqueueLeased: %+v %v", l, err)
+		}
+		var raced *store.Lease
+		var wg sync.WaitGroup
+		wg.Go(func() { must(t, "CompleteWith", s.CompleteWith(ctx, l.Token, "", []store.NewJob{j})) })
+		wg.Go(func() { _, raced, _ = s.EnqueueLeased(ctx, j, nil, time.Now(), time.Hour) })
+		wg.Wait()
+		if raced != nil {
+			t.Fatalf("round %d: an EnqueueLeased racing CompleteWith into its lane got a lease (job %d)", round, raced.Jobs[0].ID)
+		}
 	}
 }
 
