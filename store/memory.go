@@ -126,7 +126,7 @@ func (m *Memory) enqueueLocked(jobs []NewJob, keys []Key) ([]int64, error) {
 		m.lastID++
 		j := &memJob{Job: Job{
 			ID: m.lastID, Queue: nj.Queue, ChannelID: nj.ChannelID, ContactID: nj.ContactID, MID: nj.MID,
-			Payload: cloneBytes(nj.Payload), State: Pending, CreatedAt: now, NextAt: truncMS(nj.NotBefore),
+			Payload: cloneBytes(nj.Payload), State: Pending, CreatedAt: now, NextAt: fromMS(dueMS(nj.NotBefore)),
 		}, updatedAt: now}
 		m.jobs[j.ID] = j
 		m.order = append(m.order, j.ID)
@@ -187,7 +187,7 @@ func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 		if l.queue != req.Queue || (req.ChannelID != "" && l.channel != req.ChannelID) {
 			continue
 		}
-		if h := m.jobs[ids[0]]; ready(h.Job, now) {
+		if h := m.laneHead(ids); ready(h.Job, now) {
 			heads = append(heads, h)
 		}
 	}
@@ -197,15 +197,15 @@ func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 	}
 	var out []Lease
 	for _, h := range heads {
+		if h.State == Leased {
+			m.endLaneLease(h.lane(), touched)
+		}
 		token := newToken()
 		l := Lease{Token: token}
 		for i, id := range m.lanes[h.lane()] {
 			j := m.jobs[id]
 			if i >= req.PerLane || !ready(j.Job, now) {
 				break
-			}
-			if j.token != "" {
-				m.dropToken(j.token, j.ID)
 			}
 			j.State, j.Attempts, j.LeaseUntil, j.token, j.updatedAt = Leased, j.Attempts+1, until, token, touched
 			m.tokens[token] = append(m.tokens[token], j.ID)
@@ -214,6 +214,31 @@ func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// laneHead is the job a lane (its IDs, ascending) goes on with: its leased
+// job if it has one (a lane has one lease at a time, on its first jobs
+// when it was taken), else its first job. As the SQLite store's head mark.
+func (m *Memory) laneHead(ids []int64) *memJob {
+	for _, id := range ids {
+		if j := m.jobs[id]; j.State == Leased {
+			return j
+		}
+	}
+	return m.jobs[ids[0]]
+}
+
+// endLaneLease puts the leased jobs of a lane back to pending: the jobs of
+// an expired lease that Lease takes over (its holder can complete none of
+// them). The lane then starts again from its first job, which a job
+// revived while the lease was held may be.
+func (m *Memory) endLaneLease(l lane, touched time.Time) {
+	for _, id := range m.lanes[l] {
+		if j := m.jobs[id]; j.State == Leased {
+			m.dropToken(j.token, j.ID)
+			j.State, j.LeaseUntil, j.token, j.updatedAt = Pending, time.Time{}, "", touched
+		}
+	}
 }
 
 // dropToken forgets that token holds job id.
@@ -337,7 +362,7 @@ func (m *Memory) Release(ctx context.Context, token string, keep int) error {
 // Retry implements Store.
 func (m *Memory) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
 	return m.finish(ctx, token, func(j *memJob, _ time.Time) {
-		j.State, j.NextAt, j.LeaseUntil, j.LastError = Pending, truncMS(next), time.Time{}, lastError
+		j.State, j.NextAt, j.LeaseUntil, j.LastError = Pending, fromMS(dueMS(next)), time.Time{}, lastError
 	})
 }
 
@@ -374,18 +399,13 @@ func (m *Memory) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 	return n, nil
 }
 
-// rejoinLane puts a revived job back in its lane in ID order, but after
-// the jobs at the lane's front that are leased: a lease held stays the
-// lane's only one, and the revived job runs as soon as it ends (as the
-// SQLite store's head marks do).
+// rejoinLane puts a revived job back in its lane in ID order. A lease the
+// lane holds stays its only one (laneHead), and the revived job runs as
+// soon as it ends, before the jobs behind it.
 func (m *Memory) rejoinLane(j *memJob) {
 	l := j.lane()
-	lids := m.lanes[l]
-	i := 0
-	for i < len(lids) && (m.jobs[lids[i]].State == Leased || lids[i] < j.ID) {
-		i++
-	}
-	m.lanes[l] = slices.Insert(lids, i, j.ID)
+	i, _ := slices.BinarySearch(m.lanes[l], j.ID)
+	m.lanes[l] = slices.Insert(m.lanes[l], i, j.ID)
 }
 
 // Recover implements Store. Every queue when q is empty.

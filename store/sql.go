@@ -60,7 +60,12 @@ const (
 	qJobRelease = `UPDATE jobs SET state = 'pending', lease_until = 0, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased' AND id > ?`
 	qJobRetry = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, last_error = ?, updated_at = ?
-		WHERE lease_token = ? AND state = 'leased'`
+		WHERE lease_token = ? AND state = 'leased' RETURNING id`
+	// qLaneEndLease puts the leased jobs of a lane back to pending: the jobs
+	// of an expired lease that Lease takes over. (The state IN term lets
+	// the planner use the jobs_lane index.)
+	qLaneEndLease = `UPDATE jobs SET state = 'pending', lease_until = 0, updated_at = ?
+		WHERE queue = ? AND channel_id = ? AND contact_id = ? AND state IN ('pending', 'leased') AND state = 'leased'`
 	qJobKill = `UPDATE jobs SET state = 'dead', head = 0, last_error = ?, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased' RETURNING lease_token, id`
 	// A revived job starts over: due now, no attempts, and its age (which
@@ -89,6 +94,14 @@ const (
 		WHERE queue = ? AND state = 'leased'`
 	qJobRecoverAll = `UPDATE jobs SET state = 'pending', lease_until = 0, last_error = ?, updated_at = ?
 		WHERE state = 'leased'`
+	// qQueueUnhead and qQueueHeads mark the first unfinished job of every
+	// lane of a queue as its head, as migration 3 first did (Recover: no
+	// lane is held then, and a job revived while its lane was held may come
+	// before the old head).
+	qQueueUnhead = `UPDATE jobs SET head = 0 WHERE queue = ? AND head = 1 AND state IN ('pending', 'leased')`
+	qQueueHeads  = `UPDATE jobs SET head = 1 WHERE id IN (
+		SELECT MIN(id) FROM jobs WHERE queue = ? AND state IN ('pending', 'leased')
+		GROUP BY channel_id, contact_id)`
 
 	qJobGet   = `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`
 	qJobByMID = `SELECT ` + jobCols + ` FROM jobs WHERE queue = ? AND mid = ? ORDER BY id DESC LIMIT 1`
@@ -132,8 +145,9 @@ func roundUpPow2(n int) int {
 	return b
 }
 
-// laneNextQuery lists up to limit (rounded up) active jobs after a lane's
-// head, in order. Arguments: queue, channel, contact, head id.
+// laneNextQuery lists up to limit (rounded up) active jobs of a lane after
+// an id (0: from its first), in order. Arguments: queue, channel, contact,
+// id.
 func laneNextQuery(limit int) string {
 	return `SELECT ` + jobCols + ` FROM jobs
 		WHERE queue = ? AND channel_id = ? AND contact_id = ? AND state IN ('pending', 'leased') AND id > ?

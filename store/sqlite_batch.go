@@ -297,7 +297,7 @@ func (w *wtx) enqueueAll(batch []*writeOp, idx []int) error {
 			e.id, e.lease = 0, nil
 			j := e.job
 			l := lane{j.Queue, j.ChannelID, j.ContactID}
-			next := toMS(j.NotBefore)
+			next := dueMS(j.NotBefore)
 			head := headMark(!busy[l])
 			if busy[l] || next > toMS(e.now) {
 				busy[l] = true

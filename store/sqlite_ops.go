@@ -122,18 +122,18 @@ func (s *SQLite) EnqueueLeased(ctx context.Context, j NewJob, keys []Key, now ti
 		if err != nil {
 			return err
 		}
-		if busy || toMS(j.NotBefore) > toMS(now) {
+		if busy || dueMS(j.NotBefore) > toMS(now) {
 			e.id, err = w.insertMarked(j, created, !busy)
 			return err
 		}
 		token, until := newToken(), now.Add(leaseFor)
 		if err := w.queryRow(qJobInsertLeased, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-			created, created, toMS(j.NotBefore), toMS(until), token).Scan(&e.id); err != nil {
+			created, created, dueMS(j.NotBefore), toMS(until), token).Scan(&e.id); err != nil {
 			return err
 		}
 		e.lease = &Lease{Token: token, Jobs: []Job{{ID: e.id, Queue: j.Queue, ChannelID: j.ChannelID, ContactID: j.ContactID,
 			MID: j.MID, Payload: cloneBytes(j.Payload), State: Leased, Attempts: 1, CreatedAt: fromMS(created),
-			NextAt: fromMS(toMS(j.NotBefore)), LeaseUntil: fromMS(toMS(until))}}}
+			NextAt: fromMS(dueMS(j.NotBefore)), LeaseUntil: fromMS(toMS(until))}}}
 		return nil
 	}}
 	if len(keys) == 0 {
@@ -187,7 +187,7 @@ func (w *wtx) insertPending(j NewJob, now int64) (int64, error) {
 func (w *wtx) insertMarked(j NewJob, now int64, first bool) (int64, error) {
 	var id int64
 	err := w.queryRow(qJobInsert, string(j.Queue), j.ChannelID, j.ContactID, j.MID, blob(j.Payload),
-		now, now, toMS(j.NotBefore), headMark(first)).Scan(&id)
+		now, now, dueMS(j.NotBefore), headMark(first)).Scan(&id)
 	return id, err
 }
 
@@ -282,20 +282,9 @@ func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 			return err
 		}
 		for _, head := range heads {
-			lane := []Job{head}
-			if req.PerLane > 1 {
-				next, err := scanJobs(w.query(laneNextQuery(req.PerLane-1), string(head.Queue), head.ChannelID, head.ContactID,
-					head.ID))
-				if err != nil {
-					return err
-				}
-				next = next[:min(len(next), req.PerLane-1)]
-				for _, j := range next {
-					if !ready(j, now) {
-						break
-					}
-					lane = append(lane, j)
-				}
+			lane, err := w.laneToLease(head, req.PerLane, now, touched)
+			if err != nil {
+				return err
 			}
 			token := newToken()
 			l := Lease{Token: token}
@@ -323,6 +312,42 @@ func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 		return nil, wrapErr("lease", err)
 	}
 	return out, nil
+}
+
+// laneToLease returns the jobs of a ready head's lane that Lease takes: up
+// to perLane, in ID order, while they are ready. A head whose lease ran out
+// is taken over: every job of that lease goes back to pending (its holder
+// can complete none of them: ErrLeaseLost) and the lane starts again from
+// its first unfinished job, which a job revived while the lease was held
+// may be.
+func (w *wtx) laneToLease(head Job, perLane int, now, touched int64) ([]Job, error) {
+	after, limit := head.ID, perLane-1
+	if head.State == Leased {
+		if _, err := w.exec(qLaneEndLease, touched, string(head.Queue), head.ChannelID, head.ContactID); err != nil {
+			return nil, err
+		}
+		if err := w.remarkHeads([]int64{head.ID}); err != nil {
+			return nil, err
+		}
+		after, limit = 0, perLane
+	}
+	lane := []Job{}
+	if after == head.ID {
+		lane = append(lane, head)
+	}
+	if limit > 0 {
+		next, err := scanJobs(w.query(laneNextQuery(limit), string(head.Queue), head.ChannelID, head.ContactID, after))
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range next[:min(len(next), limit)] {
+			if !ready(j, now) {
+				break
+			}
+			lane = append(lane, j)
+		}
+	}
+	return lane, nil
 }
 
 // readyHeads returns up to req.Lanes ready lane heads in the order they
@@ -401,11 +426,16 @@ func (s *SQLite) Release(ctx context.Context, token string, keep int) error {
 // Retry implements Store.
 func (s *SQLite) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
 	return wrapErr("retry", s.write(ctx, func(w *wtx) error {
-		n, err := w.execN(qJobRetry, toMS(next), lastError, time.Now().UnixMilli(), token)
-		if err == nil && n == 0 {
+		ids, err := scanIDs(w.query(qJobRetry, dueMS(next), lastError, time.Now().UnixMilli(), token))
+		if err == nil && len(ids) == 0 {
 			return ErrLeaseLost
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// The lane's first unfinished job may now be one revived while the
+		// lease was held.
+		return w.remarkHeads(ids[:1])
 	}))
 }
 
@@ -426,7 +456,7 @@ func (s *SQLite) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 	var total int
 	err := s.write(ctx, func(w *wtx) error {
 		total = 0
-		at, touched := toMS(now), time.Now().UnixMilli()
+		at, touched := dueMS(now), time.Now().UnixMilli()
 		revive := ids
 		if len(ids) == 0 {
 			var err error
@@ -506,7 +536,22 @@ func (s *SQLite) Recover(ctx context.Context, q Queue, lastError string) (int, e
 		} else {
 			n, err = w.execN(qJobRecover, lastError, touched, string(q))
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		queues := []Queue{q}
+		if q == "" {
+			queues = []Queue{Outbound, Platform}
+		}
+		for _, q := range queues {
+			if _, err := w.exec(qQueueUnhead, string(q)); err != nil {
+				return err
+			}
+			if _, err := w.exec(qQueueHeads, string(q)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, wrapErr("recover", err)

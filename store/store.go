@@ -151,8 +151,12 @@ type Store interface {
 	// an enqueue and a lease, so a message to an idle contact is sent at
 	// once. lease is nil when the job must wait its turn.
 	EnqueueLeased(ctx context.Context, job NewJob, keys []Key, now time.Time, leaseFor time.Duration) (int64, *Lease, error)
-	// Lease takes ready work (see LeaseRequest). A lane with a leased or
-	// earlier pending job is not ready; an expired lease is ready again.
+	// Lease takes ready work (see LeaseRequest): each lane's unfinished
+	// jobs in ID order, from its first. A lane with a leased or earlier
+	// pending job is not ready. An expired lease is ready again, and taking
+	// it over (even only its first job) ends it whole: its holder can
+	// complete none of its jobs (ErrLeaseLost), and the lane starts again
+	// from its first unfinished job.
 	Lease(ctx context.Context, req LeaseRequest) ([]Lease, error)
 	// Complete marks the lease's jobs done.
 	Complete(ctx context.Context, token string, lastError string) error
@@ -173,7 +177,9 @@ type Store interface {
 	// dead job when ids is empty. A revived job starts over: no attempts,
 	// and CreatedAt now, so that its max_age counts from the replay (one that
 	// died of old age would otherwise die again at its first failure). It
-	// returns how many were revived.
+	// takes its place in its lane by ID: it runs before the later jobs, once
+	// a lease the lane holds ends (however it ends). It returns how many
+	// were revived.
 	Revive(ctx context.Context, ids []int64, now time.Time) (int, error)
 	// Jobs lists jobs, oldest first.
 	Jobs(ctx context.Context, f JobFilter) ([]Job, error)

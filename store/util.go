@@ -22,6 +22,16 @@ func toMS(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
+// dueMS stores when a job is due: the zero time is 0 ("at any time"), any
+// other time at least 1 ms (next_at 0 means "at any time", and a time before
+// 1970 would be negative, which no ready query matches: it is long due).
+func dueMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.UnixMilli(), 1)
+}
+
 // fromMS is the inverse of toMS: 0 is the zero time, anything else a UTC time.
 func fromMS(ms int64) time.Time {
 	if ms == 0 {

@@ -46,6 +46,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeadAndRevive", testDeadAndRevive},
 		{"RevivedJobGoesBeforeLaterOnes", testReviveBeforeLater},
 		{"RevivedJobWaitsForItsLanesLease", testReviveWhileLeased},
+		{"ExpiredBatchIsTakenOverWhole", testExpiredBatchTakenOver},
+		{"RevivedJobRunsFirstWhenAnExpiredLeaseIsTakenOver", testReviveThenExpiry},
+		{"RevivedJobsRunInIDOrderAfterARetry", testReviveThenRetry},
+		{"ReleaseKeepsTheFirstJobsOfARevivedLane", testReviveThenRelease},
+		{"NotBeforeBefore1970IsDue", testNotBeforeBefore1970},
 		{"ManyWaitingJobsDoNotHideAReadyLane", testWaitingJobsDoNotHide},
 		{"Recover", testRecover},
 		{"JobsFilter", testJobsFilter},
@@ -526,6 +531,111 @@ func testReviveWhileLeased(t *testing.T, s store.Store) {
 		wantIDs(t, "then the later job", ls, []int64{in[2]})
 		must(t, "Complete 3", s.Complete(ctx, ls[0].Token, ""))
 	}
+}
+
+// deadFirst enqueues n jobs in one lane and kills the first, as a refused
+// event dies; it returns their IDs and leaves the lane going on with the
+// second.
+func deadFirst(t *testing.T, s store.Store, n int, now time.Time) []int64 {
+	t.Helper()
+	var jobs []store.NewJob
+	for i := range n {
+		jobs = append(jobs, job(store.Platform, "ch", "c", fmt.Sprint(i+1)))
+	}
+	in := enqueue(t, s, jobs...)
+	ls := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now})
+	wantIDs(t, "first", ls, []int64{in[0]})
+	must(t, "Kill 1", s.Kill(ctx, ls[0].Token, "rejected"))
+	return in
+}
+
+// testExpiredBatchTakenOver: a Lease that takes over an expired batch
+// lease, even only its first job (a smaller PerLane), ends that lease
+// whole: its holder can complete none of its jobs (ErrLeaseLost) and the
+// rest are pending again, behind the taken one.
+func testExpiredBatchTakenOver(t *testing.T, s store.Store) {
+	now := base()
+	in := enqueue(t, s, job(store.Platform, "ch", "c", "1"), job(store.Platform, "ch", "c", "2"))
+	a := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now, PerLane: 2})
+	wantIDs(t, "batch", a, in)
+	later := now.Add(2 * time.Minute)
+	b := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later, PerLane: 1})
+	wantIDs(t, "take-over of the first job", b, []int64{in[0]})
+	wantErr(t, "Complete of the taken-over batch", s.Complete(ctx, a[0].Token, ""), store.ErrLeaseLost)
+	wantState(t, s, in[1], store.Pending)
+	wantIDs(t, "the lane is held by the take-over", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later}))
+	must(t, "Complete the take-over", s.Complete(ctx, b[0].Token, ""))
+	wantIDs(t, "then the second job", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later}), []int64{in[1]})
+}
+
+// testReviveThenExpiry: a job revived while a later job of its lane is
+// leased runs first once that lease runs out and the lane is taken over:
+// the lane starts again from its first job, in ID order.
+func testReviveThenExpiry(t *testing.T, s store.Store) {
+	now := base()
+	in := deadFirst(t, s, 3, now)
+	wantIDs(t, "the lane goes on", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now}), []int64{in[1]})
+	if n, err := s.Revive(ctx, []int64{in[0]}, now); err != nil || n != 1 {
+		t.Fatalf("Revive: %d, %v", n, err)
+	}
+	later := now.Add(2 * time.Minute)
+	wantIDs(t, "taken over, in ID order", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later, PerLane: 5}), in)
+}
+
+// testReviveThenRetry: a job revived while a later job of its lane is
+// leased runs first once that job is retried; and of two jobs revived at
+// different times, the earlier in the lane runs first.
+func testReviveThenRetry(t *testing.T, s store.Store) {
+	now := base()
+	in := enqueue(t, s, job(store.Platform, "ch", "c", "1"), job(store.Platform, "ch", "c", "2"),
+		job(store.Platform, "ch", "c", "3"), job(store.Platform, "ch", "c", "4"))
+	req := store.LeaseRequest{Queue: store.Platform, Now: now}
+	for i := range 2 {
+		ls := lease(t, s, req)
+		wantIDs(t, "in order", ls, []int64{in[i]})
+		must(t, "Kill", s.Kill(ctx, ls[0].Token, "rejected"))
+	}
+	inFlight := lease(t, s, req)
+	wantIDs(t, "the lane goes on after its dead jobs", inFlight, []int64{in[2]})
+	if n, err := s.Revive(ctx, []int64{in[0]}, now); err != nil || n != 1 {
+		t.Fatalf("Revive 1: %d, %v", n, err)
+	}
+	must(t, "Retry 3", s.Retry(ctx, inFlight[0].Token, now, "timeout"))
+	if n, err := s.Revive(ctx, []int64{in[1]}, now); err != nil || n != 1 {
+		t.Fatalf("Revive 2: %d, %v", n, err)
+	}
+	for _, want := range in {
+		ls := lease(t, s, req)
+		wantIDs(t, "the lane in ID order", ls, []int64{want})
+		must(t, "Complete", s.Complete(ctx, ls[0].Token, ""))
+	}
+}
+
+// testReviveThenRelease: a batch that takes over a revived lane is in ID
+// order, and Release keeps its first jobs: the lane stays held by them
+// alone.
+func testReviveThenRelease(t *testing.T, s store.Store) {
+	now := base()
+	in := deadFirst(t, s, 3, now)
+	wantIDs(t, "the lane goes on", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now}), []int64{in[1]})
+	if n, err := s.Revive(ctx, []int64{in[0]}, now); err != nil || n != 1 {
+		t.Fatalf("Revive: %d, %v", n, err)
+	}
+	later := now.Add(2 * time.Minute)
+	batch := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later, PerLane: 5})
+	wantIDs(t, "taken over, in ID order", batch, in)
+	must(t, "Release to 1", s.Release(ctx, batch[0].Token, 1))
+	wantState(t, s, in[0], store.Leased)
+	wantIDs(t, "no second lease in the lane", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later, PerLane: 5}))
+}
+
+// testNotBeforeBefore1970: a job due before 1970 (a clock gone wrong)
+// is long due, not never.
+func testNotBeforeBefore1970(t *testing.T, s store.Store) {
+	j := job(store.Outbound, "ch", "c", "old")
+	j.NotBefore = time.Date(1969, 7, 20, 20, 17, 0, 0, time.UTC)
+	in := enqueue(t, s, j)
+	wantIDs(t, "due", lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: base()}), in)
 }
 
 // testWaitingJobsDoNotHide: lanes whose first job waits for a retry, with
