@@ -362,7 +362,7 @@ func (m *Memory) Release(ctx context.Context, token string, keep int) error {
 // Retry implements Store.
 func (m *Memory) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
 	return m.finish(ctx, token, func(j *memJob, _ time.Time) {
-		j.State, j.NextAt, j.LeaseUntil, j.LastError = Pending, fromMS(dueMS(next)), time.Time{}, lastError
+		j.State, j.NextAt, j.LeaseUntil, j.LastError = Pending, fromMS(retryMS(next)), time.Time{}, lastError
 	})
 }
 

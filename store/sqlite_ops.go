@@ -426,7 +426,7 @@ func (s *SQLite) Release(ctx context.Context, token string, keep int) error {
 // Retry implements Store.
 func (s *SQLite) Retry(ctx context.Context, token string, next time.Time, lastError string) error {
 	return wrapErr("retry", s.write(ctx, func(w *wtx) error {
-		ids, err := scanIDs(w.query(qJobRetry, dueMS(next), lastError, time.Now().UnixMilli(), token))
+		ids, err := scanIDs(w.query(qJobRetry, retryMS(next), lastError, time.Now().UnixMilli(), token))
 		if err == nil && len(ids) == 0 {
 			return ErrLeaseLost
 		}

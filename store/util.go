@@ -32,6 +32,12 @@ func dueMS(t time.Time) int64 {
 	return max(t.UnixMilli(), 1)
 }
 
+// retryMS stores when a retried job is due: as dueMS, but a zero time is
+// "due at once" (1 ms), not 0, which means "due since it was created" and
+// would order the lane by a creation time that a Revive may have moved past
+// later jobs' (Lease takes those lanes by ID).
+func retryMS(t time.Time) int64 { return max(dueMS(t), 1) }
+
 // fromMS is the inverse of toMS: 0 is the zero time, anything else a UTC time.
 func fromMS(ms int64) time.Time {
 	if ms == 0 {
