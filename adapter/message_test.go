@@ -186,6 +186,23 @@ func TestMessageValidationNamesEveryField(t *testing.T) {
 	}
 }
 
+// The message of a refusal is all some BonyChat screens show: it names the
+// first problem in words and says how many more the details hold.
+func TestMessageRefusalMessageNamesTheFirstProblem(t *testing.T) {
+	h := newHarnessWith(t, nil, &fakeProvider{})
+	rec := h.postJSON("/message", demoToken, textRequest("demo", "60177872890", "hi"))
+	body := errorBody(t, rec)
+	if want := "invalid request: " + body.Error.Details[0].Field + ": " + body.Error.Details[0].Message; body.Error.Message != want ||
+		!strings.Contains(want, "contactId") {
+		t.Errorf("message %q, want %q naming contactId", body.Error.Message, want)
+	}
+	rec = h.postJSON("/message", demoToken, map[string]any{"channelId": "demo", "contactId": "60177872890",
+		"message": map[string]any{"type": "text", "text": ""}})
+	if msg := errorBody(t, rec).Error.Message; !strings.HasSuffix(msg, "(and 1 more problem, see details)") {
+		t.Errorf("message %q does not count the other problem", msg)
+	}
+}
+
 func TestMessageBasePathPrefixesTheRoute(t *testing.T) {
 	h := newHarnessWith(t, func(c *Config) { c.BasePath = "/bony" }, &fakeProvider{})
 	if rec := h.postJSON("/bony/message", demoToken, textRequest("demo", phoneContact, "hi")); rec.Code != 200 {

@@ -41,10 +41,32 @@ func WriteError(w http.ResponseWriter, status int, message string, details ...sc
 func WriteInvalid(w http.ResponseWriter, err error) {
 	var verr *schema.ValidationError
 	if errors.As(err, &verr) {
-		WriteError(w, http.StatusBadRequest, "invalid request: see details", verr.Fields...)
+		WriteError(w, http.StatusBadRequest, InvalidSummary(verr.Fields), verr.Fields...)
 		return
 	}
 	WriteError(w, http.StatusBadRequest, err.Error())
+}
+
+// InvalidSummary is the message of a 400 that lists fields in its details:
+// the first problem in words (the message may be all a BonyChat agent
+// sees), and how many more the details hold.
+func InvalidSummary(fields []schema.FieldError) string {
+	if len(fields) == 0 {
+		return "invalid request"
+	}
+	first := fields[0]
+	msg := "invalid request: " + first.Message
+	if first.Field != "" {
+		msg = "invalid request: " + first.Field + ": " + first.Message
+	}
+	switch n := len(fields) - 1; n {
+	case 0:
+		return msg
+	case 1:
+		return msg + " (and 1 more problem, see details)"
+	default:
+		return fmt.Sprintf("%s (and %d more problems, see details)", msg, n)
+	}
 }
 
 // ReadJSONBody checks that a request carries JSON and reads its body, whose
@@ -62,8 +84,9 @@ func ReadJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	switch {
 	case errors.As(err, &tooBig):
 		limit := float64(tooBig.Limit)
-		WriteError(w, http.StatusBadRequest, "invalid request: see details", schema.FieldError{Field: "body", Rule: "max",
-			Limit: &limit, Message: fmt.Sprintf("is larger than %d bytes", tooBig.Limit)})
+		tooLarge := schema.FieldError{Field: "body", Rule: "max", Limit: &limit,
+			Message: fmt.Sprintf("is larger than %d bytes", tooBig.Limit)}
+		WriteError(w, http.StatusBadRequest, InvalidSummary([]schema.FieldError{tooLarge}), tooLarge)
 		return nil, false
 	case err != nil:
 		WriteError(w, http.StatusBadRequest, "could not read the request body")
