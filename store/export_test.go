@@ -30,6 +30,10 @@ func FailingWrite(s *SQLite) error {
 	})
 }
 
+// AfterSweepChunk makes Sweep of s call fn after each chunk it deleted.
+// Call it before any Sweep.
+func AfterSweepChunk(s *SQLite, fn func()) { s.afterSweepChunk = fn }
+
 // WriterPragma reads a PRAGMA on the writer connection.
 func WriterPragma(s *SQLite, name string) (v string, err error) {
 	err = s.write(t0, func(w *wtx) error { return w.queryRow(`PRAGMA ` + name).Scan(&v) })
@@ -60,15 +64,18 @@ var (
 	ReadyHeadsQuery = func(kind int, byChannel bool) string {
 		return readyHeadsQuery(readyKind(kind), byChannel, 1)
 	}
-	PromoteQuery   = qPromoteAfter(2)
-	UnheadQuery    = qLaneUnhead
-	LaneHeldQuery  = qLaneHeld
-	CountQuery     = func(states ...State) string { m, _ := countMap(states); return countQuery(m) }
-	SweepJobsQuery = qSweepJobs
-	LaneNextQuery  = laneNextQuery(5)
-	TokenQuery     = qJobComplete
-	ReviveAllQuery = qJobReviveAll
-	JobsQuery      = jobsQuery
+	PromoteQuery     = qPromoteAfter(2)
+	UnheadQuery      = qLaneUnhead
+	LaneHeldQuery    = qLaneHeld
+	CountQuery       = func(states ...State) string { m, _ := countMap(states); return countQuery(m) }
+	SweepJobsQuery   = qSweepJobs
+	SweepKeysQuery   = qSweepKeys
+	SweepKVQuery     = qSweepKV
+	SweepStatusQuery = qSweepStatus
+	LaneNextQuery    = laneNextQuery(5)
+	TokenQuery       = qJobComplete
+	ReviveAllQuery   = qJobReviveAll
+	JobsQuery        = jobsQuery
 )
 
 var t0 = context.Background()

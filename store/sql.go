@@ -122,12 +122,30 @@ const (
 		size = excluded.size, path = excluded.path, created_at = excluded.created_at, expires = excluded.expires`
 	qMediaGet     = `SELECT ` + mediaCols + ` FROM media WHERE id = ?`
 	qMediaExpired = `DELETE FROM media WHERE expires <= ? RETURNING ` + mediaCols
+)
 
-	qSweepKeys = `DELETE FROM dedupe_keys WHERE expires <= ?`
-	qSweepJobs = `DELETE FROM jobs WHERE state = 'done' AND updated_at < ?`
+// sweepChunk is the most rows one write of Sweep deletes: Sweep deletes in
+// chunks, each its own write, so that the other writes run between them
+// (the first sweep after a long downtime has millions of rows to delete)
+// and no transaction grows the WAL by more than a chunk. A chunk of 1000
+// done jobs of ~1 KB takes a few milliseconds and adds under 1 MB to the
+// WAL.
+const sweepChunk = 1000
+
+// The sweep queries delete one chunk (by primary key, through the index
+// their inner WHERE uses); Sweep runs each until a chunk comes out short.
+// DELETE ... WHERE key IN (SELECT key ... LIMIT n) is what SQLite (without
+// SQLITE_ENABLE_UPDATE_DELETE_LIMIT) and PostgreSQL both accept.
+var (
+	qSweepKeys = `DELETE FROM dedupe_keys WHERE name IN (
+		SELECT name FROM dedupe_keys WHERE expires <= ? LIMIT ` + strconv.Itoa(sweepChunk) + `)`
+	qSweepJobs = `DELETE FROM jobs WHERE id IN (
+		SELECT id FROM jobs WHERE state = 'done' AND updated_at < ? LIMIT ` + strconv.Itoa(sweepChunk) + `)`
 	// The second condition lets the partial kv_expires index serve it.
-	qSweepKV     = `DELETE FROM kv WHERE expires <= ? AND expires < 9223372036854775807`
-	qSweepStatus = `DELETE FROM status WHERE updated_at < ?`
+	qSweepKV = `DELETE FROM kv WHERE (ns, name) IN (
+		SELECT ns, name FROM kv WHERE expires <= ? AND expires < 9223372036854775807 LIMIT ` + strconv.Itoa(sweepChunk) + `)`
+	qSweepStatus = `DELETE FROM status WHERE mid IN (
+		SELECT mid FROM status WHERE updated_at < ? LIMIT ` + strconv.Itoa(sweepChunk) + `)`
 )
 
 // Limits of the writer's queries are literals rounded up to a power of two

@@ -32,6 +32,17 @@ const (
 	busyTimeoutMS = 5000
 	// maxBatch caps how many writes share one transaction.
 	maxBatch = 128
+	// journalSizeLimit is the size (bytes) SQLite cuts the -wal file back
+	// to when the log restarts after a checkpoint; without it the file
+	// keeps the size of the largest burst it ever held, for good. Such a
+	// burst is a large transaction, or many writes while a long read (the
+	// jobs CLI, a backup) keeps checkpoints from restarting the log. In
+	// normal use the log restarts near wal_autocheckpoint's 1000 pages
+	// (4 MiB) plus the batch that crossed it, a lease of at most some
+	// hundred jobs: 16 MiB is well above that, so the file is not cut and
+	// grown again on every restart, and small enough to give a burst's
+	// disk space back at the next restart.
+	journalSizeLimit = 16 << 20
 )
 
 // SQLite is the embedded durable Store: one file in WAL mode with
@@ -61,6 +72,9 @@ type SQLite struct {
 	// PostgreSQL would) rather than from SQLite's last insert rowid (tests
 	// run both).
 	returningIDs bool
+	// afterSweepChunk, when set (by tests), runs after each chunk Sweep
+	// deleted, outside the writer.
+	afterSweepChunk func()
 
 	ops        chan *writeOp
 	quit       chan struct{}
@@ -93,7 +107,8 @@ func openSQLite(path string, upgrade bool) (*SQLite, error) {
 	uri := sqliteURI(path)
 	common := "_pragma=busy_timeout(" + strconv.Itoa(busyTimeoutMS) + ")&_pragma=foreign_keys(1)"
 
-	wdb, err := sql.Open("sqlite", uri+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
+	wdb, err := sql.Open("sqlite", uri+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"+
+		"&_pragma=journal_size_limit("+strconv.Itoa(journalSizeLimit)+")")
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}

@@ -776,29 +776,44 @@ func (s *SQLite) ExpiredMedia(ctx context.Context, now time.Time) ([]Media, erro
 	return out, nil
 }
 
-// Sweep implements Store.
+// Sweep implements Store. It deletes in chunks of at most sweepChunk rows,
+// each chunk a write of its own (see sweepChunk), and stops between chunks
+// once ctx is done; what it deleted until then stays deleted.
 func (s *SQLite) Sweep(ctx context.Context, req SweepRequest) error {
 	now := req.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	return wrapErr("sweep", s.write(ctx, func(w *wtx) error {
-		if _, err := w.exec(qSweepKeys, toMS(now)); err != nil {
-			return err
-		}
-		if _, err := w.exec(qSweepKV, toMS(now)); err != nil {
-			return err
-		}
-		if !req.DoneBefore.IsZero() {
-			if _, err := w.exec(qSweepJobs, toMS(req.DoneBefore)); err != nil {
+	type sweep struct {
+		q   string
+		arg int64
+	}
+	sweeps := []sweep{{qSweepKeys, toMS(now)}, {qSweepKV, toMS(now)}}
+	if !req.DoneBefore.IsZero() {
+		sweeps = append(sweeps, sweep{qSweepJobs, toMS(req.DoneBefore)})
+	}
+	if !req.StatusBefore.IsZero() {
+		sweeps = append(sweeps, sweep{qSweepStatus, toMS(req.StatusBefore)})
+	}
+	for _, sw := range sweeps {
+		for {
+			// write fails with ctx's error, before it hands the chunk over,
+			// once ctx is done.
+			var n int64
+			err := s.write(ctx, func(w *wtx) (err error) {
+				n, err = w.execN(sw.q, sw.arg)
 				return err
+			})
+			if err != nil {
+				return wrapErr("sweep", err)
+			}
+			if s.afterSweepChunk != nil {
+				s.afterSweepChunk()
+			}
+			if n < sweepChunk {
+				break
 			}
 		}
-		if !req.StatusBefore.IsZero() {
-			if _, err := w.exec(qSweepStatus, toMS(req.StatusBefore)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}))
+	}
+	return nil
 }

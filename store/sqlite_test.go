@@ -683,7 +683,7 @@ func killChild(path string) {
 func TestSQLitePragmasAndPlan(t *testing.T) {
 	s := openSQLite(t, filepath.Join(t.TempDir(), "adapter.db"))
 	defer s.Close()
-	for name, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "5000"} {
+	for name, want := range map[string]string{"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "5000", "journal_size_limit": "16777216"} {
 		if got, err := store.WriterPragma(s, name); err != nil || got != want {
 			t.Errorf("PRAGMA %s = %q, %v; want %q", name, got, err, want)
 		}
@@ -726,10 +726,11 @@ func TestSQLitePragmasAndPlan(t *testing.T) {
 	if strings.Contains(readiness, "done") {
 		t.Errorf("the readiness count reads the done jobs: %s", readiness)
 	}
-	check("sweep", "jobs_done", "SELECT id FROM jobs WHERE state = 'done' AND updated_at < ?", 0)
+	check("sweep", "jobs_done,INTEGER PRIMARY KEY", store.SweepJobsQuery, 0)
+	check("sweep keys", "dedupe_keys_expires,sqlite_autoindex_dedupe_keys_1", store.SweepKeysQuery, 0)
 	check("by token", "jobs_token", "SELECT id FROM jobs WHERE lease_token = ? AND state = 'leased'", "t")
-	check("sweep records", "kv_expires", "SELECT name FROM kv WHERE expires <= ? AND expires < 9223372036854775807", 0)
-	check("sweep statuses", "status_updated", "SELECT mid FROM status WHERE updated_at < ?", 0)
+	check("sweep records", "kv_expires,sqlite_autoindex_kv_1", store.SweepKVQuery, 0)
+	check("sweep statuses", "status_updated,sqlite_autoindex_status_1", store.SweepStatusQuery, 0)
 	q, args := store.JobsQuery(store.JobFilter{State: store.Dead, Limit: 10})
 	check("dead jobs", "jobs_dead", q, args...)
 }

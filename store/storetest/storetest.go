@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sweep", testSweep},
 		{"RecordsExpireAndAreSwept", testRecordExpiry},
 		{"OldStatusesAreSwept", testStatusSweep},
+		{"SweepDeletesMoreThanOneChunk", testSweepManyChunks},
 		{"LeaseLostBogusToken", testBogusToken},
 		{"ConcurrentWorkersNeverRunAJobTwice", testConcurrentWorkers},
 	}
@@ -1422,4 +1423,94 @@ func testStatusSweep(t *testing.T, s store.Store) {
 	if advanced {
 		t.Error("a kept status moved backwards after a sweep")
 	}
+}
+
+// testSweepManyChunks: one Sweep deletes everything it should, also when
+// that is many times what the SQL stores delete in one chunk (1000 rows of
+// a table), and keeps the rest.
+func testSweepManyChunks(t *testing.T, s store.Store) {
+	const n = 1500 // one chunk and a half of each table
+	now := base()
+	var jobs []store.NewJob
+	var keys []store.Key
+	for i := range n {
+		jobs = append(jobs, job(store.Platform, "ch", "done", fmt.Sprintf("m%d", i)))
+		keys = append(keys, store.Key{Name: fmt.Sprintf("k%d", i), Value: []byte("v"), Expires: now.Add(time.Minute)})
+	}
+	done := enqueue(t, s, jobs...)
+	ls := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now, Lanes: 1, PerLane: n})
+	if len(ls) != 1 || len(ls[0].Jobs) != n {
+		t.Fatalf("leased %d lanes, want 1 with %d jobs", len(ls), n)
+	}
+	must(t, "Complete", s.Complete(ctx, ls[0].Token, ""))
+	_, err := s.Enqueue(ctx, []store.NewJob{job(store.Platform, "ch", "key", "keyed")}, keys)
+	must(t, "Enqueue with keys", err)
+	kept := enqueue(t, s, job(store.Outbound, "ch", "pending", "kept"))[0]
+	_, err = s.RecordKey(ctx, store.Key{Name: "kept", Value: []byte("v"), Expires: now.Add(2 * time.Hour)}, now)
+	must(t, "RecordKey", err)
+	must(t, "Put", s.Put(ctx, "memo", "forever", []byte("v")))
+	must(t, "PutUntil", s.PutUntil(ctx, "memo", "later", []byte("v"), now.Add(2*time.Hour)))
+
+	// Records and statuses, written concurrently (the SQL stores commit
+	// concurrent writes together).
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				if err := s.PutUntil(ctx, "memo", fmt.Sprintf("r%d", i), []byte("v"), now.Add(time.Minute)); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.AdvanceStatus(ctx, store.Status{MID: fmt.Sprintf("s%d", i), Value: "sent", Rank: 1}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("write: %v", err)
+	}
+	time.Sleep(5 * time.Millisecond) // the store keeps milliseconds
+	cut := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	_, err = s.AdvanceStatus(ctx, store.Status{MID: "kept", Value: "sent", Rank: 1})
+	must(t, "AdvanceStatus", err)
+
+	must(t, "Sweep", s.Sweep(ctx, store.SweepRequest{Now: now.Add(time.Hour), DoneBefore: time.Now().Add(time.Hour), StatusBefore: cut}))
+	counts, err := s.Count(ctx, store.Done, store.Pending)
+	must(t, "Count", err)
+	if counts[store.Done] != 0 || counts[store.Pending] != 2 {
+		t.Errorf("after the sweep: %d done jobs (want 0), %d pending (want 2)", counts[store.Done], counts[store.Pending])
+	}
+	// Each of them is gone, not only expired: LookupKey at a now before
+	// the keys' expiry and Get before the records' would return them.
+	for i := range n {
+		if _, err := s.Job(ctx, done[i]); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("done job %d after the sweep: %v", i, err)
+		}
+		if _, err := s.LookupKey(ctx, fmt.Sprintf("k%d", i), now); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("key %d after the sweep: %v", i, err)
+		}
+		if _, err := s.Get(ctx, "memo", fmt.Sprintf("r%d", i)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("record %d after the sweep: %v", i, err)
+		}
+		if _, err := s.StatusOf(ctx, fmt.Sprintf("s%d", i)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("status %d after the sweep: %v", i, err)
+		}
+	}
+	wantState(t, s, kept, store.Pending)
+	_, err = s.LookupKey(ctx, "kept", now)
+	must(t, "kept key", err)
+	for _, key := range []string{"forever", "later"} {
+		_, err := s.Get(ctx, "memo", key)
+		must(t, "Get "+key, err)
+	}
+	_, err = s.StatusOf(ctx, "kept")
+	must(t, "kept status", err)
 }

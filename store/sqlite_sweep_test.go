@@ -1,0 +1,236 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bonychat/bonychat-adapter/store"
+)
+
+// walLimit is the journal_size_limit the store sets on its writer.
+const walLimit = 16 << 20
+
+// doneJobPayload is about the size of a platform event.
+var doneJobPayload = []byte(`{"x":"` + strings.Repeat("a", 1000) + `"}`)
+
+// fillDoneJobs adds n jobs done an hour ago to the database at path (in
+// transactions of its own, beside the store), then checkpoints and
+// truncates the WAL, so that the WAL holds only what comes next.
+func fillDoneJobs(t *testing.T, db *sql.DB, n int) {
+	t.Helper()
+	done := time.Now().Add(-time.Hour).UnixMilli()
+	for added := 0; added < n; {
+		k := min(5000, n-added)
+		if _, err := db.Exec(`INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state, attempts,
+				created_at, updated_at, next_at, lease_until, lease_token, last_error, head)
+			WITH RECURSIVE c(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM c WHERE i < ?)
+			SELECT 'platform', 'demo', 'c' || (i % 1000), 'm' || i, ?, 'done', 1, ?, ?, 0, 0, '', '', 0 FROM c`,
+			added, added+k-1, doneJobPayload, done, done); err != nil {
+			t.Fatal(err)
+		}
+		added += k
+	}
+	var busy, logFrames, checkpointed int
+	if err := db.QueryRow(`PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil || busy != 0 {
+		t.Fatalf("wal_checkpoint(TRUNCATE): busy %d, %v", busy, err)
+	}
+}
+
+func walSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// countDone counts the done jobs.
+func countDone(t *testing.T, s store.Store) int {
+	t.Helper()
+	counts, err := s.Count(ctx, store.Done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts[store.Done]
+}
+
+// TestSQLiteBigSweepLeavesTheWALWithinItsLimit: deleting many rows grows
+// the -wal file at most by a chunk at a time, and a burst (many deletes
+// while a long read keeps the log from restarting) is given back at the
+// next restart, down to journal_size_limit. Without either, the file keeps
+// the size of the largest burst for good.
+func TestSQLiteBigSweepLeavesTheWALWithinItsLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes ~70 MB")
+	}
+	const n = 32000 // ~32 MB of done jobs
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	db := rawDB(t, path)
+	sweep := func() {
+		t.Helper()
+		start := time.Now()
+		if err := s.Sweep(ctx, store.SweepRequest{Now: time.Now(), DoneBefore: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("swept %d done jobs in %s", n, time.Since(start).Round(time.Millisecond))
+		if left := countDone(t, s); left != 0 {
+			t.Fatalf("%d done jobs left after the sweep", left)
+		}
+	}
+	written := 0
+	writes := func() {
+		t.Helper()
+		// A write (that changes something: a record rewritten as it was
+		// writes nothing) after the log was checkpointed to its end, with
+		// no reader in it, restarts the log and cuts the file back to the
+		// limit.
+		for range 20 {
+			written++
+			if err := s.Put(ctx, "after", fmt.Sprint(written), doneJobPayload); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	t.Run("alone", func(t *testing.T) {
+		fillDoneJobs(t, db, n)
+		sweep()
+		// wal_autocheckpoint (1000 pages, 4 MiB) plus the chunk that
+		// crossed it, with room to spare; one DELETE of every row grew the
+		// file to several times that.
+		if got := walSize(t, path); got > 8<<20 {
+			t.Errorf("the sweep grew the WAL to %.1f MiB; want at most 8 MiB", float64(got)/(1<<20))
+		}
+		writes()
+		if got := walSize(t, path); got > 8<<20 {
+			t.Errorf("WAL is %.1f MiB after the sweep and later writes; want at most 8 MiB", float64(got)/(1<<20))
+		}
+	})
+
+	t.Run("during a long read", func(t *testing.T) {
+		fillDoneJobs(t, db, n)
+		// A read transaction that began before the sweep: until it ends,
+		// the log cannot restart and keeps every chunk.
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var jobs int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM jobs`).Scan(&jobs); err != nil {
+			t.Fatal(err)
+		}
+		sweep()
+		burst := walSize(t, path)
+		if burst <= walLimit+4<<20 {
+			t.Fatalf("the WAL grew to %.1f MiB during the read; the test needs a burst well above the limit", float64(burst)/(1<<20))
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		writes()
+		got := walSize(t, path)
+		t.Logf("WAL: %.1f MiB after the sweep during the read, %.1f MiB after later writes",
+			float64(burst)/(1<<20), float64(got)/(1<<20))
+		if got > walLimit+1<<20 {
+			t.Errorf("WAL is %.1f MiB after the read ended and later writes; want at most the %d MiB limit and 1 MiB",
+				float64(got)/(1<<20), walLimit>>20)
+		}
+	})
+}
+
+// TestSQLiteWritesRunBetweenSweepChunks: a sweep of many rows does not hold
+// the single writer until it is done: a write submitted while it runs
+// completes between its chunks.
+func TestSQLiteWritesRunBetweenSweepChunks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes ~20 MB")
+	}
+	const n = 20000
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	fillDoneJobs(t, rawDB(t, path), n)
+
+	// After its first chunk of done jobs, the sweep (paused in the hook, so
+	// that the order does not depend on timing) waits for an Enqueue
+	// submitted then, a minute at most, to fail rather than hang: were the
+	// writer still the sweep's, the Enqueue could not complete before the
+	// sweep returned.
+	var chunks, enqueued, leftAtEnqueue atomic.Int64
+	var enqueueErr atomic.Value
+	store.AfterSweepChunk(s, func() {
+		chunks.Add(1)
+		if enqueued.Load() != 0 || enqueueErr.Load() != nil || countDone(t, s) == n {
+			return // after the Enqueue, or before the done jobs (keys and records come first)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Enqueue(ctx, []store.NewJob{{Queue: store.Outbound, ChannelID: "ch", ContactID: "c", MID: "during"}}, nil)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				enqueueErr.Store(err)
+				return
+			}
+			enqueued.Store(1)
+			leftAtEnqueue.Store(int64(countDone(t, s)))
+		case <-time.After(time.Minute):
+		}
+	})
+	if err := s.Sweep(ctx, store.SweepRequest{Now: time.Now(), DoneBefore: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err, _ := enqueueErr.Load().(error); err != nil {
+		t.Fatalf("Enqueue during the sweep: %v", err)
+	}
+	if enqueued.Load() != 1 {
+		t.Fatalf("an Enqueue submitted during the sweep did not complete between two chunks (%d chunks)", chunks.Load())
+	}
+	if left := leftAtEnqueue.Load(); left == 0 || left >= n {
+		t.Errorf("%d of %d done jobs were left when the Enqueue completed; want some deleted and some not yet", left, n)
+	}
+	if left := countDone(t, s); left != 0 {
+		t.Errorf("%d done jobs left after the sweep", left)
+	}
+	if j, err := s.JobByMID(ctx, store.Outbound, "during"); err != nil || j.State != store.Pending {
+		t.Errorf("the job enqueued during the sweep: %+v, %v", j, err)
+	}
+	t.Logf("the sweep deleted %d done jobs in %d chunks", n, chunks.Load())
+}
+
+// TestSQLiteSweepStopsBetweenChunksWhenCanceled: a sweep whose context is
+// done stops before its next chunk; what it deleted stays deleted.
+func TestSQLiteSweepStopsBetweenChunksWhenCanceled(t *testing.T) {
+	const n = 3000
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	fillDoneJobs(t, rawDB(t, path), n)
+	c, cancel := context.WithCancel(ctx)
+	defer cancel()
+	store.AfterSweepChunk(s, func() {
+		if countDone(t, s) < n {
+			cancel()
+		}
+	})
+	if err := s.Sweep(c, store.SweepRequest{Now: time.Now(), DoneBefore: time.Now()}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sweep canceled after a chunk: %v, want context.Canceled", err)
+	}
+	if left := countDone(t, s); left != n-1000 {
+		t.Errorf("%d of %d done jobs left after a canceled sweep; want all but one chunk of 1000", left, n)
+	}
+}
