@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"strings"
 )
 
@@ -33,6 +34,15 @@ func FailingWrite(s *SQLite) error {
 // AfterSweepChunk makes Sweep of s call fn after each chunk it deleted.
 // Call it before any Sweep.
 func AfterSweepChunk(s *SQLite, fn func()) { s.afterSweepChunk = fn }
+
+// SetJournalSizeLimit sets journal_size_limit (bytes) on the writer
+// connection of s.
+func SetJournalSizeLimit(s *SQLite, n int) error {
+	return s.write(t0, func(w *wtx) error {
+		_, err := w.exec(`PRAGMA journal_size_limit = ` + strconv.Itoa(n))
+		return err
+	})
+}
 
 // WriterPragma reads a PRAGMA on the writer connection.
 func WriterPragma(s *SQLite, name string) (v string, err error) {
