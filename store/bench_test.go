@@ -88,3 +88,40 @@ func BenchmarkLeaseWithBacklog(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRetryInALongLane: a lease and a retry of the head of one
+// contact's lane with 50,000 events behind it (BonyChat down). Both run
+// inside SQLite's single writer (or under Memory's lock), so their cost
+// must not grow with the lane.
+func BenchmarkRetryInALongLane(b *testing.B) {
+	b.Run("Memory", func(b *testing.B) { benchRetryLongLane(b, store.NewMemory()) })
+	b.Run("SQLite", func(b *testing.B) {
+		s, err := store.OpenSQLite(filepath.Join(b.TempDir(), "bench.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		benchRetryLongLane(b, s)
+	})
+}
+
+func benchRetryLongLane(b *testing.B, s store.Store) {
+	jobs := make([]store.NewJob, 1000)
+	for i := range jobs {
+		jobs[i] = store.NewJob{Queue: store.Platform, ChannelID: "ch", ContactID: "c", Payload: []byte(`{"event":{}}`)}
+	}
+	for range 50 {
+		if _, err := s.Enqueue(ctx, jobs, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		ls, err := s.Lease(ctx, store.LeaseRequest{Queue: store.Platform, Now: time.Now(), For: time.Minute, Lanes: 16, PerLane: 1})
+		if err != nil || len(ls) != 1 {
+			b.Fatalf("Lease: %d leases, %v", len(ls), err)
+		}
+		if err := s.Retry(ctx, ls[0].Token, time.Now(), "BonyChat is down"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -15,17 +15,18 @@ import (
 // (including millisecond time precision), held in maps behind one mutex.
 // For tests and for benchmarks against the durable store.
 type Memory struct {
-	mu     sync.Mutex
-	closed bool
-	lastID int64
-	jobs   map[int64]*memJob
-	order  []int64            // every job ID, ascending
-	lanes  map[lane][]int64   // per lane the IDs of its pending and leased jobs, ascending
-	tokens map[string][]int64 // lease token -> the jobs it was given
-	keys   map[string]Key
-	status map[string]memStatus
-	kv     map[[2]string]memRecord
-	media  map[string]Media
+	mu        sync.Mutex
+	closed    bool
+	lastID    int64
+	jobs      map[int64]*memJob
+	order     []int64            // every job ID, ascending
+	lanes     map[lane][]int64   // per lane the IDs of its pending and leased jobs, ascending
+	leaseHead map[lane]int64     // per lane holding a lease, its lease's first job
+	tokens    map[string][]int64 // lease token -> the jobs it was given
+	keys      map[string]Key
+	status    map[string]memStatus
+	kv        map[[2]string]memRecord
+	media     map[string]Media
 }
 
 type lane struct {
@@ -54,13 +55,14 @@ var _ Store = (*Memory)(nil)
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
 	return &Memory{
-		jobs:   map[int64]*memJob{},
-		lanes:  map[lane][]int64{},
-		tokens: map[string][]int64{},
-		keys:   map[string]Key{},
-		status: map[string]memStatus{},
-		kv:     map[[2]string]memRecord{},
-		media:  map[string]Media{},
+		jobs:      map[int64]*memJob{},
+		lanes:     map[lane][]int64{},
+		leaseHead: map[lane]int64{},
+		tokens:    map[string][]int64{},
+		keys:      map[string]Key{},
+		status:    map[string]memStatus{},
+		kv:        map[[2]string]memRecord{},
+		media:     map[string]Media{},
 	}
 }
 
@@ -165,6 +167,7 @@ func (m *Memory) EnqueueLeased(ctx context.Context, nj NewJob, keys []Key, now t
 	token := newToken()
 	j.State, j.Attempts, j.LeaseUntil, j.token = Leased, 1, truncMS(now.Add(leaseFor)), token
 	m.tokens[token] = append(m.tokens[token], j.ID)
+	m.leaseHead[j.lane()] = j.ID
 	return j.ID, &Lease{Token: token, Jobs: []Job{j.copy()}}, nil
 }
 
@@ -187,7 +190,7 @@ func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 		if l.queue != req.Queue || (req.ChannelID != "" && l.channel != req.ChannelID) {
 			continue
 		}
-		if h := m.laneHead(ids); ready(h.Job, now) {
+		if h := m.laneHead(l, ids); ready(h.Job, now) {
 			heads = append(heads, h)
 		}
 	}
@@ -198,7 +201,7 @@ func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 	var out []Lease
 	for _, h := range heads {
 		if h.State == Leased {
-			m.endLaneLease(h.lane(), touched)
+			m.endLease(h, touched)
 		}
 		token := newToken()
 		l := Lease{Token: token}
@@ -211,34 +214,36 @@ func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 			m.tokens[token] = append(m.tokens[token], j.ID)
 			l.Jobs = append(l.Jobs, j.copy())
 		}
+		if len(l.Jobs) > 0 {
+			m.leaseHead[h.lane()] = l.Jobs[0].ID
+		}
 		out = append(out, l)
 	}
 	return out, nil
 }
 
-// laneHead is the job a lane (its IDs, ascending) goes on with: its leased
-// job if it has one (a lane has one lease at a time, on its first jobs
-// when it was taken), else its first job. As the SQLite store's head mark.
-func (m *Memory) laneHead(ids []int64) *memJob {
-	for _, id := range ids {
-		if j := m.jobs[id]; j.State == Leased {
-			return j
-		}
+// laneHead is the job a lane (its IDs, ascending) goes on with: its
+// lease's first job if it holds one (a lane has one lease at a time), else
+// its first job. As the SQLite store's head mark.
+func (m *Memory) laneHead(l lane, ids []int64) *memJob {
+	if id, ok := m.leaseHead[l]; ok {
+		return m.jobs[id]
 	}
 	return m.jobs[ids[0]]
 }
 
-// endLaneLease puts the leased jobs of a lane back to pending: the jobs of
-// an expired lease that Lease takes over (its holder can complete none of
-// them). The lane then starts again from its first job, which a job
-// revived while the lease was held may be.
-func (m *Memory) endLaneLease(l lane, touched time.Time) {
-	for _, id := range m.lanes[l] {
+// endLease puts the jobs of the expired lease that head (its first job)
+// holds back to pending, as Lease takes it over: its holder can complete
+// none of them. The lane then starts again from its first job, which a
+// job revived while the lease was held may be.
+func (m *Memory) endLease(head *memJob, touched time.Time) {
+	for _, id := range m.tokens[head.token] {
 		if j := m.jobs[id]; j.State == Leased {
-			m.dropToken(j.token, j.ID)
 			j.State, j.LeaseUntil, j.token, j.updatedAt = Pending, time.Time{}, "", touched
 		}
 	}
+	delete(m.tokens, head.token)
+	delete(m.leaseHead, head.lane())
 }
 
 // dropToken forgets that token holds job id.
@@ -291,6 +296,9 @@ func (m *Memory) finish(ctx context.Context, token string, fn func(j *memJob, no
 func (m *Memory) finishLocked(token string, jobs []*memJob, fn func(j *memJob, now time.Time)) {
 	now := truncMS(time.Now())
 	for _, j := range jobs {
+		if m.leaseHead[j.lane()] == j.ID {
+			delete(m.leaseHead, j.lane())
+		}
 		fn(j, now)
 		j.updatedAt = now
 		if j.State == Done || j.State == Dead {
@@ -423,6 +431,7 @@ func (m *Memory) Recover(ctx context.Context, q Queue, lastError string) (int, e
 				continue
 			}
 			m.dropToken(j.token, j.ID)
+			delete(m.leaseHead, j.lane())
 			j.State, j.LeaseUntil, j.LastError, j.updatedAt, j.token = Pending, time.Time{}, lastError, touched, ""
 			n++
 		}

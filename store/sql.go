@@ -61,12 +61,19 @@ const (
 		WHERE lease_token = ? AND state = 'leased' AND id > ?`
 	qJobRetry = `UPDATE jobs SET state = 'pending', next_at = ?, lease_until = 0, last_error = ?, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased' RETURNING id`
-	// qLaneEndLease puts the leased jobs of a lane back to pending: the jobs
-	// of an expired lease that Lease takes over. (The state IN term lets
-	// the planner use the jobs_lane index.)
-	qLaneEndLease = `UPDATE jobs SET state = 'pending', lease_until = 0, updated_at = ?
-		WHERE queue = ? AND channel_id = ? AND contact_id = ? AND state IN ('pending', 'leased') AND state = 'leased'`
-	qJobKill = `UPDATE jobs SET state = 'dead', head = 0, last_error = ?, updated_at = ?
+	// qJobToken is the token of a leased job; qTokenEnd puts the jobs of an
+	// expired lease that Lease takes over back to pending (jobs_token).
+	qJobToken = `SELECT lease_token FROM jobs WHERE id = ? AND state = 'leased'`
+	qTokenEnd = `UPDATE jobs SET state = 'pending', lease_until = 0, updated_at = ?
+		WHERE lease_token = ? AND state = 'leased'`
+	// qLaneBelow is the first unfinished job of the lane of a job, if it
+	// comes before that job (one revived while the lane was held): a range
+	// of the jobs_lane index, however long the lane.
+	qLaneBelow = `SELECT MIN(l.id) FROM jobs l, jobs d WHERE d.id = ? AND l.queue = d.queue
+		AND l.channel_id = d.channel_id AND l.contact_id = d.contact_id
+		AND l.state IN ('pending', 'leased') AND l.id < d.id`
+	qHeadMove = `UPDATE jobs SET head = CASE WHEN id = ? THEN 0 ELSE 1 END WHERE id IN (?, ?)`
+	qJobKill  = `UPDATE jobs SET state = 'dead', head = 0, last_error = ?, updated_at = ?
 		WHERE lease_token = ? AND state = 'leased' RETURNING lease_token, id`
 	// A revived job starts over: due now, no attempts, and its age (which
 	// outbound.max_age and platform.max_age count) from now.
@@ -102,6 +109,10 @@ const (
 	qQueueHeads  = `UPDATE jobs SET head = 1 WHERE id IN (
 		SELECT MIN(id) FROM jobs WHERE queue = ? AND state IN ('pending', 'leased')
 		GROUP BY channel_id, contact_id)`
+	qAllUnhead = `UPDATE jobs SET head = 0 WHERE head = 1 AND state IN ('pending', 'leased')`
+	qAllHeads  = `UPDATE jobs SET head = 1 WHERE id IN (
+		SELECT MIN(id) FROM jobs WHERE state IN ('pending', 'leased')
+		GROUP BY queue, channel_id, contact_id)`
 
 	qJobGet   = `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`
 	qJobByMID = `SELECT ` + jobCols + ` FROM jobs WHERE queue = ? AND mid = ? ORDER BY id DESC LIMIT 1`

@@ -323,10 +323,14 @@ func (s *SQLite) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 func (w *wtx) laneToLease(head Job, perLane int, now, touched int64) ([]Job, error) {
 	after, limit := head.ID, perLane-1
 	if head.State == Leased {
-		if _, err := w.exec(qLaneEndLease, touched, string(head.Queue), head.ChannelID, head.ContactID); err != nil {
+		var token string
+		if err := w.queryRow(qJobToken, head.ID).Scan(&token); err != nil {
 			return nil, err
 		}
-		if err := w.remarkHeads([]int64{head.ID}); err != nil {
+		if _, err := w.exec(qTokenEnd, touched, token); err != nil {
+			return nil, err
+		}
+		if err := w.headToFirst(head.ID); err != nil {
 			return nil, err
 		}
 		after, limit = 0, perLane
@@ -435,7 +439,7 @@ func (s *SQLite) Retry(ctx context.Context, token string, next time.Time, lastEr
 		}
 		// The lane's first unfinished job may now be one revived while the
 		// lease was held.
-		return w.remarkHeads(ids[:1])
+		return w.headToFirst(slices.Min(ids))
 	}))
 }
 
@@ -524,6 +528,18 @@ func (w *wtx) remarkHeads(ids []int64) error {
 	return w.promoteAfter(moved)
 }
 
+// headToFirst moves the head mark from head, the first job of a lease that
+// just ended, to the lane's first unfinished job if one comes before it (a
+// job revived while the lease was held). Cheap however long the lane.
+func (w *wtx) headToFirst(head int64) error {
+	var first sql.NullInt64
+	if err := w.queryRow(qLaneBelow, head).Scan(&first); err != nil || !first.Valid {
+		return err
+	}
+	_, err := w.exec(qHeadMove, head, head, first.Int64)
+	return err
+}
+
 // Recover implements Store. Every queue when q is empty. The jobs keep their
 // attempts and their next_at (which was due when they were leased).
 func (s *SQLite) Recover(ctx context.Context, q Queue, lastError string) (int, error) {
@@ -539,19 +555,21 @@ func (s *SQLite) Recover(ctx context.Context, q Queue, lastError string) (int, e
 		if err != nil {
 			return err
 		}
-		queues := []Queue{q}
+		// No lane of the queue is held now: each one's first unfinished
+		// job is its head (a job revived while its lane was held may come
+		// before the old head).
 		if q == "" {
-			queues = []Queue{Outbound, Platform}
-		}
-		for _, q := range queues {
-			if _, err := w.exec(qQueueUnhead, string(q)); err != nil {
+			if _, err := w.exec(qAllUnhead); err != nil {
 				return err
 			}
-			if _, err := w.exec(qQueueHeads, string(q)); err != nil {
-				return err
-			}
+			_, err = w.exec(qAllHeads)
+			return err
 		}
-		return nil
+		if _, err := w.exec(qQueueUnhead, string(q)); err != nil {
+			return err
+		}
+		_, err = w.exec(qQueueHeads, string(q))
+		return err
 	})
 	if err != nil {
 		return 0, wrapErr("recover", err)

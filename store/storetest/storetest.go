@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevivedJobsRunInIDOrderAfterARetry", testReviveThenRetry},
 		{"ReleaseKeepsTheFirstJobsOfARevivedLane", testReviveThenRelease},
 		{"NotBeforeBefore1970IsDue", testNotBeforeBefore1970},
+		{"RecoverRestartsEveryLaneFromItsFirstJob", testRecoverRestartsLanes},
 		{"ManyWaitingJobsDoNotHideAReadyLane", testWaitingJobsDoNotHide},
 		{"Recover", testRecover},
 		{"JobsFilter", testJobsFilter},
@@ -637,6 +638,27 @@ func testNotBeforeBefore1970(t *testing.T, s store.Store) {
 	j.NotBefore = time.Date(1969, 7, 20, 20, 17, 0, 0, time.UTC)
 	in := enqueue(t, s, j)
 	wantIDs(t, "due", lease(t, s, store.LeaseRequest{Queue: store.Outbound, Now: base()}), in)
+}
+
+// testRecoverRestartsLanes: after Recover of every queue (q empty), each
+// lane goes on from its first unfinished job, in any queue: a job revived
+// while its lane was held runs before the job that held it.
+func testRecoverRestartsLanes(t *testing.T, s store.Store) {
+	now := base()
+	q := store.Queue("custom")
+	in := enqueue(t, s, job(q, "ch", "c", "1"), job(q, "ch", "c", "2"))
+	req := store.LeaseRequest{Queue: q, Now: now}
+	ls := lease(t, s, req)
+	must(t, "Kill 1", s.Kill(ctx, ls[0].Token, "rejected"))
+	wantIDs(t, "the lane goes on", lease(t, s, req), []int64{in[1]})
+	if n, err := s.Revive(ctx, []int64{in[0]}, now); err != nil || n != 1 {
+		t.Fatalf("Revive: %d, %v", n, err)
+	}
+	if n, err := s.Recover(ctx, "", "interrupted"); err != nil || n != 1 {
+		t.Fatalf("Recover: %d, %v", n, err)
+	}
+	req.PerLane = 2
+	wantIDs(t, "after Recover, in ID order", lease(t, s, req), in)
 }
 
 // testWaitingJobsDoNotHide: lanes whose first job waits for a retry, with
