@@ -111,7 +111,8 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 	defer tokenLocks.Lock(f.Token)()
 	ctx := r.Context()
 	subject := forwardSubject(f)
-	if _, err := p.checkToken(ctx, f.Token, subject); err != nil {
+	seen, err := p.checkToken(ctx, f.Token, subject)
+	if err != nil {
 		p.tokenAnswer(w, log, false, err)
 		return
 	}
@@ -134,6 +135,11 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		// A redelivery (Mailgun's retry, another route's copy): the dedupe
 		// would drop its events, and building them would fetch and store
 		// its attachments again, linked from nothing for media.retention.
+		// Unless this token was seen through to its end, what came after
+		// the ingest (the thread) may not have been recorded.
+		if !seen {
+			p.recordThreadOf(ctx, log, contactID, f)
+		}
 		p.recordTokenOf(ctx, log, f, subject)
 		writeOK(w)
 		return
@@ -156,14 +162,19 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		providers.WriteError(w, status, msg)
 		return
 	}
-	if err := p.RecordInbound(ctx, in.ContactID, f.Subject, f.MessageID, forwardRefs(f)); err != nil {
-		// The events are stored: threading suffers, the mail does not.
-		log.Error("mailgun thread not recorded", "message_id", f.MessageID, "error", err.Error())
-	}
+	p.recordThreadOf(ctx, log, in.ContactID, f)
 	// Also for a duplicate delivery (another route's token for the same
 	// mail), whose token the ingest transaction did not record.
 	p.recordTokenOf(ctx, log, f, subject)
 	writeOK(w)
+}
+
+// recordThreadOf records the forward in the contact's thread. The events
+// are stored by then: a failure costs threading, not the mail.
+func (p *Provider) recordThreadOf(ctx context.Context, log *slog.Logger, contactID string, f *Forward) {
+	if err := p.RecordInbound(ctx, contactID, f.Subject, f.MessageID, forwardRefs(f)); err != nil {
+		log.Error("mailgun thread not recorded", "message_id", f.MessageID, "error", err.Error())
+	}
 }
 
 // recordTokenOf records the forward's token as taken with its subject, so

@@ -631,3 +631,21 @@ func TestAnUnverifiedBusinessMailIsPostedWithAWarning(t *testing.T) {
 		t.Fatalf("events %+v: want the unverified warning", in.Events)
 	}
 }
+
+// A forward ingested whose thread and token were not recorded (Mailgun hung
+// up after its timeout, ending the request after the ingest): Mailgun's
+// retry, answered without ingesting again, records the thread then.
+func TestHandleInboundRetryRecordsTheThreadTheFirstTryMissed(t *testing.T) {
+	env := hdSetup(t)
+	ts := hdFresh(50 * time.Minute)
+	env.rec.FailPuts("", context.Canceled)
+	hdInbound(env, hdSigned(t, "forward-urlencoded.form", ts, hdToken))
+	if len(env.ingest.got) != 1 || len(hdThreadPuts(env.rec)) != 0 {
+		t.Fatalf("first delivery: %d ingests, %d thread records; want 1 and none", len(env.ingest.got), len(hdThreadPuts(env.rec)))
+	}
+	env.rec.FailPuts("", nil)
+	hdCheckOK(t, hdInbound(env, hdSigned(t, "forward-urlencoded.form", ts, hdToken)))
+	if len(env.ingest.got) != 1 || len(hdThreadPuts(env.rec)) == 0 {
+		t.Fatalf("the retry: %d ingests, %d thread records; want 1 and the thread recorded", len(env.ingest.got), len(hdThreadPuts(env.rec)))
+	}
+}
