@@ -253,9 +253,10 @@ func yamlProblems(err error) []string {
 }
 
 // quotedValue matches what yaml.v3 quotes from the document: a value in
-// backticks, or a name (an anchor, a tag) in single quotes. A single
-// quoted character is the syntax the parser expected (':', '-') and stays.
-var quotedValue = regexp.MustCompile("`[^`]*`|'[^']{2,}'")
+// backticks, or a name (an anchor, a tag: no spaces) in single quotes. A
+// single quoted character is the syntax the parser expected (':', '-')
+// and stays, as do two of them ("expected ',' or ']'").
+var quotedValue = regexp.MustCompile("`[^`]*`|'[^'\\s]{2,}'")
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 

@@ -670,6 +670,11 @@ func TestConfigSyntaxErrorDoesNotQuoteAValue(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), secret) {
 		t.Errorf("LoadStoreDSN error = %v; want an error that does not quote the token", err)
 	}
+	// The syntax the parser expected is quoted too, and stays.
+	problems = cfgProblems(t, "channels: [a, b\n", cfgNoEnv)
+	if len(problems) != 1 || !strings.Contains(problems[0], "expected ',' or ']'") {
+		t.Errorf("problems %q, want the expected syntax named", problems)
+	}
 }
 
 // A value of the wrong type is reported at its key path and line, in words,
