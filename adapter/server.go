@@ -202,7 +202,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // StartWorkers resumes what a previous process left and starts the
 // delivery workers. The returned stop makes them finish what they hold
-// (within http.shutdown_timeout) and return.
+// (within http.shutdown_timeout) and return. Call it before Handler takes
+// any request (Serve does): it lists the media files a previous process
+// left, and a file being saved meanwhile could be taken for one.
 func (s *Server) StartWorkers() (stop func(), err error) {
 	stopLeasing, waitWork, err := s.startWorkers()
 	if err != nil {
