@@ -3,20 +3,23 @@ package twilio
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/twilio/twilio-go/client"
 
 	"github.com/bonychat/bonychat-adapter/providers"
+	"github.com/bonychat/bonychat-adapter/schema"
 )
 
 // OptOutReason is what an agent reads for a contact who replied STOP.
 const OptOutReason = "contact has opted out (replied STOP)"
 
 // sendCodes maps Twilio's synchronous error codes to a kind and words an
-// agent can act on ("%s" is the contact's number).
+// agent can act on ("%s" is the contact's number). A status callback with
+// one of these codes reads the same (callbackReason).
 var sendCodes = map[int]struct {
 	kind   providers.ErrorKind
 	reason string
@@ -35,7 +38,7 @@ var sendCodes = map[int]struct {
 	21606: {providers.Config, "the channel's 'from' number cannot send SMS"},
 	21601: {providers.Config, "the channel's 'from' is not an SMS-capable number of this Twilio account"},
 	21212: {providers.Config, "Twilio refused the channel's 'from' as a sender (check from)"},
-	21659: {providers.Config, "the channel's 'from' is not a Twilio number, or is a short code of another country than %s"},
+	21659: {providers.Config, "the channel's 'from' is not a Twilio number, or is a short code, which cannot send to %s's country (check from)"},
 	21660: {providers.Config, "the channel's 'from' belongs to another Twilio account (check from and account_sid)"},
 	21703: {providers.Config, "the channel's Messaging Service has no sender available (check messaging_service_sid)"},
 	21704: {providers.Config, "the channel's Messaging Service has no senders (check messaging_service_sid)"},
@@ -45,6 +48,11 @@ var sendCodes = map[int]struct {
 	20404: {providers.Config, "Twilio does not know the channel's account or sender (check account_sid, from, messaging_service_sid)"},
 	20429: {providers.Throttled, "Twilio is rate limiting this account"},
 	21611: {providers.Throttled, "the sender's queue at Twilio is full; retrying later"},
+}
+
+// withContact puts the contact's number in a reason's "%s".
+func withContact(reason, contact string) string {
+	return strings.ReplaceAll(reason, "%s", contact)
 }
 
 // sendError turns a failed create into the send-error taxonomy. What the
@@ -90,11 +98,7 @@ func restError(te *client.TwilioRestError, contact string, httpStatus int) *prov
 		status = httpStatus
 	}
 	if m, ok := sendCodes[te.Code]; ok {
-		reason := m.reason
-		if containsVerb(reason) {
-			reason = fmt.Sprintf(reason, contact)
-		}
-		return &providers.SendError{Kind: m.kind, Reason: reason, Code: code, Err: te}
+		return &providers.SendError{Kind: m.kind, Reason: withContact(m.reason, contact), Code: code, Err: te}
 	}
 	switch {
 	case status == http.StatusTooManyRequests:
@@ -104,41 +108,80 @@ func restError(te *client.TwilioRestError, contact string, httpStatus int) *prov
 	case status >= 500:
 		return &providers.SendError{Kind: providers.Ambiguous, Reason: "Twilio answered " + strconv.Itoa(status) + "; the message may have been sent", Code: code, Err: te}
 	}
-	return &providers.SendError{Kind: providers.Permanent, Reason: "Twilio refused the message: " + te.Message, Code: code, Err: te}
+	return &providers.SendError{Kind: providers.Permanent, Reason: refusal(te, status), Code: code, Err: te}
 }
 
-func containsVerb(s string) bool {
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '%' && s[i+1] == 's' {
-			return true
-		}
+// maxTwilioText bounds how much of Twilio's own message an agent reads.
+const maxTwilioText = 300
+
+// sidShaped is a Twilio SID (two capitals and 32 hex digits: AC… the
+// account, MG… a Messaging Service, SM…/MM… a message, PN… a number): it
+// means nothing to an agent, and an account SID is not for every reader.
+var sidShaped = regexp.MustCompile(`\b[A-Z]{2}[0-9a-fA-F]{32}\b`)
+
+// refusal words a refusal Twilio gave no known code for: its error code
+// (else the HTTP status), then Twilio's own text when it has one, SIDs
+// masked and cut to a readable size.
+func refusal(te *client.TwilioRestError, status int) string {
+	reason := "Twilio refused the message"
+	switch {
+	case te.Code != 0:
+		reason += " (error " + strconv.Itoa(te.Code) + ")"
+	case status != 0:
+		reason += " (HTTP " + strconv.Itoa(status) + ")"
 	}
-	return false
+	text := strings.Join(strings.Fields(te.Message), " ")
+	text = sidShaped.ReplaceAllStringFunc(text, func(sid string) string { return sid[:2] + "…" })
+	if cut := schema.Truncate(text, maxTwilioText); cut != text {
+		text = cut + "…"
+	}
+	if text != "" {
+		reason += ": " + text
+	}
+	return reason
 }
 
 // callbackReasons are readable reasons for the asynchronous ErrorCode of a
-// failed or undelivered status callback.
-var callbackReasons = map[string]string{
-	"30001": "Twilio's queue for this sender overflowed",
-	"30002": "the Twilio account is suspended",
-	"30003": "the contact's handset is unreachable (off or out of coverage)",
-	"30004": "the message was blocked by the carrier or the contact",
-	"30005": "the number is unknown or no longer in service",
-	"30006": "the number is a landline or its carrier cannot receive SMS",
-	"30007": "the carrier filtered the message as spam",
-	"30008": "the carrier reported an unknown error",
-	"30034": "the sender is not registered for US A2P 10DLC",
-	"21610": OptOutReason,
-	"63016": "outside WhatsApp's 24-hour window; a template is needed",
+// failed or undelivered status callback, for the codes sendCodes does not
+// word ("%s" is the contact's number). Their meanings are Twilio's (its
+// error dictionary).
+var callbackReasons = map[int]string{
+	30001: "Twilio's queue for this sender overflowed",
+	30002: "the Twilio account is suspended",
+	30003: "the contact's handset is unreachable (off or out of coverage)",
+	30004: "the message was blocked by the carrier or the contact",
+	30005: "the number is unknown or no longer in service",
+	30006: "the number is a landline or its carrier cannot receive SMS",
+	30007: "the carrier filtered the message as spam",
+	30008: "the carrier reported an unknown error",
+	30019: "the message with its media is larger than the contact's carrier accepts",
+	30022: "the carrier refused the message: the sender exceeded the rate its US A2P 10DLC campaign allows",
+	30023: "the carrier refused the message: the sender reached its US A2P 10DLC daily message cap",
+	30024: "the channel's sender is not registered with the contact's carrier for this traffic",
+	30032: "the channel's toll-free number is not verified for messages to the US and Canada (Toll-Free Verification)",
+	30034: "the sender is not registered for US A2P 10DLC",
+	11200: "Twilio could not download the attachment from its URL",
+	63019: "Twilio could not download the attachment (or it was empty)",
+	12300: "the attachment's file type is not one Twilio can send",
+	63003: "%s is not an active address on this channel (on WhatsApp: not a WhatsApp number)",
+	63024: "%s cannot receive WhatsApp messages (not on WhatsApp, WhatsApp's terms not accepted, or an outdated app)",
 }
 
-// callbackReason words an ErrorCode for the agent.
-func callbackReason(code string) string {
-	if r, ok := callbackReasons[code]; ok {
-		return r + " (Twilio error " + code + ")"
-	}
+// callbackReason words an ErrorCode for the agent: as the send would have
+// (sendCodes), else from callbackReasons, with Twilio's code after it.
+func callbackReason(code, contact string) string {
 	if code == "" {
 		return "Twilio reported the message as not delivered"
 	}
-	return "Twilio reported error " + code
+	n, err := strconv.Atoi(code)
+	reason := ""
+	if m, ok := sendCodes[n]; ok && err == nil {
+		reason = m.reason
+	} else if r, ok := callbackReasons[n]; ok && err == nil {
+		reason = r
+	}
+	if reason == "" {
+		return "Twilio reported error " + code
+	}
+	return withContact(reason, contact) + " (Twilio error " + code + ")"
 }

@@ -243,7 +243,7 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 	for i := len(memo.SIDs); i < len(parts); i++ {
 		sid, err := p.sendPart(ctx, contact, mID, i, len(parts), parts[i], memo)
 		if err != nil {
-			return providers.Sent{ProviderIDs: memo.SIDs}, err
+			return providers.Sent{ProviderIDs: memo.SIDs}, partlySent(err, len(memo.SIDs), len(parts))
 		}
 		if err := p.notePart(ctx, contact, mID, &memo, sid); err != nil && i < len(parts)-1 {
 			return providers.Sent{ProviderIDs: memo.SIDs}, err
@@ -254,6 +254,20 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 		}
 	}
 	return providers.Sent{ProviderIDs: memo.SIDs}, nil
+}
+
+// partlySent tells the agent, when a part ends the message (a refusal of
+// it, or of the channel's settings), that the parts before it reached
+// Twilio: the contact may already have read them. A failure that is
+// retried (or looked up) says nothing yet: the retry sends the rest.
+func partlySent(err error, sent, n int) error {
+	se, ok := errors.AsType[*providers.SendError](err)
+	if !ok || sent == 0 || (se.Kind != providers.Permanent && se.Kind != providers.Config) {
+		return err
+	}
+	told := *se
+	told.Reason = fmt.Sprintf("the first %d of %d parts were sent; %s", sent, n, se.Reason)
+	return &told
 }
 
 // lookBeforeSending settles a part marked unconfirmed before anything is

@@ -246,6 +246,44 @@ func TestSendAfterAFailedLaterPartSendsOnlyTheRest(t *testing.T) {
 	}
 }
 
+// A later part that ends the message says how much of it reached the
+// contact; a first part that does says nothing of parts.
+func TestSendPartRefusedAfterOthersSaysHowManyWereSent(t *testing.T) {
+	t.Parallel()
+	text := outWords(900)
+	n := len(schema.SplitText(text, MaxBody))
+	if n < 3 {
+		t.Fatalf("want at least 3 parts, have %d", n)
+	}
+	cases := []struct {
+		name   string
+		script []faketwilio.Behaviour
+		kind   providers.ErrorKind
+		want   string
+	}{
+		{"the second part refused", []faketwilio.Behaviour{faketwilio.OK(), faketwilio.Code(21610)}, providers.Permanent,
+			"the first 1 of " + strconv.Itoa(n) + " parts were sent; " + OptOutReason},
+		{"the third part refused for the channel's settings", []faketwilio.Behaviour{faketwilio.OK(), faketwilio.OK(), faketwilio.Code(21606)}, providers.Config,
+			"the first 2 of " + strconv.Itoa(n) + " parts were sent; " + sendCodes[21606].reason},
+		{"the first part refused", []faketwilio.Behaviour{faketwilio.Code(21610)}, providers.Permanent, OptOutReason},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := outNew(t)
+			e.fake.Script(faketwilio.Create, c.script...)
+			sent, err := e.send(t, outText(text), "parts-1")
+			se := outSendError(t, err)
+			if se.Kind != c.kind || se.Reason != c.want {
+				t.Fatalf("kind %v reason %q, want %v %q", se.Kind, se.Reason, c.kind, c.want)
+			}
+			if len(sent.ProviderIDs) != len(c.script)-1 || len(e.fake.Messages()) != len(c.script)-1 {
+				t.Fatalf("returned %v, Twilio has %d messages", sent.ProviderIDs, len(e.fake.Messages()))
+			}
+		})
+	}
+}
+
 // A part sent whose progress cannot be recorded: when it was the last
 // part, the message is simply sent; with parts still to come the attempt
 // ends retryable, the part marked with its SID, and the retry sends only
@@ -513,7 +551,7 @@ func TestSendOtherTwilioAnswers(t *testing.T) {
 	}{
 		{name: "unknown 4xx code is permanent with Twilio's words",
 			script: []faketwilio.Behaviour{faketwilio.Error(21999, 400, "Something odd")},
-			kind:   providers.Permanent, code: "21999", reason: "Twilio refused the message: Something odd", creates: 1},
+			kind:   providers.Permanent, code: "21999", reason: "Twilio refused the message (error 21999): Something odd", creates: 1},
 		{name: "any 401 is the channel's credentials", script: []faketwilio.Behaviour{faketwilio.Error(20151, 401, "Bad auth")},
 			kind: providers.Config, code: "20151", reason: "auth_token", creates: 1},
 		{name: "any 403 is the channel's credentials", script: []faketwilio.Behaviour{faketwilio.Error(20403, 403, "Forbidden")},
@@ -534,9 +572,9 @@ func TestSendOtherTwilioAnswers(t *testing.T) {
 				faketwilio.Raw(429, "application/json", `{"message":"rate limit"}`),
 				faketwilio.Raw(429, "application/json", `{"message":"rate limit"}`)},
 			kind: providers.Throttled, creates: 3},
-		{name: "a gateway's JSON 400 without a code is a refusal in its words",
+		{name: "a gateway's JSON 400 without a code is a refusal with its status, in its words",
 			script: []faketwilio.Behaviour{faketwilio.Raw(400, "application/json", `{"message":"bad request"}`)},
-			kind:   providers.Permanent, reason: "Twilio refused the message: bad request", creates: 1},
+			kind:   providers.Permanent, reason: "Twilio refused the message (HTTP 400): bad request", creates: 1},
 		{name: "a 201 without a SID is reconciled",
 			script: []faketwilio.Behaviour{faketwilio.Raw(201, "application/json", `{"status":"queued"}`)},
 			kind:   providers.Unreachable, creates: 1, lists: 1},

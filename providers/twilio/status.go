@@ -82,7 +82,7 @@ func (p *Provider) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := ""
 	if value == schema.StatusFailed {
-		reason = callbackReason(code)
+		reason = callbackReason(code, contact)
 		if parts > 1 {
 			reason = fmt.Sprintf("part %d of %d: %s", part+1, parts, reason)
 		}

@@ -55,11 +55,11 @@ func TestStatus_TestdataCallbacksBecomeReceipts(t *testing.T) {
 		{file: "status-sent.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "sent"}},
 		{file: "status-delivered.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "delivered"}},
 		{file: "status-read.form", want: testkit.StatusCall{Contact: hookWAUser, MID: hookMID, Value: "read"}},
-		{file: "status-undelivered-30003.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("30003")},
+		{file: "status-undelivered-30003.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("30003", hookContact)},
 			reason: "unreachable"},
-		{file: "status-failed-30007.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("30007")},
+		{file: "status-failed-30007.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("30007", hookContact)},
 			reason: "spam"},
-		{file: "status-failed-21610.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("21610")},
+		{file: "status-failed-21610.form", want: testkit.StatusCall{Contact: hookContact, MID: hookMID, Value: "failed", Reason: callbackReason("21610", hookContact)},
 			reason: "opted out", optOut: true},
 	}
 	for _, tc := range cases {
@@ -239,7 +239,7 @@ func TestStatus_MultiPartMessagesReportTheWhole(t *testing.T) {
 				case s.want != "" && (len(calls) != 1 || calls[0].Value != s.want || calls[0].MID != hookMID || calls[0].Contact != hookContact):
 					t.Fatalf("step %d (part %d %s): posted %+v, want %s", i, s.part, s.status, calls, s.want)
 				case s.want == "failed":
-					want := fmt.Sprintf("part %d of %d: %s", s.part+1, tc.parts, callbackReason(s.code))
+					want := fmt.Sprintf("part %d of %d: %s", s.part+1, tc.parts, callbackReason(s.code, hookContact))
 					if calls[0].Reason != want {
 						t.Fatalf("reason %q, want %q", calls[0].Reason, want)
 					}
@@ -324,7 +324,7 @@ func TestStatus_21610OptsOutOnlyThatContactForThisSender(t *testing.T) {
 		t.Fatal("21610 must opt out exactly the callback's recipient")
 	}
 	got := e.statuses.Calls()
-	want := []testkit.StatusCall{{Contact: hookContact, MID: hookMID, Value: "failed", Reason: "part 2 of 3: " + callbackReason("21610")}}
+	want := []testkit.StatusCall{{Contact: hookContact, MID: hookMID, Value: "failed", Reason: "part 2 of 3: " + callbackReason("21610", hookContact)}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("posted %+v, want %+v", got, want)
 	}

@@ -1,0 +1,114 @@
+package twilio
+
+// What an agent reads when Twilio refuses a send or reports a message
+// undelivered, and how each answer is classified.
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/twilio/twilio-go/client"
+
+	"github.com/bonychat/bonychat-adapter/providers"
+)
+
+func TestUnmappedRefusalNamesTwilioCodeAndAddsOnlyTextItHas(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		te   *client.TwilioRestError
+		want string
+	}{
+		{"no message", &client.TwilioRestError{Code: 21999, Status: 400},
+			"Twilio refused the message (error 21999)"},
+		{"blank message", &client.TwilioRestError{Code: 21999, Status: 400, Message: " \n "},
+			"Twilio refused the message (error 21999)"},
+		{"a message", &client.TwilioRestError{Code: 21999, Status: 400, Message: "Something\n odd"},
+			"Twilio refused the message (error 21999): Something odd"},
+		{"no code: the HTTP status", &client.TwilioRestError{Status: 422},
+			"Twilio refused the message (HTTP 422)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			se := restError(c.te, outContact, 400)
+			if se.Kind != providers.Permanent || se.Reason != c.want {
+				t.Fatalf("kind %v reason %q, want permanent %q", se.Kind, se.Reason, c.want)
+			}
+		})
+	}
+}
+
+func TestUnmappedRefusalMasksSIDsAndCutsLongText(t *testing.T) {
+	t.Parallel()
+	te := &client.TwilioRestError{Code: 21999, Status: 400,
+		Message: "Account AC0123456789abcdef0123456789ABCDEF cannot use MG0123456789abcdef0123456789abcdef for SM0123456789abcdef0123456789abcdef; MGshort stays"}
+	se := restError(te, outContact, 400)
+	want := "Twilio refused the message (error 21999): Account AC… cannot use MG… for SM…; MGshort stays"
+	if se.Reason != want {
+		t.Fatalf("reason %q, want %q", se.Reason, want)
+	}
+
+	long := &client.TwilioRestError{Code: 21999, Status: 400, Message: strings.Repeat("é word ", 100)}
+	se = restError(long, outContact, 400)
+	text, _ := strings.CutPrefix(se.Reason, "Twilio refused the message (error 21999): ")
+	if !strings.HasSuffix(text, "…") || len([]rune(text)) > maxTwilioText+1 {
+		t.Fatalf("Twilio's text is %d characters, want at most %d and a mark: %q", len([]rune(text)), maxTwilioText, text)
+	}
+}
+
+func Test21659WordsTheShortCodeCountryAsTheContacts(t *testing.T) {
+	t.Parallel()
+	se := restError(&client.TwilioRestError{Code: 21659, Status: 400}, outContact, 400)
+	want := "the channel's 'from' is not a Twilio number, or is a short code, which cannot send to " + outContact + "'s country (check from)"
+	if se.Kind != providers.Config || se.Reason != want {
+		t.Fatalf("kind %v reason %q, want config %q", se.Kind, se.Reason, want)
+	}
+}
+
+func TestCallbackCodesAreInWordsFromTwiliosMeaning(t *testing.T) {
+	t.Parallel()
+	for code, words := range map[string]string{
+		"30019": "larger than the contact's carrier accepts",
+		"11200": "could not download the attachment",
+		"63019": "could not download the attachment",
+		"12300": "file type",
+		"30022": "rate its US A2P 10DLC campaign allows",
+		"30023": "daily message cap",
+		"30024": "not registered with the contact's carrier",
+		"30032": "toll-free number is not verified",
+		"63003": outContact + " is not an active address",
+		"63024": outContact + " cannot receive WhatsApp messages",
+	} {
+		got := callbackReason(code, outContact)
+		if !strings.Contains(got, words) || !strings.HasSuffix(got, " (Twilio error "+code+")") {
+			t.Errorf("ErrorCode %s: agent reads %q, want %q and the code", code, got, words)
+		}
+	}
+	if got := callbackReason("39999", outContact); got != "Twilio reported error 39999" {
+		t.Errorf("unknown code: %q", got)
+	}
+	if got := callbackReason("", outContact); got != "Twilio reported the message as not delivered" {
+		t.Errorf("no code: %q", got)
+	}
+}
+
+// The same cause reads the same in the /message answer and in a later
+// failed message_status, which adds Twilio's code.
+func TestCallbackReasonReadsAsTheSendReason(t *testing.T) {
+	t.Parallel()
+	for code := range sendCodes {
+		c := strconv.Itoa(code)
+		sync := restError(&client.TwilioRestError{Code: code, Status: 400}, outContact, 400).Reason
+		if got, want := callbackReason(c, outContact), sync+" (Twilio error "+c+")"; got != want {
+			t.Errorf("%d: callback %q, want %q", code, got, want)
+		}
+		if _, twice := callbackReasons[code]; twice {
+			t.Errorf("%d is worded in both tables: the callback would not read as the send", code)
+		}
+	}
+	if got := callbackReason("63016", outContact); !strings.Contains(got, "24 hours") {
+		t.Errorf("63016 reads %q", got)
+	}
+}
