@@ -40,8 +40,12 @@ var sendCodes = map[int]struct {
 	21212: {providers.Config, "Twilio refused the channel's 'from' as a sender (check from)"},
 	21659: {providers.Config, "the channel's 'from' is not a Twilio number, or is a short code, which cannot send to %s's country (check from)"},
 	21660: {providers.Config, "the channel's 'from' belongs to another Twilio account (check from and account_sid)"},
+	21701: {providers.Config, "the channel's Messaging Service does not exist in this Twilio account (check messaging_service_sid and account_sid)"},
+	21702: {providers.Config, "the channel's Messaging Service is not available to send new messages (check messaging_service_sid)"},
 	21703: {providers.Config, "the channel's Messaging Service has no sender available (check messaging_service_sid)"},
 	21704: {providers.Config, "the channel's Messaging Service has no senders (check messaging_service_sid)"},
+	21705: {providers.Config, "the channel's Messaging Service SID is not valid (check messaging_service_sid)"},
+	21710: {providers.Config, "Twilio refused the channel's Messaging Service settings (check messaging_service_sid)"},
 	63007: {providers.Config, "Twilio has no WhatsApp sender for the channel's 'from'"},
 	21609: {providers.Config, "Twilio refused the status callback URL (check public_url)"},
 	20003: {providers.Config, "Twilio refused the channel's credentials (check account_sid and auth_token)"},
@@ -75,12 +79,30 @@ func classify(err error, contact string, call callSummary) *providers.SendError 
 	switch {
 	case !call.reached && call.lastStatus == http.StatusTooManyRequests:
 		return &providers.SendError{Kind: providers.Throttled, Reason: "Twilio is rate limiting this account", Err: err}
+	case !call.reached && notTaken(call.lastStatus):
+		return notTakenError(call.lastStatus, "", err)
 	case !call.reached && providers.NeverSent(err):
 		return &providers.SendError{Kind: providers.Unreachable, Reason: "Twilio could not be reached", Err: err}
 	case !call.reached && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		return &providers.SendError{Kind: providers.Unreachable, Reason: "the send was stopped before it reached Twilio", Err: err}
 	}
 	return &providers.SendError{Kind: providers.Ambiguous, Reason: "no answer from Twilio; the message may have been sent", Err: err}
+}
+
+// notTaken: an answer saying the request was not carried out, so no
+// message was created: 408 (the request did not arrive in time) and 409
+// (it conflicted with another). Safe to send again.
+func notTaken(status int) bool {
+	return status == http.StatusRequestTimeout || status == http.StatusConflict
+}
+
+func notTakenError(status int, code string, err error) *providers.SendError {
+	why := "Twilio timed out waiting for the request"
+	if status == http.StatusConflict {
+		why = "Twilio refused the request as conflicting with another"
+	}
+	return &providers.SendError{Kind: providers.Unreachable, Code: code, Err: err,
+		Reason: why + " (HTTP " + strconv.Itoa(status) + "); nothing was sent"}
 }
 
 // restError classifies an error answer twilio-go decoded from JSON. Its
@@ -103,6 +125,8 @@ func restError(te *client.TwilioRestError, contact string, httpStatus int) *prov
 	switch {
 	case status == http.StatusTooManyRequests:
 		return &providers.SendError{Kind: providers.Throttled, Reason: "Twilio is rate limiting this account", Code: code, Err: te}
+	case notTaken(status):
+		return notTakenError(status, code, te)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return &providers.SendError{Kind: providers.Config, Reason: "Twilio refused the channel's credentials (check account_sid and auth_token)", Code: code, Err: te}
 	case status >= 500:

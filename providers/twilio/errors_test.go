@@ -4,12 +4,14 @@ package twilio
 // undelivered, and how each answer is classified.
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/twilio/twilio-go/client"
 
+	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
 	"github.com/bonychat/bonychat-adapter/providers"
 )
 
@@ -58,12 +60,60 @@ func TestUnmappedRefusalMasksSIDsAndCutsLongText(t *testing.T) {
 	}
 }
 
+func TestMessagingServiceCodesBlameTheChannelSettings(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{21701, 21702, 21703, 21704, 21705, 21710} {
+		te := &client.TwilioRestError{Code: code, Status: 400,
+			Message: "The Messaging Service Sid MG0123456789abcdef0123456789abcdef is invalid"}
+		se := restError(te, outContact, 400)
+		if se.Kind != providers.Config || !strings.Contains(se.Reason, "check messaging_service_sid") {
+			t.Errorf("%d: kind %v reason %q, want config naming messaging_service_sid", code, se.Kind, se.Reason)
+		}
+		if strings.Contains(se.Reason, "MG0123") {
+			t.Errorf("%d: reason %q shows the SID", code, se.Reason)
+		}
+	}
+}
+
 func Test21659WordsTheShortCodeCountryAsTheContacts(t *testing.T) {
 	t.Parallel()
 	se := restError(&client.TwilioRestError{Code: 21659, Status: 400}, outContact, 400)
 	want := "the channel's 'from' is not a Twilio number, or is a short code, which cannot send to " + outContact + "'s country (check from)"
 	if se.Kind != providers.Config || se.Reason != want {
 		t.Fatalf("kind %v reason %q, want config %q", se.Kind, se.Reason, want)
+	}
+}
+
+// A 408 or 409 means Twilio did not carry the request out: no message was
+// created, so the send is retried as one that never reached Twilio, with
+// no look-up in its message list.
+func TestTimeoutAndConflictAnswersAreRetriedAsNotSent(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		answer faketwilio.Behaviour
+		code   string
+		reason string
+	}{
+		{"Twilio's 408", faketwilio.Error(0, http.StatusRequestTimeout, "Request Timeout"), "", "Twilio timed out waiting for the request (HTTP 408); nothing was sent"},
+		{"Twilio's 409 with a code", faketwilio.Error(20409, http.StatusConflict, "Conflict"), "20409", "conflicting with another (HTTP 409); nothing was sent"},
+		{"a proxy's 408 page", faketwilio.HTML(http.StatusRequestTimeout), "", "Twilio timed out waiting for the request (HTTP 408)"},
+		{"a gateway's JSON 408 without Twilio's status", faketwilio.Raw(http.StatusRequestTimeout, "application/json", `{"message":"timeout"}`), "", "(HTTP 408)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := outNew(t)
+			e.fake.Script(faketwilio.Create, c.answer)
+			_, err := e.send(t, outText("hello"), "m408")
+			se := outSendError(t, err)
+			if se.Kind != providers.Unreachable || !se.Kind.Retryable() || se.Code != c.code || !strings.Contains(se.Reason, c.reason) {
+				t.Fatalf("kind %v code %q reason %q, want unreachable %q containing %q", se.Kind, se.Code, se.Reason, c.code, c.reason)
+			}
+			if e.fake.Count(faketwilio.Create) != 1 || e.fake.Count(faketwilio.List) != 0 || len(e.fake.Messages()) != 0 {
+				t.Fatalf("%d creates, %d lists, %d messages", e.fake.Count(faketwilio.Create), e.fake.Count(faketwilio.List), len(e.fake.Messages()))
+			}
+		})
 	}
 }
 
