@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -17,13 +18,13 @@ import (
 // maxReasonMessage bounds how much of Mailgun's message an agent reads.
 const maxReasonMessage = 300
 
-// sendError turns a failed mailgun-go Send into the send-error taxonomy.
-// Reasons never carry the API key: mailgun-go sends it as Basic auth, not
-// in the URL that its errors quote.
-func sendError(err error) *providers.SendError {
+// sendError turns a failed mailgun-go Send to the address to into the
+// send-error taxonomy. Reasons never carry the API key: mailgun-go sends it
+// as Basic auth, not in the URL that its errors quote.
+func sendError(err error, to string) *providers.SendError {
 	var ure *mailgungo.UnexpectedResponseError
 	if errors.As(err, &ure) {
-		return statusError(ure)
+		return statusError(ure, to)
 	}
 	if providers.NeverSent(err) {
 		return &providers.SendError{Kind: providers.Unreachable, Reason: "Mailgun could not be reached", Err: err}
@@ -32,30 +33,53 @@ func sendError(err error) *providers.SendError {
 		Reason: "no answer from Mailgun; the e-mail may have been sent", Err: err}
 }
 
+// invalidTo is Mailgun's 400 for a recipient it cannot parse ("to
+// parameter is not a valid address. please check documentation").
+var invalidTo = regexp.MustCompile(`(?i)^'?to'? parameter is not a valid address`)
+
 // statusError maps Mailgun's answer by its HTTP status (Actual: the error
 // type has no Status field).
-func statusError(ure *mailgungo.UnexpectedResponseError) *providers.SendError {
+func statusError(ure *mailgungo.UnexpectedResponseError, to string) *providers.SendError {
 	code := strconv.Itoa(ure.Actual)
+	msg := mailgunMessage(ure.Data)
 	// The cause keeps the status and Mailgun's message, not the raw body.
-	cause := errors.New("mailgun answered " + code + ": " + mailgunMessage(ure.Data))
+	cause := errors.New("mailgun answered " + code + ": " + msg)
 	se := &providers.SendError{Code: code, Err: cause}
 	switch {
 	case ure.Actual == http.StatusTooManyRequests:
 		se.Kind, se.Reason = providers.Throttled, "Mailgun is rate limiting this domain"
+	case ure.Actual == http.StatusRequestTimeout:
+		// Mailgun did not take the request, so nothing was sent; the send
+		// retry policy never retries a 408, so no earlier attempt was taken
+		// either (only 429s and failed dials are retried).
+		se.Kind, se.Reason = providers.Unreachable, "Mailgun timed out waiting for the request (HTTP 408); nothing was sent"
 	case ure.Actual == http.StatusUnauthorized || ure.Actual == http.StatusForbidden:
-		se.Kind, se.Reason = providers.Config, "Mailgun refused the channel's credentials or domain (check api_key, domain and api_url)"
+		// Mailgun's words say what to do (a sandbox domain: authorize the
+		// recipient; a disabled domain); they never carry the key.
+		se.Kind, se.Reason = providers.Config, withMessage("Mailgun refused the channel's credentials or domain (check api_key, domain and api_url)", msg)
 	case ure.Actual == http.StatusNotFound:
 		se.Kind, se.Reason = providers.Config, "Mailgun does not know the channel's domain (check domain and api_url)"
+	case ure.Actual == http.StatusRequestEntityTooLarge:
+		se.Kind, se.Reason = providers.Permanent, "the e-mail with its attachments is larger than Mailgun accepts (25 MB)"
 	case ure.Actual >= 500:
 		se.Kind, se.Reason = providers.Ambiguous, "Mailgun answered "+code+"; the e-mail may have been sent"
+	case invalidTo.MatchString(msg) && to != "":
+		se.Kind, se.Reason = providers.Permanent, to+" is not a valid e-mail address"
 	default: // 400 and any other refusal: the message is the problem
-		msg := mailgunMessage(ure.Data)
 		if msg == "" {
 			msg = "status " + code
 		}
 		se.Kind, se.Reason = providers.Permanent, "Mailgun refused the e-mail: "+msg
 	}
 	return se
+}
+
+// withMessage adds Mailgun's own words, when it gave some, to a reason.
+func withMessage(reason, msg string) string {
+	if msg == "" {
+		return reason
+	}
+	return reason + ": " + msg
 }
 
 // mailgunMessage is the "message" of Mailgun's JSON error body, or the body
@@ -71,9 +95,16 @@ func mailgunMessage(body []byte) string {
 	} else if utf8.Valid(body) && !strings.Contains(string(body), "<") {
 		msg = string(body)
 	}
-	msg = strings.Join(strings.Fields(msg), " ")
-	if cut := schema.Truncate(msg, maxReasonMessage); cut != msg {
-		msg = cut + "…"
+	return cutReason(msg)
+}
+
+// cutReason is a text from elsewhere (Mailgun, a receiving mail server)
+// as an agent reads it: white space collapsed, cut after maxReasonMessage
+// characters at a whole character (grapheme cluster), with "…" when cut.
+func cutReason(text string) string {
+	text = strings.Join(strings.Fields(text), " ")
+	if cut := schema.Truncate(text, maxReasonMessage); cut != text {
+		text = strings.TrimRight(cut, " ") + "…"
 	}
-	return msg
+	return text
 }

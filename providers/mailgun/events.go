@@ -274,7 +274,7 @@ func eventFailureReason(e *Event) string {
 	default:
 		why = eventReasonText(e.Reason, to)
 	}
-	if detail := cmp.Or(eventSMTPDetail(e.DeliveryStatus), e.Reject); detail != "" {
+	if detail := cmp.Or(eventSMTPDetail(e.DeliveryStatus), cutReason(e.Reject)); detail != "" {
 		why += ": " + detail
 	}
 	return why
@@ -305,7 +305,8 @@ func eventReasonText(reason, to string) string {
 }
 
 // eventSMTPDetail is the receiving server's code and answer ("550 5.1.1 The
-// email account does not exist").
+// email account does not exist"), cut as Mailgun's own messages are
+// (cutReason): a server may answer with a whole page.
 func eventSMTPDetail(d DeliveryStatus) string {
 	text := d.Description
 	if text == "" {
@@ -319,7 +320,7 @@ func eventSMTPDetail(d DeliveryStatus) string {
 		parts = append(parts, d.EnhancedCode)
 	}
 	if text != "" {
-		parts = append(parts, strings.Join(strings.Fields(text), " "))
+		parts = append(parts, text)
 	}
-	return strings.Join(parts, " ")
+	return cutReason(strings.Join(parts, " "))
 }

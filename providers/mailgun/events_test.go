@@ -5,6 +5,9 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/bonychat/bonychat-adapter/schema"
 )
 
 func inEvent(t *testing.T, name string) *Event {
@@ -190,5 +193,36 @@ func TestStatusFor(t *testing.T) {
 			t.Errorf("%s/%s/%s: got %q %q %v, want %q %q %v", tc.e.Name, tc.e.Severity, tc.e.Reason,
 				value, reason, report, tc.value, tc.reason, tc.report)
 		}
+	}
+}
+
+// A receiving server's long answer is cut as Mailgun's own messages are
+// (maxReasonMessage, then "…"), at a whole character: a combining accent
+// stays with its letter. A short answer is left whole.
+func TestBounceDetailIsCutAtAWholeCharacterWithAMark(t *testing.T) {
+	const to = "jane.doe@example.org"
+	// "550 5.2.1 " and 290 code points, then an accent: a cut by code
+	// points alone would part it from its letter.
+	long := strings.Repeat("mailbox ", 36) + "xe\u0301 " + strings.Repeat("unavailable ", 20)
+	e := &Event{Name: "failed", Severity: "permanent", Reason: "bounce", Recipient: to,
+		DeliveryStatus: DeliveryStatus{Code: 550, EnhancedCode: "5.2.1", Description: long}}
+	_, reason, _ := StatusFor(e)
+	prefix := "bounced: " + to + " could not be delivered to: "
+	detail, ok := strings.CutPrefix(reason, prefix)
+	if !ok || !strings.HasSuffix(detail, "…") {
+		t.Fatalf("reason %q: want %q, the detail cut with a mark", reason, prefix)
+	}
+	kept := strings.TrimSuffix(detail, "…")
+	whole := "550 5.2.1 " + strings.TrimSpace(long)
+	if schema.Length(kept) > maxReasonMessage || !strings.HasPrefix(whole, kept) {
+		t.Fatalf("kept %d characters, not a prefix of the answer: %q", schema.Length(kept), kept)
+	}
+	if next, _ := utf8.DecodeRuneInString(whole[len(kept):]); next == '\u0301' {
+		t.Fatalf("cut between a letter and its accent: …%q", kept[len(kept)-10:])
+	}
+
+	e.DeliveryStatus.Description = "The email account\n that you tried to reach does not exist."
+	if _, reason, _ := StatusFor(e); reason != prefix+"550 5.2.1 The email account that you tried to reach does not exist." {
+		t.Fatalf("short answer: %q", reason)
 	}
 }

@@ -27,13 +27,16 @@ type Provider struct {
 	// forwardWait is how long a read waits for some of it (forwardmemory.go).
 	forwardMemory *byteBudget
 	forwardWait   time.Duration
+	// maxMessage is the largest e-mail Mailgun takes (maxMessageBytes): a
+	// file that would make one larger is linked, not attached.
+	maxMessage int
 }
 
 // New builds the provider for one channel from a validated Config.
 func New(cfg Config, deps providers.Deps) (*Provider, error) {
 	return &Provider{cfg: cfg, deps: deps, sender: newSender(cfg, deps.Transport), now: time.Now,
 		reconcileTries: defaultReconcileTries, reconcileWait: defaultReconcileWait,
-		forwardMemory: forwardMemory, forwardWait: forwardWaitDefault}, nil
+		forwardMemory: forwardMemory, forwardWait: forwardWaitDefault, maxMessage: maxMessageBytes}, nil
 }
 
 // Kind implements providers.Provider.

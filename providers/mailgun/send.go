@@ -72,7 +72,7 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	// A fresh Message per call: mailgun-go closes a reader attachment on
 	// the first Send, and a re-sent Message would carry it empty.
 	msgID := messageID(mID, p.cfg.Domain)
-	id, err := p.sendOnce(ctx, mID, msgID, p.message(addr, mID, t, b))
+	id, err := p.sendOnce(ctx, mID, msgID, addr, p.message(addr, mID, t, b))
 	if err != nil {
 		return providers.Sent{}, err
 	}
@@ -191,10 +191,10 @@ func (p *Provider) renderQuickReply(m schema.Message, replyTo string) body {
 }
 
 // renderAttachment downloads the file and attaches it. A file that is too
-// large or cannot be fetched becomes a link in the body: the contact can
-// still open it, so the send is not a failure.
+// large (to download, or for Mailgun once encoded: fitsMailgun) or cannot
+// be fetched becomes a link in the body: the contact can still open it,
+// so the send is not a failure.
 func (p *Provider) renderAttachment(ctx context.Context, a schema.Attachment) body {
-	caption := a.Description
 	var (
 		got *providers.Fetched
 		err = errors.New("no fetcher configured")
@@ -202,30 +202,73 @@ func (p *Provider) renderAttachment(ctx context.Context, a schema.Attachment) bo
 	if p.deps.Fetcher != nil {
 		got, err = p.deps.Fetcher.Fetch(ctx, providers.FetchRequest{URL: a.URL})
 	}
-	if err != nil {
-		if p.deps.Log != nil {
-			p.deps.Log.Warn("mailgun: attachment not attached, sending a link", "error", err.Error())
+	if err == nil {
+		b := attachedBody(a, got)
+		if p.fitsMailgun(b) {
+			return b
 		}
-		name := a.FileName
-		if name == "" {
-			name = "Attachment"
-		}
-		text := name + ": " + a.URL
-		html := "<p>" + escapeHTML(name) + `: <a href="` + escapeAttr(a.URL) + `">` + escapeHTML(a.URL) + "</a></p>"
-		if caption != "" {
-			text = caption + "\n" + text
-			html = "<p>" + htmlText(caption) + "</p>\n" + html
-		}
-		return body{Text: text, HTML: htmlDoc(html)}
+		err = fmt.Errorf("%d bytes: %w", len(got.Body), errTooLargeForMailgun)
 	}
+	if p.deps.Log != nil {
+		p.deps.Log.Warn("mailgun: attachment not attached, sending a link", "error", err.Error())
+	}
+	return linkBody(a)
+}
+
+// attachedBody is the e-mail that carries the file itself.
+func attachedBody(a schema.Attachment, got *providers.Fetched) body {
 	name := attachmentName(a, got)
 	text := "Attached: " + name
 	html := "<p>Attached: " + escapeHTML(name) + "</p>"
-	if caption != "" {
-		text = caption + "\n" + text
-		html = "<p>" + htmlText(caption) + "</p>\n" + html
+	if a.Description != "" {
+		text = a.Description + "\n" + text
+		html = "<p>" + htmlText(a.Description) + "</p>\n" + html
 	}
 	return body{Text: text, HTML: htmlDoc(html), Files: []file{{Name: name, Data: got.Body}}}
+}
+
+// linkBody is the e-mail that links the file instead.
+func linkBody(a schema.Attachment) body {
+	name := a.FileName
+	if name == "" {
+		name = "Attachment"
+	}
+	text := name + ": " + a.URL
+	html := "<p>" + escapeHTML(name) + `: <a href="` + escapeAttr(a.URL) + `">` + escapeHTML(a.URL) + "</a></p>"
+	if a.Description != "" {
+		text = a.Description + "\n" + text
+		html = "<p>" + htmlText(a.Description) + "</p>\n" + html
+	}
+	return body{Text: text, HTML: htmlDoc(html)}
+}
+
+// maxMessageBytes is the largest message Mailgun accepts (25 MB), its
+// attachments counted as they travel: base64 in lines of 76 characters.
+// A file of media.max_bytes (20 MiB by default) is nearly 29 MB so.
+const maxMessageBytes = 25_000_000
+
+// messageOverhead allows for what fitsMailgun does not count: the
+// headers, the MIME framing, and the text and HTML parts' encoding.
+const messageOverhead = 64 << 10
+
+var errTooLargeForMailgun = errors.New("larger than Mailgun accepts once encoded (25 MB)")
+
+// fitsMailgun reports whether the e-mail of b stays within what Mailgun
+// accepts (p.maxMessage): a larger one would be refused with a 413, and
+// the contact would get nothing.
+func (p *Provider) fitsMailgun(b body) bool {
+	size := len(b.Text) + len(b.HTML) + messageOverhead
+	for _, f := range b.Files {
+		size += base64Lines(len(f.Data)) + len(f.Name)
+	}
+	return size <= p.maxMessage
+}
+
+// base64Lines is the size of n bytes in base64, in lines of 76 characters
+// ended by CRLF.
+func base64Lines(n int) int {
+	enc := base64.StdEncoding.EncodedLen(n)
+	return enc + (enc+75)/76*2
 }
 
 // attachmentName is the file name to attach under. Mailgun types an
@@ -319,9 +362,10 @@ func lookAgainLater(cause, found *providers.SendError, wait time.Duration) *prov
 	return providers.LookAgainLater(cause, "Mailgun does not show the e-mail yet", found, wait)
 }
 
-// sendOnce sends msg unless an earlier, unconfirmed attempt turns out to
-// have gone through; an ambiguous failure is reconciled.
-func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgungo.Message) (string, error) {
+// sendOnce sends msg, to the address to, unless an earlier, unconfirmed
+// attempt turns out to have gone through; an ambiguous failure is
+// reconciled.
+func (p *Provider) sendOnce(ctx context.Context, mID, msgID, to string, msg *mailgungo.Message) (string, error) {
 	markedAt, marked, err := p.unconfirmedSince(ctx, mID)
 	if err != nil {
 		return "", &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
@@ -354,7 +398,7 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID string, msg *mailgun
 	if err == nil {
 		return id, nil
 	}
-	se := sendError(err)
+	se := sendError(err, to)
 	if se.Kind != providers.Ambiguous {
 		return "", se
 	}

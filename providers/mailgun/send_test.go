@@ -312,6 +312,54 @@ func TestSendAttachmentFallsBackToLink(t *testing.T) {
 	}
 }
 
+// A file of media.max_bytes (20 MiB) is over Mailgun's 25 MB once base64
+// encoded; one that fits once encoded is attached.
+func TestMediaMaxBytesFileDoesNotFitMailgun(t *testing.T) {
+	e := sendNew(t, nil)
+	withFile := func(n int) body {
+		return body{Text: "Attached: a.bin", HTML: htmlDoc("<p>Attached: a.bin</p>"), Files: []file{{Name: "a.bin", Data: make([]byte, n)}}}
+	}
+	if e.p.fitsMailgun(withFile(20 << 20)) {
+		t.Error("a 20 MiB file fits Mailgun's 25 MB")
+	}
+	if !e.p.fitsMailgun(withFile(18_000_000)) {
+		t.Error("an 18 MB file (24.6 MB encoded) does not fit")
+	}
+	if e.p.fitsMailgun(withFile(18_500_000)) {
+		t.Error("an 18.5 MB file (25.3 MB encoded) fits")
+	}
+}
+
+// A file that would make the e-mail larger than Mailgun accepts is linked,
+// as one too large to download is: the e-mail goes out, the file reachable.
+func TestSendAttachmentTooLargeForMailgunIsLinked(t *testing.T) {
+	files := fileServer(t, "application/pdf", pdf)
+	e := sendNew(t, fetcher(1<<20))
+	e.p.maxMessage = messageOverhead + len(pdf) // under its encoded size
+	url := files.URL + "/files/x.pdf"
+	m := attachment(url, "invoice.pdf", "application/pdf")
+	m.Attachment.Description = "Your invoice"
+	if _, err := e.send(t, context.Background(), sendContact, m, "m9"); err != nil {
+		t.Fatalf("a link fallback must not fail the send: %v", err)
+	}
+	got := sendOnly(t, e.fake)
+	if len(got.Attachments) != 0 || got.Get("text") != "Your invoice\ninvoice.pdf: "+url ||
+		!strings.Contains(got.Get("html"), `<a href="`+url+`">`) {
+		t.Fatalf("attachments %d, text %q, html %q: want the file linked", len(got.Attachments), got.Get("text"), got.Get("html"))
+	}
+	if !strings.Contains(e.logs.String(), "larger than Mailgun accepts") {
+		t.Errorf("the log does not say why: %s", e.logs.String())
+	}
+
+	e.p.maxMessage = maxMessageBytes
+	if _, err := e.send(t, context.Background(), sendContact, m, "m10"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := e.fake.Sent(); len(sent) != 2 || len(sent[1].Attachments) != 1 {
+		t.Fatalf("within the limit the file is not attached: %+v", sent)
+	}
+}
+
 // closedAddr is a loopback address nobody listens on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
@@ -336,11 +384,17 @@ func TestSendErrorMapping(t *testing.T) {
 		attempts int    // sends the fake saw
 		sent     int    // e-mails that may have gone out
 	}{
-		{"400 is permanent with Mailgun's message", []fakemailgun.Behaviour{fakemailgun.Error(400, "to parameter is not a valid address. please check documentation")},
-			sendKey, providers.Permanent, "Mailgun refused the e-mail: to parameter is not a valid address", 1, 0},
+		{"400 is permanent with Mailgun's message", []fakemailgun.Behaviour{fakemailgun.Error(400, "'h:Reply-To' parameter is not a valid address. please check documentation")},
+			sendKey, providers.Permanent, "Mailgun refused the e-mail: 'h:Reply-To' parameter is not a valid address", 1, 0},
+		{"400 for the recipient names the address", []fakemailgun.Behaviour{fakemailgun.Error(400, "to parameter is not a valid address. please check documentation")},
+			sendKey, providers.Permanent, sendTo + " is not a valid e-mail address", 1, 0},
 		{"401 is config", nil, "key-wrong", providers.Config, "api_key", 0, 0},
-		{"403 is config", []fakemailgun.Behaviour{fakemailgun.Error(403, "Domain mg.example.com is not allowed to send: it is disabled")},
-			sendKey, providers.Config, "api_key", 1, 0},
+		{"403 is config, with Mailgun's words", []fakemailgun.Behaviour{fakemailgun.Error(403, "Domain mg.example.com is not allowed to send: it is disabled")},
+			sendKey, providers.Config, "(check api_key, domain and api_url): Domain mg.example.com is not allowed to send: it is disabled", 1, 0},
+		{"408 is not taken: retried, not reconciled", []fakemailgun.Behaviour{fakemailgun.Error(408, "Request Timeout")},
+			sendKey, providers.Unreachable, "(HTTP 408); nothing was sent", 1, 0},
+		{"413 names the attachments", []fakemailgun.Behaviour{fakemailgun.Error(413, "request entity too large")},
+			sendKey, providers.Permanent, "the e-mail with its attachments is larger than Mailgun accepts (25 MB)", 1, 0},
 		{"429 is retried, then throttled", []fakemailgun.Behaviour{fakemailgun.TooManyRequests(""), fakemailgun.TooManyRequests(""), fakemailgun.TooManyRequests("")},
 			sendKey, providers.Throttled, "rate limiting", 3, 0},
 		// A 5xx is reconciled (not re-sent blindly): the fake took nothing,
