@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -243,14 +244,27 @@ func writeDecodeError(w http.ResponseWriter, err error) {
 func sendErrorStatus(channelID string, se *providers.SendError) (int, string) {
 	switch se.Kind {
 	case providers.Permanent:
-		return http.StatusBadRequest, se.Reason
+		return http.StatusBadRequest, failureReason(channelID, se)
 	case providers.Config:
-		return http.StatusBadGateway, "channel " + channelID + ": the provider refused this channel's settings: " + se.Reason
+		return http.StatusBadGateway, failureReason(channelID, se)
 	case providers.Throttled, providers.Unreachable:
 		return http.StatusServiceUnavailable, "the provider cannot take the message right now: " + se.Reason
-	default:
-		return http.StatusBadGateway, "the provider did not confirm the message; it may or may not have been sent: " + se.Reason
+	default: // Ambiguous: its reason says the message may have been sent
+		return http.StatusBadGateway, failureReason(channelID, se)
 	}
+}
+
+// failureReason is what an agent reads about a message that failed, the
+// same in the /message answer and in a later failed status.
+func failureReason(channelID string, se *providers.SendError) string {
+	switch {
+	case se.Kind == providers.Config:
+		return "channel " + channelID + ": the provider refused this channel's settings: " + se.Reason
+	case se.Kind == providers.Ambiguous && !strings.Contains(se.Reason, "may have been sent"):
+		// The built-in providers say so in their reasons; another may not.
+		return se.Reason + "; the message may have been sent"
+	}
+	return se.Reason
 }
 
 func ptr[T any](v T) *T { return &v }

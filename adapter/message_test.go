@@ -246,8 +246,8 @@ func TestMessageSendErrorsBecomeReadableAnswers(t *testing.T) {
 		{"config names the channel", &providers.SendError{Kind: providers.Config, Reason: "credentials refused", Err: errors.New("auth " + demoToken)}, 502, "channel demo", ""},
 		{"throttled: stored, retried in the background", &providers.SendError{Kind: providers.Throttled, Reason: "rate limited", RetryAfter: 1500 * time.Millisecond}, 200, "", ""},
 		{"unreachable: stored, retried in the background", &providers.SendError{Kind: providers.Unreachable, Reason: "connection refused"}, 200, "", ""},
-		{"ambiguous", &providers.SendError{Kind: providers.Ambiguous, Reason: "timeout after the request was sent"}, 502, "may or may not have been sent", ""},
-		{"untyped error is ambiguous", errors.New("boom"), 502, "outcome unknown", ""},
+		{"ambiguous", &providers.SendError{Kind: providers.Ambiguous, Reason: "timeout after the request was sent"}, 502, "timeout after the request was sent; the message may have been sent", ""},
+		{"untyped error is ambiguous", errors.New("boom"), 502, "the provider's answer was not understood; the message may have been sent", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,8 +274,8 @@ func TestMessageSendErrorsBecomeReadableAnswers(t *testing.T) {
 func TestProviderPanicIsOutcomeUnknownAndLogged(t *testing.T) {
 	h := newHarnessWith(t, nil, &fakeProvider{panics: true})
 	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
-	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "outcome unknown") {
-		t.Fatalf("want 502 outcome unknown, got %d %s", rec.Code, rec.Body)
+	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "internal error in the provider; the message may have been sent") {
+		t.Fatalf("want 502 saying the message may have been sent, got %d %s", rec.Code, rec.Body)
 	}
 	logs := h.logs.String()
 	if !strings.Contains(logs, "provider panicked") || strings.Contains(logs, demoToken) {

@@ -102,11 +102,7 @@ func (p *pipeline) attemptOutbound(l store.Lease) (again bool) {
 		return false
 	}
 	if age := p.now().Sub(job.CreatedAt); age >= p.s.cfg.Outbound.MaxAge {
-		reason := fmt.Sprintf("not delivered within %s", p.s.cfg.Outbound.MaxAge)
-		if job.LastError != "" {
-			reason += "; last error: " + job.LastError
-		}
-		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Permanent, Reason: reason})
+		p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Permanent, Reason: p.tooOld(job.LastError)})
 		return false
 	}
 	err := p.send(ctx, ch, job, payload.Message, resume)
@@ -127,11 +123,43 @@ func (p *pipeline) attemptOutbound(l store.Lease) (again bool) {
 		return true
 	}
 	if se.Kind.Retryable() {
-		se = &providers.SendError{Kind: providers.Permanent, Err: se,
-			Reason: fmt.Sprintf("not delivered within %s: %s", p.s.cfg.Outbound.MaxAge, se.Reason)}
+		se = &providers.SendError{Kind: providers.Permanent, Err: se, Reason: p.tooOld(lastErrorOf(se))}
 	}
 	p.finishOutbound(ctx, l, job, se)
 	return false
+}
+
+// tooOld is the reason of a message given up at outbound.max_age, after
+// the last error its job recorded (lastErrorOf), in words.
+func (p *pipeline) tooOld(lastError string) string {
+	reason := "gave up after " + inWords(p.s.cfg.Outbound.MaxAge)
+	switch last := recordedRefusal(lastError); {
+	case last != nil:
+		return reason + ": " + last.Reason
+	case lastError != "":
+		return reason + ": " + lastError
+	}
+	return reason
+}
+
+// inWords says a configured duration as an agent would ("24 hours", "90
+// minutes"), not as Go does ("24h0m0s").
+func inWords(d time.Duration) string {
+	unit := func(n time.Duration, name string) string {
+		if n == 1 {
+			return "1 " + name
+		}
+		return fmt.Sprintf("%d %ss", n, name)
+	}
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return unit(d/time.Hour, "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return unit(d/time.Minute, "minute")
+	case d >= time.Second && d%time.Second == 0:
+		return unit(d/time.Second, "second")
+	}
+	return d.String()
 }
 
 // send makes one provider attempt, or resumes the attempt a crash cut off
@@ -142,7 +170,7 @@ func (p *pipeline) send(ctx context.Context, ch *channel, job store.Job, m schem
 	defer func() {
 		if rec := recover(); rec != nil {
 			p.s.log.Error("provider panicked during a send", "channel", job.ChannelID, "mId", job.MID, "panic", fmt.Sprint(rec))
-			err = &providers.SendError{Kind: providers.Ambiguous, Reason: "internal error in the provider; outcome unknown"}
+			err = &providers.SendError{Kind: providers.Ambiguous, Reason: "internal error in the provider; the message may have been sent"}
 		}
 	}()
 	sctx, cancel := context.WithTimeout(ctx, p.s.cfg.Outbound.SendTimeout)
@@ -173,7 +201,7 @@ func (p *pipeline) canResume(ctx context.Context, ch *channel, l store.Lease, jo
 		return true
 	}
 	p.finishOutbound(ctx, l, job, &providers.SendError{Kind: providers.Ambiguous,
-		Reason: "outcome unknown: the server stopped while sending"})
+		Reason: "the server stopped while sending; the message may have been sent"})
 	return false
 }
 
@@ -256,7 +284,7 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 		if !p.waiters.deliver(job.MID, outcome{err: se}) {
 			// The request gave up after claimedGrace (a very slow write):
 			// report the outcome instead.
-			value, reason := outcomeStatus(se)
+			value, reason := outcomeStatus(job.ChannelID, se)
 			if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
 				p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
 			}
@@ -279,7 +307,7 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 // runs out while this process lives, and with it every later message to
 // the contact.
 func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job store.Job, se *providers.SendError, lastError string) {
-	value, reason := outcomeStatus(se)
+	value, reason := outcomeStatus(job.ChannelID, se)
 	if se != nil {
 		p.s.log.Error("message failed in the background", "channel", job.ChannelID, "mId", job.MID, "reason", se.Reason)
 	}
@@ -332,11 +360,11 @@ func (p *pipeline) completeWithStatus(ctx context.Context, l store.Lease, job st
 	return nil
 }
 
-func outcomeStatus(se *providers.SendError) (value, reason string) {
+func outcomeStatus(channelID string, se *providers.SendError) (value, reason string) {
 	if se == nil {
 		return schema.StatusSent, ""
 	}
-	return schema.StatusFailed, se.Reason
+	return schema.StatusFailed, failureReason(channelID, se)
 }
 
 // completeDurably records the end of an attempt (writeDurably).

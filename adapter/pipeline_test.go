@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 	"github.com/bonychat/bonychat-adapter/store"
@@ -96,8 +97,8 @@ func TestMessageAmbiguousIsNeverResent(t *testing.T) {
 	fake := &fakeProvider{sendErr: &providers.SendError{Kind: providers.Ambiguous, Reason: "timeout after the request was written"}}
 	h := newHarnessWith(t, nil, fake)
 	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
-	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "may or may not have been sent") {
-		t.Fatalf("want 502 outcome unknown, got %d %s", rec.Code, rec.Body)
+	if rec.Code != http.StatusBadGateway || !strings.Contains(rec.Body.String(), "may have been sent") {
+		t.Fatalf("want 502 saying the message may have been sent, got %d %s", rec.Code, rec.Body)
 	}
 	time.Sleep(100 * time.Millisecond)
 	fake.mu.Lock()
@@ -113,7 +114,7 @@ func TestMessagePastMaxAgeIsReportedFailed(t *testing.T) {
 	mID := mIDOf(t, h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi")).Body.Bytes())
 	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
 	st := h.statusesFor(mID)[0]
-	if st.Value != schema.StatusFailed || !strings.Contains(st.Message, "not delivered within") || !strings.Contains(st.Message, "provider down") {
+	if st.Value != schema.StatusFailed || st.Message != "gave up after 150ms: provider down" {
 		t.Fatalf("want failed naming the age and the last error, got %+v", st)
 	}
 }
@@ -492,8 +493,8 @@ func TestInterruptedSendWithoutReceiptIsOutcomeUnknown(t *testing.T) {
 	fake := &fakeProvider{}
 	h := newHarnessOn(t, st, nil, fake)
 	waitFor(t, func() bool { return len(h.statusesFor("m-cut")) == 1 })
-	if s := h.statusesFor("m-cut")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "outcome unknown") || fake.sentCount() != 0 {
-		t.Fatalf("want failed/outcome unknown and no re-send, got %+v, %d sends", s, fake.sentCount())
+	if s := h.statusesFor("m-cut")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "may have been sent") || fake.sentCount() != 0 {
+		t.Fatalf("want failed/may have been sent and no re-send, got %+v, %d sends", s, fake.sentCount())
 	}
 }
 
@@ -593,8 +594,8 @@ func TestInterruptedSendPastMaxAgeIsNotResumed(t *testing.T) {
 	h := startHarnessFor(t, st, func(c *Config) { c.Outbound.MaxAge = time.Hour }, prov,
 		func() time.Time { return time.Now().Add(2 * time.Hour) }) // the server was down that long
 	waitFor(t, func() bool { return len(h.statusesFor("m-old")) == 1 })
-	if s := h.statusesFor("m-old")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "outcome unknown") {
-		t.Fatalf("got %+v, want failed, outcome unknown", s)
+	if s := h.statusesFor("m-old")[0]; s.Value != schema.StatusFailed || !strings.Contains(s.Message, "may have been sent") {
+		t.Fatalf("got %+v, want failed, may have been sent", s)
 	}
 	if len(prov.resumes()) != 0 || prov.sentCount() != 0 {
 		t.Fatalf("%d resumes, %d sends; want none", len(prov.resumes()), prov.sentCount())
@@ -830,5 +831,91 @@ func TestSplitHintIsDroppedWhenTheLaneDiesOfAge(t *testing.T) {
 	}
 	if n := splitHintCount(p); n != 0 {
 		t.Errorf("%d split hints kept after every split lane died, want 0", n)
+	}
+}
+
+// failureTexts gives what an agent reads about a message that fails with
+// se: the /message answer when the failure comes within outbound.wait, and
+// the failed status when it comes later (the message queued behind one
+// the provider holds past the wait).
+func failureTexts(t *testing.T, se *providers.SendError) (answer, status string) {
+	t.Helper()
+	rec := newHarnessWith(t, nil, &fakeProvider{sendErr: se}).postJSON("/message", demoToken, textRequest("demo", phoneContact, "x"))
+	answer = errorBody(t, rec).Error.Message
+
+	block := make(chan struct{})
+	fp := &fakeProvider{block: block, script: func(n int, _ providers.Recipient, _ schema.Message) error {
+		if n == 0 {
+			return nil
+		}
+		return se
+	}}
+	h := newHarnessWith(t, func(c *Config) { c.Outbound.Wait = 100 * time.Millisecond }, fp)
+	h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "first"))
+	mID := mIDOf(t, h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "second")).Body.Bytes())
+	close(block)
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
+	return answer, h.statusesFor(mID)[0].Message
+}
+
+// A failure reads the same in the /message answer and in a later failed
+// status; a message that may have been sent says so once.
+func TestAFailureReadsTheSameInTheAnswerAndTheStatus(t *testing.T) {
+	for _, tc := range []struct {
+		se   *providers.SendError
+		want string
+	}{
+		{&providers.SendError{Kind: providers.Permanent, Reason: "+60177872890 is not a valid phone number"},
+			"+60177872890 is not a valid phone number"},
+		{&providers.SendError{Kind: providers.Config, Reason: "Twilio refused the channel's credentials"},
+			"channel demo: the provider refused this channel's settings: Twilio refused the channel's credentials"},
+		{&providers.SendError{Kind: providers.Ambiguous, Reason: "no answer from Twilio; the message may have been sent"},
+			"no answer from Twilio; the message may have been sent"},
+		{&providers.SendError{Kind: providers.Ambiguous, Reason: "the connection dropped"},
+			"the connection dropped; the message may have been sent"},
+	} {
+		answer, status := failureTexts(t, tc.se)
+		if answer != tc.want || status != tc.want {
+			t.Errorf("%s: answer %q, status %q; want both %q", tc.se.Kind, answer, status, tc.want)
+		}
+	}
+}
+
+// A message given up at outbound.max_age after a send whose answer was lost
+// reads in words: the cause, not the retry's bookkeeping or its kind.
+func TestGivingUpAfterALostAnswerSaysTheMessageMayHaveBeenSent(t *testing.T) {
+	fake := faketwilio.New(t, twilioSID, twilioToken)
+	h := newHarness(t, func(c *Config) {
+		c.Channels[2].Twilio.APIURL = fake.URL
+		c.Outbound.MaxAge = 1500 * time.Millisecond
+		c.Outbound.Wait = 200 * time.Millisecond
+	})
+	fake.Always(faketwilio.Create, faketwilio.Code(20500))
+	mID := mIDOf(t, h.postJSON("/message", smsToken, textRequest("sms01", phoneContact, "hello")).Body.Bytes())
+	var got string
+	waitFor(t, func() bool {
+		for _, s := range h.statusesFor(mID) {
+			got = s.Message
+		}
+		return got != ""
+	})
+	if !strings.HasPrefix(got, "gave up after 1.5s: ") || !strings.Contains(got, "may have") {
+		t.Errorf("status %q: want the age and that the SMS may have been sent", got)
+	}
+	for _, internal := range []string{"unreachable:", "ambiguous:", "looked up again", "too soon"} {
+		if strings.Contains(got, internal) {
+			t.Errorf("status %q says %q", got, internal)
+		}
+	}
+}
+
+func TestDurationsInWords(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		24 * time.Hour: "24 hours", time.Hour: "1 hour", 90 * time.Minute: "90 minutes", 30 * time.Second: "30 seconds",
+		1500 * time.Millisecond: "1.5s", 72 * time.Hour: "72 hours",
+	} {
+		if got := inWords(d); got != want {
+			t.Errorf("inWords(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -90,7 +90,7 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	case isPermanentPlatformError(err):
 		p.killPlatform(l, err.Error())
 	case p.now().Sub(newest(l.Jobs).CreatedAt) >= p.s.cfg.Platform.MaxAge:
-		p.killPlatform(l, fmt.Sprintf("not accepted by BonyChat within %s: %v", p.s.cfg.Platform.MaxAge, err))
+		p.killPlatform(l, fmt.Sprintf("not accepted by BonyChat within %s: %v", inWords(p.s.cfg.Platform.MaxAge), err))
 	default:
 		p.retryPlatform(l, first, err)
 	}

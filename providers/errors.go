@@ -79,5 +79,5 @@ func AsSendError(err error) *SendError {
 	if errors.As(err, &se) {
 		return se
 	}
-	return &SendError{Kind: Ambiguous, Reason: "the provider's answer was not understood; outcome unknown", Err: err}
+	return &SendError{Kind: Ambiguous, Reason: "the provider's answer was not understood; the message may have been sent", Err: err}
 }

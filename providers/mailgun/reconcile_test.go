@@ -60,7 +60,7 @@ func TestReconcileDropWithoutRecordRetriesOnce(t *testing.T) {
 	e.fake.Script(fakemailgun.Drop())
 	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m22")
 	se := sendKind(t, err)
-	if se.Kind != providers.Unreachable || !se.Kind.Retryable() || !strings.Contains(se.Reason, "does not show the e-mail yet") {
+	if se.Kind != providers.Unreachable || !se.Kind.Retryable() || !strings.Contains(err.Error(), "does not show the e-mail yet") {
 		t.Fatalf("got %v %q, want retryable unreachable", se.Kind, se.Reason)
 	}
 	if se.RetryAfter < resumeSettle {
@@ -125,7 +125,7 @@ func TestReconcileEventsDownLooksAgainLater(t *testing.T) {
 			e.fake.Script(c.b)
 			_, err := e.send(t, context.Background(), sendContact, text("hello"), "m26")
 			se := sendKind(t, err)
-			if se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle || !strings.Contains(se.Reason, "events cannot be read") {
+			if se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle || !strings.Contains(err.Error(), "events cannot be read") {
 				t.Fatalf("got %v %q RetryAfter %v, want a retry after %v that looks first", se.Kind, se.Reason, se.RetryAfter, resumeSettle)
 			}
 			// The retry, events still down: nothing sent.
@@ -255,7 +255,7 @@ func TestResumeWithTheEventsAPIDownLooksAgainLater(t *testing.T) {
 	e.fake.SetEventsDown(503)
 	_, err := resumeNow(t, e, "m32")
 	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle ||
-		!strings.Contains(se.Reason, "events cannot be read") {
+		!strings.Contains(err.Error(), "events cannot be read") {
 		t.Fatalf("got %v %q RetryAfter %v, want a retry after %v that looks first", se.Kind, se.Reason, se.RetryAfter, resumeSettle)
 	}
 	if n := len(e.fake.Attempts()); n != 0 {

@@ -311,7 +311,7 @@ func preferredExt(ctype string, exts []string) string {
 // send is retried once resumeSettle has passed, and that attempt looks
 // again before it sends.
 func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.Message, mID string, _ time.Time) (providers.Sent, error) {
-	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
+	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending; the e-mail may have been sent"}
 	if err := p.markUnconfirmed(ctx, mID, p.now()); err != nil { // the settle time runs from now
 		return providers.Sent{}, providers.NotNoted(cut, err)
 	}

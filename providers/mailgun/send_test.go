@@ -410,8 +410,8 @@ func TestSendErrorMapping(t *testing.T) {
 			e.fake.Script(c.script...)
 			_, err := e.send(t, context.Background(), sendContact, text("hello"), "m7")
 			se := sendKind(t, err)
-			if se.Kind != c.kind || !strings.Contains(se.Reason, c.reason) {
-				t.Errorf("got %v %q, want %v containing %q", se.Kind, se.Reason, c.kind, c.reason)
+			if se.Kind != c.kind || !strings.Contains(err.Error(), c.reason) {
+				t.Errorf("got %v %q, want %v containing %q", se.Kind, err.Error(), c.kind, c.reason)
 			}
 			if strings.Contains(err.Error(), c.key) {
 				t.Errorf("the API key is in the error: %v", err)
@@ -452,7 +452,7 @@ func TestSendTimeoutAfterWriteIsLookedUpBeforeAnyRetry(t *testing.T) {
 	defer cancel()
 	_, err := e.send(t, ctx, sendContact, text("hello"), "m9")
 	// The events API is down too: retried later, looked up before that.
-	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "looked up again") {
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(err.Error(), "looked up again") {
 		t.Fatalf("kind = %v (%v), want a retry that looks first", se.Kind, err)
 	}
 	stall.Close() // waits for the handler

@@ -90,12 +90,12 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.
 	var memo partsMemo
 	if _, err := p.getJSON(ctx, nsParts, mID, &memo); err != nil {
 		return providers.Sent{}, &providers.SendError{Kind: providers.Ambiguous,
-			Reason: "the server stopped while sending, and its send progress is unavailable; not sent again", Err: err}
+			Reason: "the server stopped while sending and its progress cannot be read; the message may have been sent", Err: err}
 	}
 	if len(memo.SIDs) >= len(parts) {
 		return providers.Sent{ProviderIDs: memo.SIDs}, nil
 	}
-	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending"}
+	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending; the message may have been sent"}
 	mark, err := p.markUnconfirmed(ctx, mID, len(memo.SIDs), since)
 	if err != nil {
 		return providers.Sent{ProviderIDs: memo.SIDs}, providers.NotNoted(cut, err)

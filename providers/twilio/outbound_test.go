@@ -659,7 +659,7 @@ func TestSendReconciliationSendsExactlyOneSMS(t *testing.T) {
 			t.Helper()
 			se := outSendError(t, err)
 			if se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle || len(e.fake.Messages()) != messages ||
-				!strings.Contains(se.Reason, why) || !strings.Contains(se.Reason, "looked up again before it is sent again") {
+				!strings.Contains(se.Error(), why) || !strings.Contains(se.Error(), "looked up again before it is sent again") {
 				t.Fatalf("kind %v RetryAfter %v reason %q, %d messages", se.Kind, se.RetryAfter, se.Reason, len(e.fake.Messages()))
 			}
 			var inner *providers.SendError

@@ -152,7 +152,7 @@ func TestResumeWithAnUnreadableMessageListLooksAgainLater(t *testing.T) {
 	msg := outText("Your order has shipped")
 	_, err := e.resume(t, msg, "cut-3")
 	if se := outSendError(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle ||
-		!strings.Contains(se.Reason, "message list cannot be read") {
+		!strings.Contains(se.Error(), "message list cannot be read") {
 		t.Fatalf("kind %v RetryAfter %v reason %q: want a retry that looks first", se.Kind, se.RetryAfter, se.Reason)
 	}
 	if n := e.fake.Count(faketwilio.Create); n != 0 {
@@ -273,7 +273,7 @@ func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // some of the wait has passed
 	_, err := e.send(t, msg, "soon-1")
 	se := outSendError(t, err)
-	if se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= resumeSettle || !strings.Contains(se.Reason, "too soon") {
+	if se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= resumeSettle || !strings.Contains(se.Error(), "too soon") {
 		t.Fatalf("kind %v RetryAfter %v reason %q: want a retry for the rest of the wait", se.Kind, se.RetryAfter, se.Reason)
 	}
 	if e.fake.Count(faketwilio.Create) != 1 {
@@ -355,7 +355,7 @@ func TestResumeWithAMessagingServiceIgnoresOtherSenders(t *testing.T) {
 	e := outNew(t, outWithConfig(func(c *Config) { c.From, c.MessagingServiceSID = "", outService }))
 	e.createAtTwilio(t, "Your order has shipped") // from outFrom, no service
 	_, err := e.resume(t, outText("Your order has shipped"), "svc-1")
-	if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "does not show the message yet") {
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Error(), "does not show the message yet") {
 		t.Fatalf("kind %v reason %q: another sender's message was taken for ours", se.Kind, se.Reason)
 	}
 }
@@ -368,7 +368,7 @@ func TestLostAnswerThatCannotBeMarkedIsNotRetried(t *testing.T) {
 	e.fake.Script(faketwilio.Create, faketwilio.Drop())
 	e.records.FailPuts(nsUnconfirmed, errors.New("disk full"))
 	_, err := e.send(t, outText("Your order has shipped"), "nomark-1")
-	if se := outSendError(t, err); se.Kind != providers.Ambiguous || se.Kind.Retryable() || !strings.Contains(se.Reason, "not sent again") {
+	if se := outSendError(t, err); se.Kind != providers.Ambiguous || se.Kind.Retryable() || !strings.Contains(se.Error(), "not sent again") {
 		t.Fatalf("kind %v reason %q: want ambiguous, not sent again", se.Kind, se.Reason)
 	}
 }
@@ -384,7 +384,7 @@ func TestResumeSettlesFromTheResumeNotFromTheDueTime(t *testing.T) {
 		t.Fatal("Resume sent at once")
 	}
 	_, err := e.send(t, msg, "due-1") // a retry that retry_max made early
-	if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "too soon") || e.fake.Count(faketwilio.Create) != 0 {
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(err.Error(), "too soon") || e.fake.Count(faketwilio.Create) != 0 {
 		t.Fatalf("kind %v reason %q, %d creates: sent before the wait was over", se.Kind, se.Reason, e.fake.Count(faketwilio.Create))
 	}
 }

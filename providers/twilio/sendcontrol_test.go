@@ -181,7 +181,7 @@ func TestSendCutOffByItsContextAfterTheRequestLeftIsReconciled(t *testing.T) {
 				t.Fatalf("Send took %v after its context ended", took)
 			}
 			if c.wantErr {
-				if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "does not show the message yet") {
+				if se := outSendError(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Error(), "does not show the message yet") {
 					t.Fatalf("kind %v reason %q: %v", se.Kind, se.Reason, err)
 				}
 			} else if err != nil || len(sent.ProviderIDs) != 1 {
