@@ -574,14 +574,28 @@ func testExpiredBatchTakenOver(t *testing.T, s store.Store) {
 // leased runs first once that lease runs out and the lane is taken over:
 // the lane starts again from its first job, in ID order.
 func testReviveThenExpiry(t *testing.T, s store.Store) {
+	in, later := revivedWhileHeld(t, s)
+	wantIDs(t, "taken over, in ID order", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later, PerLane: 5}), in)
+}
+
+// revivedWhileHeld enqueues three jobs in one lane, kills the first and
+// revives it while the second is leased; it returns their IDs and a time
+// after that lease ran out.
+func revivedWhileHeld(t *testing.T, s store.Store) ([]int64, time.Time) {
+	t.Helper()
 	now := base()
 	in := deadFirst(t, s, 3, now)
 	wantIDs(t, "the lane goes on", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now}), []int64{in[1]})
-	if n, err := s.Revive(ctx, []int64{in[0]}, now); err != nil || n != 1 {
-		t.Fatalf("Revive: %d, %v", n, err)
+	revive(t, s, in[0], now)
+	return in, now.Add(2 * time.Minute)
+}
+
+// revive revives one dead job.
+func revive(t *testing.T, s store.Store, id int64, now time.Time) {
+	t.Helper()
+	if n, err := s.Revive(ctx, []int64{id}, now); err != nil || n != 1 {
+		t.Fatalf("Revive %d: %d, %v", id, n, err)
 	}
-	later := now.Add(2 * time.Minute)
-	wantIDs(t, "taken over, in ID order", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later, PerLane: 5}), in)
 }
 
 // testReviveThenRetry: a job revived while a later job of its lane is
@@ -599,13 +613,9 @@ func testReviveThenRetry(t *testing.T, s store.Store) {
 	}
 	inFlight := lease(t, s, req)
 	wantIDs(t, "the lane goes on after its dead jobs", inFlight, []int64{in[2]})
-	if n, err := s.Revive(ctx, []int64{in[0]}, now); err != nil || n != 1 {
-		t.Fatalf("Revive 1: %d, %v", n, err)
-	}
+	revive(t, s, in[0], now)
 	must(t, "Retry 3", s.Retry(ctx, inFlight[0].Token, now, "timeout"))
-	if n, err := s.Revive(ctx, []int64{in[1]}, now); err != nil || n != 1 {
-		t.Fatalf("Revive 2: %d, %v", n, err)
-	}
+	revive(t, s, in[1], now)
 	for _, want := range in {
 		ls := lease(t, s, req)
 		wantIDs(t, "the lane in ID order", ls, []int64{want})
@@ -617,13 +627,7 @@ func testReviveThenRetry(t *testing.T, s store.Store) {
 // order, and Release keeps its first jobs: the lane stays held by them
 // alone.
 func testReviveThenRelease(t *testing.T, s store.Store) {
-	now := base()
-	in := deadFirst(t, s, 3, now)
-	wantIDs(t, "the lane goes on", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now}), []int64{in[1]})
-	if n, err := s.Revive(ctx, []int64{in[0]}, now); err != nil || n != 1 {
-		t.Fatalf("Revive: %d, %v", n, err)
-	}
-	later := now.Add(2 * time.Minute)
+	in, later := revivedWhileHeld(t, s)
 	batch := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later, PerLane: 5})
 	wantIDs(t, "taken over, in ID order", batch, in)
 	must(t, "Release to 1", s.Release(ctx, batch[0].Token, 1))
@@ -651,9 +655,7 @@ func testRecoverRestartsLanes(t *testing.T, s store.Store) {
 	ls := lease(t, s, req)
 	must(t, "Kill 1", s.Kill(ctx, ls[0].Token, "rejected"))
 	wantIDs(t, "the lane goes on", lease(t, s, req), []int64{in[1]})
-	if n, err := s.Revive(ctx, []int64{in[0]}, now); err != nil || n != 1 {
-		t.Fatalf("Revive: %d, %v", n, err)
-	}
+	revive(t, s, in[0], now)
 	if n, err := s.Recover(ctx, "", "interrupted"); err != nil || n != 1 {
 		t.Fatalf("Recover: %d, %v", n, err)
 	}
