@@ -49,10 +49,11 @@ func statusError(ure *mailgungo.UnexpectedResponseError, to string) *providers.S
 	case ure.Actual == http.StatusTooManyRequests:
 		se.Kind, se.Reason = providers.Throttled, "Mailgun is rate limiting this domain"
 	case ure.Actual == http.StatusRequestTimeout:
-		// Mailgun did not take the request, so nothing was sent; the send
-		// retry policy never retries a 408, so no earlier attempt was taken
-		// either (only 429s and failed dials are retried).
-		se.Kind, se.Reason = providers.Unreachable, "Mailgun timed out waiting for the request (HTTP 408); nothing was sent"
+		// Not a refusal of the e-mail. Mailgun's own 408 means it did not
+		// take the request, but a proxy in front of api_url may answer 408
+		// after forwarding it, and the answer does not tell which: as a 5xx,
+		// it is looked up before it is sent again.
+		se.Kind, se.Reason = providers.Ambiguous, "Mailgun answered 408 (the request timed out); the e-mail may have been sent"
 	case ure.Actual == http.StatusUnauthorized || ure.Actual == http.StatusForbidden:
 		// Mailgun's words say what to do (a sandbox domain: authorize the
 		// recipient; a disabled domain); they never carry the key.

@@ -161,7 +161,7 @@ func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 	}
 	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m40")
 	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= resumeSettle ||
-		!strings.Contains(se.Reason, "too soon") {
+		!strings.Contains(se.Error(), "too soon") {
 		t.Fatalf("got %v %q RetryAfter %v: want a retry for the rest of the wait", se.Kind, se.Reason, se.RetryAfter)
 	}
 	if n := len(e.fake.Attempts()); n != 1 {
@@ -282,7 +282,7 @@ func TestSecondLostAnswerWaitsAgain(t *testing.T) {
 		t.Fatal("the second send was to be dropped")
 	}
 	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m41") // early: retry_max cut the wait
-	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "too soon") {
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Error(), "too soon") {
 		t.Fatalf("got %v %q, want a retry that waits", se.Kind, se.Reason)
 	}
 	if n := len(e.fake.Attempts()); n != 2 {
@@ -298,7 +298,7 @@ func TestResumeSettlesFromTheResume(t *testing.T) {
 		t.Fatal("Resume sent at once")
 	}
 	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m42")
-	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Reason, "too soon") || len(e.fake.Attempts()) != 0 {
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Error(), "too soon") || len(e.fake.Attempts()) != 0 {
 		t.Fatalf("got %v %q, %d sends: sent before the wait was over", se.Kind, se.Reason, len(e.fake.Attempts()))
 	}
 }

@@ -377,8 +377,7 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID, to string, msg *mai
 		if wait := min(resumeSettle-p.now().Sub(markedAt), resumeSettle); wait > 0 {
 			// Too soon to take "not there" for an answer (outbound.retry_max
 			// may have cut the retry's wait).
-			return "", &providers.SendError{Kind: providers.Unreachable, RetryAfter: wait, Err: earlier,
-				Reason: earlier.Reason + "; it is too soon to take its events for an answer, so it is looked up again before it is sent"}
+			return "", providers.LookAgainLater(earlier, "it is too soon to take its events for an answer", nil, wait)
 		}
 		accepted, err := p.findAccepted(ctx, msgID)
 		if err != nil {

@@ -108,10 +108,10 @@ type callSummary struct {
 	retryAfter time.Duration
 }
 
-// record notes one attempt. Only these outcomes prove Twilio did not act:
-// a 429 (Twilio documents it as never processed), a 408 or 409 (the
-// request was not carried out: notTaken) and a failed dial. Anything
-// else, a cut-off attempt included, may have sent the message.
+// record notes one attempt. Only two outcomes prove Twilio did not act:
+// a 429 (Twilio documents it as never processed) and a failed dial.
+// Anything else, a cut-off attempt included, may have sent the message (a
+// 408 or 409 in Twilio's own body says otherwise: restError).
 func (l *callLog) record(resp *http.Response, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -123,7 +123,7 @@ func (l *callLog) record(resp *http.Response, err error) {
 	}
 	l.lastStatus = resp.StatusCode
 	l.retryAfter = providers.ResponseRetryAfter(resp, time.Now())
-	l.reached = l.reached || (resp.StatusCode != http.StatusTooManyRequests && !notTaken(resp.StatusCode))
+	l.reached = l.reached || resp.StatusCode != http.StatusTooManyRequests
 }
 
 func (l *callLog) summary() callSummary {

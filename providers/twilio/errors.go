@@ -79,8 +79,6 @@ func classify(err error, contact string, call callSummary) *providers.SendError 
 	switch {
 	case !call.reached && call.lastStatus == http.StatusTooManyRequests:
 		return &providers.SendError{Kind: providers.Throttled, Reason: "Twilio is rate limiting this account", Err: err}
-	case !call.reached && notTaken(call.lastStatus):
-		return notTakenError(call.lastStatus, "", err)
 	case !call.reached && providers.NeverSent(err):
 		return &providers.SendError{Kind: providers.Unreachable, Reason: "Twilio could not be reached", Err: err}
 	case !call.reached && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
@@ -102,7 +100,7 @@ func notTakenError(status int, code string, err error) *providers.SendError {
 		why = "Twilio refused the request as conflicting with another"
 	}
 	return &providers.SendError{Kind: providers.Unreachable, Code: code, Err: err,
-		Reason: why + " (HTTP " + strconv.Itoa(status) + "); nothing was sent"}
+		Reason: why + " (HTTP " + strconv.Itoa(status) + "); it was not carried out"}
 }
 
 // restError classifies an error answer twilio-go decoded from JSON. Its
@@ -119,14 +117,19 @@ func restError(te *client.TwilioRestError, contact string, httpStatus int) *prov
 	if status == 0 {
 		status = httpStatus
 	}
+	// Only Twilio's own body says a 408/409 was not carried out: a proxy
+	// in front of api_url may answer 408 after forwarding the request.
+	twilioSaysNotTaken := notTaken(te.Status)
 	if m, ok := sendCodes[te.Code]; ok {
 		return &providers.SendError{Kind: m.kind, Reason: withContact(m.reason, contact), Code: code, Err: te}
 	}
 	switch {
 	case status == http.StatusTooManyRequests:
 		return &providers.SendError{Kind: providers.Throttled, Reason: "Twilio is rate limiting this account", Code: code, Err: te}
-	case notTaken(status):
+	case twilioSaysNotTaken:
 		return notTakenError(status, code, te)
+	case notTaken(status):
+		return &providers.SendError{Kind: providers.Ambiguous, Reason: "Twilio's gateway answered " + strconv.Itoa(status) + "; the message may have been sent", Code: code, Err: te}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return &providers.SendError{Kind: providers.Config, Reason: "Twilio refused the channel's credentials (check account_sid and auth_token)", Code: code, Err: te}
 	case status >= 500:

@@ -84,9 +84,11 @@ func Test21659WordsTheShortCodeCountryAsTheContacts(t *testing.T) {
 	}
 }
 
-// A 408 or 409 means Twilio did not carry the request out: no message was
-// created, so the send is retried as one that never reached Twilio, with
-// no look-up in its message list.
+// A 408 or 409 in Twilio's own body means Twilio did not carry the request
+// out: no message was created, so the send is retried with no look-up in
+// its message list. The same status from a gateway or proxy in front of
+// api_url proves nothing (it may answer after forwarding the request): the
+// message may have been sent, and is looked up before any retry.
 func TestTimeoutAndConflictAnswersAreRetriedAsNotSent(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -95,10 +97,8 @@ func TestTimeoutAndConflictAnswersAreRetriedAsNotSent(t *testing.T) {
 		code   string
 		reason string
 	}{
-		{"Twilio's 408", faketwilio.Error(0, http.StatusRequestTimeout, "Request Timeout"), "", "Twilio timed out waiting for the request (HTTP 408); nothing was sent"},
-		{"Twilio's 409 with a code", faketwilio.Error(20409, http.StatusConflict, "Conflict"), "20409", "conflicting with another (HTTP 409); nothing was sent"},
-		{"a proxy's 408 page", faketwilio.HTML(http.StatusRequestTimeout), "", "Twilio timed out waiting for the request (HTTP 408)"},
-		{"a gateway's JSON 408 without Twilio's status", faketwilio.Raw(http.StatusRequestTimeout, "application/json", `{"message":"timeout"}`), "", "(HTTP 408)"},
+		{"Twilio's 408", faketwilio.Error(0, http.StatusRequestTimeout, "Request Timeout"), "", "Twilio timed out waiting for the request (HTTP 408); it was not carried out"},
+		{"Twilio's 409 with a code", faketwilio.Error(20409, http.StatusConflict, "Conflict"), "20409", "conflicting with another (HTTP 409); it was not carried out"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -112,6 +112,28 @@ func TestTimeoutAndConflictAnswersAreRetriedAsNotSent(t *testing.T) {
 			}
 			if e.fake.Count(faketwilio.Create) != 1 || e.fake.Count(faketwilio.List) != 0 || len(e.fake.Messages()) != 0 {
 				t.Fatalf("%d creates, %d lists, %d messages", e.fake.Count(faketwilio.Create), e.fake.Count(faketwilio.List), len(e.fake.Messages()))
+			}
+		})
+	}
+}
+
+// A 408 from a gateway or proxy in front of api_url (no Twilio status in
+// the body) proves nothing: the request may have been forwarded, so
+// Twilio's list is looked at before the message is ever sent again.
+func TestAGatewaysTimeoutIsLookedUpBeforeAnyRetry(t *testing.T) {
+	t.Parallel()
+	for name, answer := range map[string]faketwilio.Behaviour{
+		"a proxy's 408 page":                           faketwilio.HTML(http.StatusRequestTimeout),
+		"a gateway's JSON 408 without Twilio's status": faketwilio.Raw(http.StatusRequestTimeout, "application/json", `{"message":"timeout"}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := outNew(t)
+			e.fake.Script(faketwilio.Create, answer)
+			_, err := e.send(t, outText("hello"), "m408")
+			se := outSendError(t, err)
+			if se.Kind == providers.Permanent || !strings.Contains(se.Error(), "may have") || e.fake.Count(faketwilio.List) == 0 {
+				t.Fatalf("kind %v (%v), %d lists: want a send that may have happened, looked up", se.Kind, se, e.fake.Count(faketwilio.List))
 			}
 		})
 	}
