@@ -136,6 +136,8 @@ func (p *pipeline) tooOld(lastError string) string {
 	switch last := recordedRefusal(lastError); {
 	case last != nil:
 		return reason + ": " + last.Reason
+	case lastError == interruptedMark:
+		return reason + ": the server stopped while sending; the message may have been sent"
 	case lastError != "":
 		return reason + ": " + lastError
 	}

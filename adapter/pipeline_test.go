@@ -919,3 +919,19 @@ func TestDurationsInWords(t *testing.T) {
 		}
 	}
 }
+
+// A message given up at outbound.max_age reads its last error without the
+// kind the store keeps with it; an attempt a stop cut off says the message
+// may have been sent.
+func TestGivingUpNamesTheLastErrorInWords(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Outbound.MaxAge = 24 * time.Hour })
+	for last, want := range map[string]string{
+		"": "gave up after 24 hours",
+		lastErrorOf(&providers.SendError{Kind: providers.Throttled, Reason: "Twilio is rate limiting this account"}): "gave up after 24 hours: Twilio is rate limiting this account",
+		interruptedMark: "gave up after 24 hours: the server stopped while sending; the message may have been sent",
+	} {
+		if got := h.srv.pipe.tooOld(last); got != want {
+			t.Errorf("tooOld(%q) = %q, want %q", last, got, want)
+		}
+	}
+}
