@@ -1429,9 +1429,7 @@ func testStatusSweep(t *testing.T, s store.Store) {
 	if _, err := s.StatusOf(ctx, "m-old"); err != nil {
 		t.Fatalf("status updated after the cutoff was swept: %v", err)
 	}
-	time.Sleep(5 * time.Millisecond) // the store keeps milliseconds
-	cut := time.Now()
-	time.Sleep(5 * time.Millisecond)
+	cut := cutInTime()
 	_, err = s.AdvanceStatus(ctx, store.Status{MID: "m-new", Value: "delivered", Rank: 2})
 	must(t, "AdvanceStatus", err)
 	must(t, "Sweep", s.Sweep(ctx, store.SweepRequest{StatusBefore: cut}))
@@ -1500,9 +1498,7 @@ func testSweepManyChunks(t *testing.T, s store.Store) {
 	for err := range errs {
 		t.Fatalf("write: %v", err)
 	}
-	time.Sleep(5 * time.Millisecond) // the store keeps milliseconds
-	cut := time.Now()
-	time.Sleep(5 * time.Millisecond)
+	cut := cutInTime()
 	_, err = s.AdvanceStatus(ctx, store.Status{MID: "kept", Value: "sent", Rank: 1})
 	must(t, "AdvanceStatus", err)
 
@@ -1537,4 +1533,13 @@ func testSweepManyChunks(t *testing.T, s store.Store) {
 	}
 	_, err = s.StatusOf(ctx, "kept")
 	must(t, "kept status", err)
+}
+
+// cutInTime returns a time that writes before the call are older than and
+// writes after it newer than, at the store's millisecond precision.
+func cutInTime() time.Time {
+	time.Sleep(5 * time.Millisecond)
+	cut := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	return cut
 }
