@@ -51,7 +51,7 @@ var sendCodes = map[int]struct {
 	20003: {providers.Config, "Twilio refused the channel's credentials (check account_sid and auth_token)"},
 	20404: {providers.Config, "Twilio does not know the channel's account or sender (check account_sid, from, messaging_service_sid)"},
 	20429: {providers.Throttled, "Twilio is rate limiting this account"},
-	21611: {providers.Throttled, "the sender's queue at Twilio is full; retrying later"},
+	21611: {providers.Throttled, "the sender's queue at Twilio is full"},
 }
 
 // withContact puts the contact's number in a reason's "%s".

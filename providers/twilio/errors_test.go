@@ -158,6 +158,12 @@ func TestCallbackCodesAreInWordsFromTwiliosMeaning(t *testing.T) {
 			t.Errorf("ErrorCode %s: agent reads %q, want %q and the code", code, got, words)
 		}
 	}
+	// A failed message is not retried: no code's words may promise it.
+	for code := range sendCodes {
+		if got := callbackReason(strconv.Itoa(code), outContact); strings.Contains(got, "retrying") {
+			t.Errorf("ErrorCode %d: a failed status reads %q", code, got)
+		}
+	}
 	if got := callbackReason("39999", outContact); got != "Twilio reported error 39999" {
 		t.Errorf("unknown code: %q", got)
 	}
