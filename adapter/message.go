@@ -259,7 +259,7 @@ func sendErrorStatus(channelID string, se *providers.SendError) (int, string) {
 func failureReason(channelID string, se *providers.SendError) string {
 	switch {
 	case se.Kind == providers.Config:
-		return "channel " + channelID + ": the provider refused this channel's settings: " + se.Reason
+		return providers.SettingsRefusal(channelID, se.Reason)
 	case se.Kind == providers.Ambiguous && !strings.Contains(se.Reason, "may have been sent"):
 		// The built-in providers say so in their reasons; another may not.
 		return se.Reason + "; the message may have been sent"

@@ -66,6 +66,13 @@ func (e *SendError) Error() string {
 
 func (e *SendError) Unwrap() error { return e.Err }
 
+// SettingsRefusal is how a failure of the channel's own settings reads
+// (a Config error), the same in the /message answer and in a failed
+// status: reason says which setting.
+func SettingsRefusal(channelID, reason string) string {
+	return "channel " + channelID + ": the provider refused this channel's settings: " + reason
+}
+
 // NewSendError builds a SendError.
 func NewSendError(kind ErrorKind, reason string, cause error) *SendError {
 	return &SendError{Kind: kind, Reason: reason, Err: cause}

@@ -196,6 +196,14 @@ var callbackReasons = map[int]string{
 
 // callbackReason words an ErrorCode for the agent: as the send would have
 // (sendCodes), else from callbackReasons, with Twilio's code after it.
+// settingsCode: a callback's ErrorCode that the send table calls a fault
+// of the channel's settings.
+func settingsCode(code string) bool {
+	n, err := strconv.Atoi(code)
+	m, ok := sendCodes[n]
+	return err == nil && ok && m.kind == providers.Config
+}
+
 func callbackReason(code, contact string) string {
 	if code == "" {
 		return "Twilio reported the message as not delivered"

@@ -83,6 +83,9 @@ func (p *Provider) handleStatus(w http.ResponseWriter, r *http.Request) {
 	reason := ""
 	if value == schema.StatusFailed {
 		reason = callbackReason(code, contact)
+		if settingsCode(code) { // worded as the /message answer words it
+			reason = providers.SettingsRefusal(p.deps.ChannelID, reason)
+		}
 		if parts > 1 {
 			reason = fmt.Sprintf("part %d of %d: %s", part+1, parts, reason)
 		}

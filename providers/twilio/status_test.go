@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/bonychat/bonychat-adapter/internal/testkit"
+	"github.com/bonychat/bonychat-adapter/providers"
 )
 
 const hookMID = "01JH3K9V2Q8W5X7Y4Z6A1B3C5D"
@@ -313,6 +314,18 @@ func TestStatus_RecordsFailureAnswers503(t *testing.T) {
 				t.Fatalf("posted %+v", got)
 			}
 		})
+	}
+}
+
+// A failed status whose ErrorCode is a fault of the channel's settings
+// reads as the /message answer for that code does: naming the channel.
+func TestStatus_ASettingsCodeNamesTheChannel(t *testing.T) {
+	e := newHookEnv(t)
+	hookAssertStatusOK(t, e.postSigned(e.statusTarget(hookMID, 0, 1), hookStatusForm("failed", "63007").Encode()))
+	got := e.statuses.Calls()
+	want := providers.SettingsRefusal(e.p.deps.ChannelID, callbackReason("63007", hookContact))
+	if len(got) != 1 || got[0].Reason != want || !strings.HasPrefix(want, "channel "+e.p.deps.ChannelID+": ") {
+		t.Fatalf("posted %+v, want the reason %q", got, want)
 	}
 }
 
