@@ -256,13 +256,13 @@ func (p *Provider) sendParts(ctx context.Context, contact, mID string, parts []p
 	return providers.Sent{ProviderIDs: memo.SIDs}, nil
 }
 
-// partlySent tells the agent, when a part ends the message (a refusal of
-// it, or of the channel's settings), that the parts before it reached
-// Twilio: the contact may already have read them. A failure that is
-// retried (or looked up) says nothing yet: the retry sends the rest.
+// partlySent tells the agent that the parts before a failed one reached
+// Twilio: the contact may already have read them. Also for a failure that
+// is retried: the retry sends only the rest, but if the message is given
+// up (outbound.max_age), its last error is what the agent reads.
 func partlySent(err error, sent, n int) error {
 	se, ok := errors.AsType[*providers.SendError](err)
-	if !ok || sent == 0 || (se.Kind != providers.Permanent && se.Kind != providers.Config) {
+	if !ok || sent == 0 {
 		return err
 	}
 	told := *se

@@ -246,8 +246,9 @@ func TestSendAfterAFailedLaterPartSendsOnlyTheRest(t *testing.T) {
 	}
 }
 
-// A later part that ends the message says how much of it reached the
-// contact; a first part that does says nothing of parts.
+// A later part that fails says how much of the message reached the
+// contact, also when it is retried (its reason is what an agent reads if
+// the message is given up); a first part that fails says nothing of parts.
 func TestSendPartRefusedAfterOthersSaysHowManyWereSent(t *testing.T) {
 	t.Parallel()
 	text := outWords(900)
@@ -260,12 +261,15 @@ func TestSendPartRefusedAfterOthersSaysHowManyWereSent(t *testing.T) {
 		script []faketwilio.Behaviour
 		kind   providers.ErrorKind
 		want   string
+		sent   int // parts at Twilio
 	}{
 		{"the second part refused", []faketwilio.Behaviour{faketwilio.OK(), faketwilio.Code(21610)}, providers.Permanent,
-			"the first 1 of " + strconv.Itoa(n) + " parts were sent; " + OptOutReason},
+			"the first 1 of " + strconv.Itoa(n) + " parts were sent; " + OptOutReason, 1},
 		{"the third part refused for the channel's settings", []faketwilio.Behaviour{faketwilio.OK(), faketwilio.OK(), faketwilio.Code(21606)}, providers.Config,
-			"the first 2 of " + strconv.Itoa(n) + " parts were sent; " + sendCodes[21606].reason},
-		{"the first part refused", []faketwilio.Behaviour{faketwilio.Code(21610)}, providers.Permanent, OptOutReason},
+			"the first 2 of " + strconv.Itoa(n) + " parts were sent; " + sendCodes[21606].reason, 2},
+		{"the first part refused", []faketwilio.Behaviour{faketwilio.Code(21610)}, providers.Permanent, OptOutReason, 0},
+		{"the second part throttled (retried, or given up at max_age)", []faketwilio.Behaviour{faketwilio.OK(), faketwilio.Code(20429), faketwilio.Code(20429), faketwilio.Code(20429), faketwilio.Code(20429)},
+			providers.Throttled, "the first 1 of " + strconv.Itoa(n) + " parts were sent; Twilio is rate limiting this account", 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -277,7 +281,7 @@ func TestSendPartRefusedAfterOthersSaysHowManyWereSent(t *testing.T) {
 			if se.Kind != c.kind || se.Reason != c.want {
 				t.Fatalf("kind %v reason %q, want %v %q", se.Kind, se.Reason, c.kind, c.want)
 			}
-			if len(sent.ProviderIDs) != len(c.script)-1 || len(e.fake.Messages()) != len(c.script)-1 {
+			if len(sent.ProviderIDs) != c.sent || len(e.fake.Messages()) != c.sent {
 				t.Fatalf("returned %v, Twilio has %d messages", sent.ProviderIDs, len(e.fake.Messages()))
 			}
 		})
