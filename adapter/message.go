@@ -245,11 +245,9 @@ func sendErrorStatus(channelID string, se *providers.SendError) (int, string) {
 	switch se.Kind {
 	case providers.Permanent:
 		return http.StatusBadRequest, failureReason(channelID, se)
-	case providers.Config:
-		return http.StatusBadGateway, failureReason(channelID, se)
 	case providers.Throttled, providers.Unreachable:
 		return http.StatusServiceUnavailable, "the provider cannot take the message right now: " + se.Reason
-	default: // Ambiguous: its reason says the message may have been sent
+	default: // Config, or Ambiguous (its reason says the message may have been sent)
 		return http.StatusBadGateway, failureReason(channelID, se)
 	}
 }
