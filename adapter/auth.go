@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -27,10 +28,12 @@ type tokenDigests struct {
 	current  [sha256.Size]byte
 	previous [sha256.Size]byte
 	hasPrev  bool
+	// prevUntil ends the rotation window: previous is refused from then on.
+	prevUntil providers.Until
 }
 
-func newTokenDigests(current, previous Secret) tokenDigests {
-	d := tokenDigests{current: sha256.Sum256([]byte(current.Reveal()))}
+func newTokenDigests(current, previous Secret, prevUntil providers.Until) tokenDigests {
+	d := tokenDigests{current: sha256.Sum256([]byte(current.Reveal())), prevUntil: prevUntil}
 	if previous != "" {
 		d.previous, d.hasPrev = sha256.Sum256([]byte(previous.Reveal())), true
 	}
@@ -39,29 +42,64 @@ func newTokenDigests(current, previous Secret) tokenDigests {
 
 // unknownChannel is compared against when the channel does not exist, so an
 // unknown channel costs the same time as a wrong token.
-var unknownChannel = newTokenDigests(Secret("\x00unknown channel"), Secret("\x00unknown channel"))
+var unknownChannel = newTokenDigests(Secret("\x00unknown channel"), Secret("\x00unknown channel"), "")
 
-// accepts compares in constant time against both tokens.
-func (d tokenDigests) accepts(token string) bool {
+// tokenMatch says which of a channel's tokens a request carries.
+type tokenMatch int
+
+const (
+	noToken tokenMatch = iota
+	currentToken
+	previousToken
+)
+
+// match compares in constant time against both tokens; the previous one
+// counts until previous_token_until.
+func (d tokenDigests) match(token string, now time.Time) tokenMatch {
 	offered := sha256.Sum256([]byte(token))
 	cur := subtle.ConstantTimeCompare(offered[:], d.current[:])
 	prev := subtle.ConstantTimeCompare(offered[:], d.previous[:])
-	if !d.hasPrev {
-		prev = 0
+	switch {
+	case cur == 1:
+		return currentToken
+	case prev == 1 && d.hasPrev && !d.prevUntil.Passed(now):
+		return previousToken
 	}
-	return cur|prev == 1
+	return noToken
 }
 
 // authorize reports whether r carries a valid bearer token for ch (which
 // may be nil for an unknown channel).
-func authorize(r *http.Request, ch *channel) bool {
+func (s *Server) authorize(r *http.Request, ch *channel) bool {
 	token, ok := bearerToken(r.Header.Get("Authorization"))
 	digests := unknownChannel
 	if ch != nil {
 		digests = ch.tokens
 	}
-	accepted := digests.accepts(token)
-	return ok && ch != nil && accepted
+	match := digests.match(token, time.Now())
+	if ok && ch != nil && match == previousToken {
+		s.notePreviousToken(ch)
+	}
+	return ok && ch != nil && match != noToken
+}
+
+// previousTokenNoteEvery spaces the log lines about a channel's
+// previous_token still being used.
+const previousTokenNoteEvery = 10 * time.Minute
+
+// notePreviousToken logs that a request came in with the channel's
+// previous_token (at most every previousTokenNoteEvery): the operator can
+// tell whether BonyChat has moved to the new token before removing the old.
+func (s *Server) notePreviousToken(ch *channel) {
+	now := time.Now().UnixNano()
+	last := ch.previousNoted.Load()
+	if last != 0 && now-last < int64(previousTokenNoteEvery) {
+		return
+	}
+	if ch.previousNoted.CompareAndSwap(last, now) {
+		s.log.Warn("a request used this channel's previous_token; set the new token in BonyChat, then remove previous_token",
+			"channel", ch.cfg.ID)
+	}
 }
 
 // writeUnauthorized answers 401 the same way for a missing token, a wrong
@@ -91,7 +129,7 @@ func (s *Server) authenticatedJSON(w http.ResponseWriter, r *http.Request) (*cha
 		return nil, nil, false
 	}
 	ch := s.channelByID(channelID)
-	if !authorize(r, ch) {
+	if !s.authorize(r, ch) {
 		writeUnauthorized(w)
 		return nil, nil, false
 	}
@@ -103,7 +141,7 @@ func (s *Server) authenticatedJSON(w http.ResponseWriter, r *http.Request) (*cha
 func (s *Server) channelByToken(r *http.Request) *channel {
 	var found *channel
 	for _, ch := range s.channels {
-		if authorize(r, ch) {
+		if s.authorize(r, ch) {
 			found = ch
 		}
 	}

@@ -97,12 +97,15 @@ type DemoConfig struct {
 
 // ChannelConfig is one BonyChat Custom Channel.
 type ChannelConfig struct {
-	ID            string        `yaml:"id"`
-	Token         Secret        `yaml:"token"`
-	PreviousToken Secret        `yaml:"previous_token"`
-	IDType        schema.IDType `yaml:"id_type"`
-	WebhookURL    string        `yaml:"webhook_url"`
-	Provider      string        `yaml:"provider"`
+	ID            string `yaml:"id"`
+	Token         Secret `yaml:"token"`
+	PreviousToken Secret `yaml:"previous_token"`
+	// PreviousTokenUntil ends the rotation: previous_token is refused from
+	// then on. Empty: accepted until it is removed.
+	PreviousTokenUntil providers.Until `yaml:"previous_token_until"`
+	IDType             schema.IDType   `yaml:"id_type"`
+	WebhookURL         string          `yaml:"webhook_url"`
+	Provider           string          `yaml:"provider"`
 	// Twilio is the provider section of a twilio channel.
 	Twilio *twilio.Config `yaml:"twilio"`
 	// Mailgun is the provider section of a mailgun channel.
@@ -369,6 +372,8 @@ func (p *problemList) channel(key string, ch ChannelConfig, platform PlatformCon
 	p.check(ch.Token != "", key+".token", "required")
 	p.check(ch.Token == "" || len(ch.Token) >= 16, key+".token", "must be at least 16 characters")
 	p.check(ch.PreviousToken == "" || len(ch.PreviousToken) >= 16, key+".previous_token", "must be at least 16 characters")
+	p.check(ch.PreviousTokenUntil.Problem() == "", key+".previous_token_until", ch.PreviousTokenUntil.Problem())
+	p.check(ch.PreviousTokenUntil == "" || ch.PreviousToken != "", key+".previous_token_until", "is set but previous_token is not")
 	p.check(ch.IDType == schema.IDTypePhone || ch.IDType == schema.IDTypeCustom, key+".id_type", "must be phone or custom")
 	p.check(ch.WebhookURL == "" || schema.IsHTTPURL(ch.WebhookURL), key+".webhook_url", "must be an absolute http(s) URL")
 	p.check(ch.Webhook(platform) != "", key+".webhook_url", "required when platform.webhook_url is empty")

@@ -53,6 +53,11 @@ func TestConfigTwilioProblemsHaveKeyPaths(t *testing.T) {
 		{"from not E.164", `from: "+15550001111"`, `from: "5550001111"`, "channels[0].twilio.from: must be an E.164 number"},
 		{"bad service sid", `messaging_service_sid: ""`, `messaging_service_sid: "MG1"`, "channels[0].twilio.messaging_service_sid: must be MG"},
 		{"bad api url", `api_url: ""`, `api_url: "ftp://x"`, "channels[0].twilio.api_url: must be an absolute http(s) URL"},
+		{"previous_auth_token_until not a date", `previous_auth_token: ""`,
+			"previous_auth_token: \"oldtoken01\"\n      previous_auth_token_until: soon",
+			"channels[0].twilio.previous_auth_token_until: must be a date such as 2026-12-31"},
+		{"previous_auth_token_until alone", `previous_auth_token: ""`, "previous_auth_token_until: 2026-12-31",
+			"channels[0].twilio.previous_auth_token_until: is set but previous_auth_token is not"},
 		{"custom id type", "id_type: phone", "id_type: custom", "channels[0].id_type: must be phone for provider twilio"},
 		{"twilio section on a console channel", "provider: twilio", "provider: console", "channels[0].twilio: only for provider twilio"},
 	}

@@ -99,6 +99,50 @@ func TestMessageAuth(t *testing.T) {
 	}
 }
 
+// previous_token_until closes the rotation window by itself; until then a
+// request let in by the old token is logged (once per interval), so the
+// operator can tell when BonyChat has moved to the new one.
+func TestPreviousTokenIsRefusedAfterItsUntilAndItsUseIsLogged(t *testing.T) {
+	const used = "a request used this channel's previous_token"
+	cases := []struct {
+		name, until string
+		want        int
+		logged      int
+	}{
+		{"no end date", "", 200, 1},
+		{"end date ahead", "2999-12-31", 200, 1},
+		{"end date passed", "2000-01-01", 401, 0},
+		{"end instant passed", "2000-01-01T00:00:00Z", 401, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarnessWith(t, func(c *Config) { c.Channels[0].PreviousTokenUntil = providers.Until(tc.until) },
+				&fakeProvider{})
+			for range 2 {
+				if rec := h.postJSON("/message", demoPrevToken, textRequest("demo", phoneContact, "hi")); rec.Code != tc.want {
+					t.Fatalf("previous token: want %d, got %d: %s", tc.want, rec.Code, rec.Body)
+				}
+			}
+			if rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi")); rec.Code != 200 {
+				t.Fatalf("current token: want 200, got %d: %s", rec.Code, rec.Body)
+			}
+			if got := strings.Count(h.logs.String(), used); got != tc.logged {
+				t.Errorf("%q logged %d times, want %d:\n%s", used, got, tc.logged, h.logs.String())
+			}
+		})
+	}
+}
+
+func TestStartUpWarnsOfAPreviousTokenPastItsUntil(t *testing.T) {
+	const warning = "previous_token_until has passed"
+	for until, warned := range map[string]bool{"2000-01-01": true, "2999-12-31": false, "": false} {
+		h := newHarness(t, func(c *Config) { c.Channels[0].PreviousTokenUntil = providers.Until(until) })
+		if got := strings.Contains(h.logs.String(), warning); got != warned {
+			t.Errorf("until %q: warned = %v, want %v", until, got, warned)
+		}
+	}
+}
+
 func TestMessageAuthRunsBeforeTheBodyIsProcessed(t *testing.T) {
 	fake := &fakeProvider{}
 	h := newHarnessWith(t, nil, fake)

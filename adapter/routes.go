@@ -59,7 +59,7 @@ func (s *Server) dispatch(kind, key string, bearer bool) gin.HandlerFunc {
 		if ch != nil && ch.provider.Kind() != kind {
 			ch = nil
 		}
-		if bearer && !authorize(c.Request, ch) {
+		if bearer && !s.authorize(c.Request, ch) {
 			writeUnauthorized(c.Writer)
 			return
 		}

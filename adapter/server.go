@@ -58,6 +58,9 @@ type channel struct {
 	provider providers.Provider
 	routes   map[string]providers.Route // by method + " " + action
 	target   PlatformTarget
+	// previousNoted is when a use of previous_token was last logged
+	// (Unix nanoseconds).
+	previousNoted atomic.Int64
 }
 
 // New wires a server from a validated configuration.
@@ -135,13 +138,17 @@ func builtinProvider(ch ChannelConfig, deps providers.Deps) (providers.Provider,
 
 func (s *Server) buildChannels() error {
 	for _, cc := range s.cfg.Channels {
-		ch := &channel{cfg: cc, tokens: newTokenDigests(cc.Token, cc.PreviousToken), routes: map[string]providers.Route{},
+		ch := &channel{cfg: cc, tokens: newTokenDigests(cc.Token, cc.PreviousToken, cc.PreviousTokenUntil), routes: map[string]providers.Route{},
 			target: PlatformTarget{ChannelID: cc.ID, WebhookURL: cc.Webhook(s.cfg.Platform), Token: cc.Token, IDType: cc.IDType}}
 		p, err := s.opts.NewProvider(cc, s.providerDeps(ch))
 		if err != nil {
 			return err
 		}
 		ch.provider = p
+		if cc.PreviousToken != "" && cc.PreviousTokenUntil.Passed(time.Now()) {
+			s.log.Warn("previous_token_until has passed: previous_token is no longer accepted; remove it",
+				"channel", cc.ID)
+		}
 		if wp, ok := p.(providers.WebhookProvider); ok {
 			for _, r := range wp.Routes() {
 				ch.routes[r.Method+" "+r.Action] = r

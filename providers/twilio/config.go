@@ -15,14 +15,17 @@ const Kind = "twilio"
 
 // Config is a channel's twilio: section. The keys are part of the contract.
 type Config struct {
-	AccountSID          string           `yaml:"account_sid"`
-	AuthToken           providers.Secret `yaml:"auth_token"`
-	PreviousAuthToken   providers.Secret `yaml:"previous_auth_token"` // also accepted for signatures during rotation
-	From                string           `yaml:"from"`
-	MessagingServiceSID string           `yaml:"messaging_service_sid"`
-	APIURL              string           `yaml:"api_url"` // default https://api.twilio.com
-	MMS                 *bool            `yaml:"mms"`     // default true: media as MMS; false: as links
-	WhatsApp            bool             `yaml:"whatsapp"`
+	AccountSID        string           `yaml:"account_sid"`
+	AuthToken         providers.Secret `yaml:"auth_token"`
+	PreviousAuthToken providers.Secret `yaml:"previous_auth_token"` // also accepted for signatures during rotation
+	// PreviousAuthTokenUntil ends the rotation: signatures made with
+	// previous_auth_token are refused from then on.
+	PreviousAuthTokenUntil providers.Until `yaml:"previous_auth_token_until"`
+	From                   string          `yaml:"from"`
+	MessagingServiceSID    string          `yaml:"messaging_service_sid"`
+	APIURL                 string          `yaml:"api_url"` // default https://api.twilio.com
+	MMS                    *bool           `yaml:"mms"`     // default true: media as MMS; false: as links
+	WhatsApp               bool            `yaml:"whatsapp"`
 }
 
 // DefaultAPIURL is Twilio's REST API root.
@@ -50,6 +53,9 @@ func (c *Config) Problems() []string {
 	add(c.AuthToken == "" || alphanumeric.MatchString(c.AuthToken.Reveal()), "auth_token: must be letters and digits only")
 	add(c.PreviousAuthToken == "" || alphanumeric.MatchString(c.PreviousAuthToken.Reveal()),
 		"previous_auth_token: must be letters and digits only")
+	add(c.PreviousAuthTokenUntil.Problem() == "", "previous_auth_token_until: "+c.PreviousAuthTokenUntil.Problem())
+	add(c.PreviousAuthTokenUntil == "" || c.PreviousAuthToken != "",
+		"previous_auth_token_until: is set but previous_auth_token is not")
 	add(c.From != "" || c.MessagingServiceSID != "", "from: one of from or messaging_service_sid is required")
 	add(c.From == "" || e164.MatchString(c.From), "from: must be an E.164 number such as +15550001111")
 	add(c.MessagingServiceSID == "" || serviceSIDPattern.MatchString(c.MessagingServiceSID),

@@ -25,6 +25,10 @@ func New(cfg Config, deps providers.Deps) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.PreviousAuthToken != "" && cfg.PreviousAuthTokenUntil.Passed(time.Now()) && deps.Log != nil {
+		deps.Log.Warn("twilio.previous_auth_token_until has passed: signatures made with previous_auth_token "+
+			"are refused; remove it", "channel", deps.ChannelID)
+	}
 	return &Provider{cfg: cfg, deps: deps, api: api, now: time.Now}, nil
 }
 

@@ -47,7 +47,8 @@ func (p *Provider) readSignedForm(w http.ResponseWriter, r *http.Request) (url.V
 // chooses. The query is part of the signed URL (status callbacks carry the
 // mId there). form must be r.PostForm: r.Form would mix the query in.
 //
-// Both auth_token and previous_auth_token are tried (token rotation), and,
+// Both auth_token and previous_auth_token are tried (token rotation, until
+// previous_auth_token_until), and,
 // like twilio-go, the URL with and without the scheme's default port, since
 // Twilio is not consistent about it. A non-default port is never dropped.
 // Each comparison is constant-time; an empty token never validates anything.
@@ -58,10 +59,7 @@ func (p *Provider) validSignature(r *http.Request, form url.Values) bool {
 	}
 	payload := signedParams(form)
 	ok := false
-	for _, token := range []string{p.cfg.AuthToken.Reveal(), p.cfg.PreviousAuthToken.Reveal()} {
-		if token == "" {
-			continue
-		}
+	for _, token := range p.signingTokens() {
 		for _, base := range publicURLVariants(p.deps.PublicURL) {
 			want := signature(token, base+r.URL.RequestURI()+payload)
 			// No early return: every candidate costs the same.
@@ -69,6 +67,15 @@ func (p *Provider) validSignature(r *http.Request, form url.Values) bool {
 		}
 	}
 	return ok
+}
+
+// signingTokens are the tokens a valid signature may be made with now.
+func (p *Provider) signingTokens() []string {
+	tokens := []string{p.cfg.AuthToken.Reveal()}
+	if p.cfg.PreviousAuthToken != "" && !p.cfg.PreviousAuthTokenUntil.Passed(p.now()) {
+		tokens = append(tokens, p.cfg.PreviousAuthToken.Reveal())
+	}
+	return slices.DeleteFunc(tokens, func(t string) bool { return t == "" })
 }
 
 // signedParams concatenates name+value of every posted field, sorted by

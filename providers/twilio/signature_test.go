@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twilio/twilio-go/client"
 
@@ -35,8 +36,12 @@ func hookSigningProvider(public, token, previous string) *Provider {
 	return &Provider{
 		cfg:  Config{AuthToken: providers.Secret(token), PreviousAuthToken: providers.Secret(previous)},
 		deps: providers.Deps{PublicURL: public},
+		now:  func() time.Time { return hookNow },
 	}
 }
+
+// hookNow is the signature tests' clock.
+var hookNow = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 
 // hookSignedRequest is a request as the server sees it: target is the path and
 // query Twilio requested (the Host is whatever the proxy passed on).
@@ -92,12 +97,19 @@ func TestSignature_Cases(t *testing.T) {
 		name      string
 		public    string // configured public URL; default public
 		noPrev    bool   // no previous_auth_token configured
+		prevUntil string // previous_auth_token_until
 		target    string // requested path and query; default target
 		signature string
 		want      bool
 	}{
 		{name: "auth_token over public URL, path and query", signature: hookSign(token, public+target, form), want: true},
 		{name: "previous_auth_token during rotation", signature: hookSign(previous, public+target, form), want: true},
+		{name: "previous_auth_token before its until", prevUntil: "2026-12-03",
+			signature: hookSign(previous, public+target, form), want: true},
+		{name: "previous_auth_token after its until", prevUntil: "2026-12-03T12:00:00Z",
+			signature: hookSign(previous, public+target, form), want: false},
+		{name: "auth_token after previous_auth_token_until", prevUntil: "2026-12-02",
+			signature: hookSign(token, public+target, form), want: true},
 		{name: "missing", signature: "", want: false},
 		{name: "another token", signature: hookSign("ffffffffffffffffffffffffffffffff", public+target, form), want: false},
 		{name: "previous token no longer configured", noPrev: true, signature: hookSign(previous, public+target, form), want: false},
@@ -126,6 +138,7 @@ func TestSignature_Cases(t *testing.T) {
 				prev = ""
 			}
 			p := hookSigningProvider(cmp.Or(tc.public, public), token, prev)
+			p.cfg.PreviousAuthTokenUntil = providers.Until(tc.prevUntil)
 			r := hookSignedRequest(cmp.Or(tc.target, target), form, tc.signature)
 			r.Header.Set("X-Forwarded-Host", "evil.example")
 			r.Header.Set("X-Forwarded-Proto", "http")
@@ -169,6 +182,18 @@ func TestSignature_PublicURLVariants(t *testing.T) {
 	for _, tc := range cases {
 		if got := publicURLVariants(tc.public); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("publicURLVariants(%q) = %q, want %q", tc.public, got, tc.want)
+		}
+	}
+}
+
+func TestStartUpWarnsOfAPreviousAuthTokenPastItsUntil(t *testing.T) {
+	const warning = "previous_auth_token_until has passed"
+	for until, warned := range map[providers.Until]bool{"2000-01-01": true, "2999-12-31": false} {
+		e := outNew(t, func(c *Config, _ *providers.Deps) {
+			c.PreviousAuthToken, c.PreviousAuthTokenUntil = outToken+"old", until
+		})
+		if got := strings.Contains(e.logs.String(), warning); got != warned {
+			t.Errorf("until %s: warned = %v, want %v: %s", until, got, warned, e.logs.String())
 		}
 	}
 }
