@@ -378,18 +378,21 @@ func (w *diffWorld) step(op int) {
 		tp := w.pickTok()
 		w.logf("%d: Kill %s", op, w.tokName(tp))
 		w.sameErr(op, "Kill", m.Kill(ctx, tp.m, "k"), s.Kill(ctx, tp.s, "k"))
-	case k < 84:
-		var ids []int64
-		if r.IntN(3) > 0 {
-			for range 1 + r.IntN(3) {
-				ids = append(ids, 1+r.Int64N(w.maxID+2))
-			}
-		}
+	case k < 83:
+		ids := w.someIDs()
 		w.logf("%d: Revive %v", op, ids)
 		nm, em := m.Revive(ctx, ids, w.now)
 		ns, es := s.Revive(ctx, ids, w.now)
 		if w.sameErr(op, "Revive", em, es) && nm != ns {
 			w.fail(op, "Revive: memory %d, sqlite %d", nm, ns)
+		}
+	case k < 84:
+		ids := w.someIDs()
+		w.logf("%d: Drop %v", op, ids)
+		nm, em := m.Drop(ctx, ids)
+		ns, es := s.Drop(ctx, ids)
+		if w.sameErr(op, "Drop", em, es) && nm != ns {
+			w.fail(op, "Drop: memory %d, sqlite %d", nm, ns)
 		}
 	case k < 85:
 		q := pick(r, []store.Queue{"", store.Outbound, store.Platform})
@@ -613,4 +616,16 @@ func fmtJobTable(js []store.Job) string {
 			j.Attempts, j.NextAt.Format("15:04:05.000"), j.LeaseUntil.Format("15:04:05.000"), j.CreatedAt.Format("01-02 15:04:05.000"))
 	}
 	return b.String()
+}
+
+// someIDs picks job IDs for Revive and Drop: none (every dead job) a third
+// of the time, else one to three, missing ones included.
+func (w *diffWorld) someIDs() []int64 {
+	var ids []int64
+	if w.rng.IntN(3) > 0 {
+		for range 1 + w.rng.IntN(3) {
+			ids = append(ids, 1+w.rng.Int64N(w.maxID+2))
+		}
+	}
+	return ids
 }

@@ -407,6 +407,25 @@ func (m *Memory) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 	return n, nil
 }
 
+// Drop implements Store.
+func (m *Memory) Drop(ctx context.Context, ids []int64) (int, error) {
+	if err := m.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	drop := func(id int64) bool { return len(ids) == 0 || slices.Contains(ids, id) }
+	n := 0
+	m.order = slices.DeleteFunc(m.order, func(id int64) bool {
+		if j := m.jobs[id]; j.State == Dead && drop(id) {
+			delete(m.jobs, id)
+			n++
+			return true
+		}
+		return false
+	})
+	return n, nil
+}
+
 // rejoinLane puts a revived job back in its lane in ID order. A lease the
 // lane holds stays its only one (laneHead), and the revived job runs as
 // soon as it ends, before the jobs behind it.

@@ -81,6 +81,7 @@ const (
 		updated_at = ? WHERE id = ? AND state = 'dead'`
 	qJobReviveAll = `UPDATE jobs SET state = 'pending', next_at = ?, created_at = ?, lease_until = 0, attempts = 0,
 		updated_at = ? WHERE state = 'dead'`
+	qJobDropOne = `DELETE FROM jobs WHERE id = ? AND state = 'dead'`
 	// qDeadIDs lists the dead jobs.
 	qDeadIDs = `SELECT id FROM jobs WHERE state = 'dead'`
 	// qLaneUnhead clears the head mark in the lane of a job, before
@@ -150,6 +151,10 @@ const sweepChunk = 1000
 var (
 	qSweepKeys = `DELETE FROM dedupe_keys WHERE name IN (
 		SELECT name FROM dedupe_keys WHERE expires <= ? LIMIT ` + strconv.Itoa(sweepChunk) + `)`
+	// Every dead job, a chunk per write (as the sweep), so that a long
+	// list does not hold up the other writes.
+	qJobDropDead = `DELETE FROM jobs WHERE id IN (
+		SELECT id FROM jobs WHERE state = 'dead' LIMIT ` + strconv.Itoa(sweepChunk) + `)`
 	qSweepJobs = `DELETE FROM jobs WHERE id IN (
 		SELECT id FROM jobs WHERE state = 'done' AND updated_at < ? LIMIT ` + strconv.Itoa(sweepChunk) + `)`
 	// The second condition lets the partial kv_expires index serve it.

@@ -488,6 +488,50 @@ func (s *SQLite) Revive(ctx context.Context, ids []int64, now time.Time) (int, e
 	return total, nil
 }
 
+// Drop implements Store. Dead jobs hold no lane's head mark (Kill clears
+// it), so deleting them moves nothing.
+func (s *SQLite) Drop(ctx context.Context, ids []int64) (int, error) {
+	if len(ids) > 0 {
+		var total int
+		err := s.write(ctx, func(w *wtx) error {
+			total = 0
+			for _, id := range ids {
+				n, err := w.execN(qJobDropOne, id)
+				if err != nil {
+					return err
+				}
+				total += int(n)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, wrapErr("drop", err)
+		}
+		return total, nil
+	}
+	return s.dropAllDead(ctx)
+}
+
+// dropAllDead deletes every dead job, sweepChunk per write.
+func (s *SQLite) dropAllDead(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		var n int64
+		err := s.write(ctx, func(w *wtx) error {
+			var err error
+			n, err = w.execN(qJobDropDead)
+			return err
+		})
+		if err != nil {
+			return total, wrapErr("drop", err)
+		}
+		total += int(n)
+		if n < sweepChunk {
+			return total, nil
+		}
+	}
+}
+
 // scanIDs reads rows of one ID.
 func scanIDs(rows *sql.Rows, err error) ([]int64, error) {
 	if err != nil {

@@ -23,14 +23,20 @@ var doneJobPayload = []byte(`{"x":"` + strings.Repeat("a", 1000) + `"}`)
 // truncates the WAL, so that the WAL holds only what comes next.
 func fillDoneJobs(t *testing.T, db *sql.DB, n int) {
 	t.Helper()
+	fillJobs(t, db, n, store.Done)
+}
+
+// fillJobs is fillDoneJobs for jobs in any finished state.
+func fillJobs(t *testing.T, db *sql.DB, n int, state store.State) {
+	t.Helper()
 	done := time.Now().Add(-time.Hour).UnixMilli()
 	for added := 0; added < n; {
 		k := min(5000, n-added)
 		if _, err := db.Exec(`INSERT INTO jobs (queue, channel_id, contact_id, mid, payload, state, attempts,
 				created_at, updated_at, next_at, lease_until, lease_token, last_error, head)
 			WITH RECURSIVE c(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM c WHERE i < ?)
-			SELECT 'platform', 'demo', 'c' || (i % 1000), 'm' || i, ?, 'done', 1, ?, ?, 0, 0, '', '', 0 FROM c`,
-			added, added+k-1, doneJobPayload, done, done); err != nil {
+			SELECT 'platform', 'demo', 'c' || (i % 1000), 'm' || i, ?, ?, 1, ?, ?, 0, 0, '', '', 0 FROM c`,
+			added, added+k-1, doneJobPayload, string(state), done, done); err != nil {
 			t.Fatal(err)
 		}
 		added += k
@@ -189,5 +195,27 @@ func TestSQLiteSweepStopsBetweenChunksWhenCanceled(t *testing.T) {
 	}
 	if left := countDone(t, s); left != n-1000 {
 		t.Errorf("%d of %d done jobs left after a canceled sweep; want all but one chunk of 1000", left, n)
+	}
+}
+
+// TestSQLiteDropOfEveryDeadJobGoesOnPastOneChunk: Drop(nil) deletes dead
+// jobs a chunk per write, and keeps going until none is left.
+func TestSQLiteDropOfEveryDeadJobGoesOnPastOneChunk(t *testing.T) {
+	const n = 2500 // two full chunks and a part
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	fillJobs(t, rawDB(t, path), n, store.Dead)
+	fillJobs(t, rawDB(t, path), 10, store.Done)
+	got, err := s.Drop(ctx, nil)
+	if err != nil || got != n {
+		t.Fatalf("Drop(nil) = %d, %v; want %d", got, err, n)
+	}
+	counts, err := s.Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[store.Dead] != 0 || counts[store.Done] != 10 {
+		t.Errorf("after Drop(nil): %v; want no dead job and the 10 done ones", counts)
 	}
 }

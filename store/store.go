@@ -30,7 +30,7 @@ const (
 	Pending State = "pending" // waiting for its time and for earlier jobs of its lane
 	Leased  State = "leased"  // a worker holds it until LeaseUntil
 	Done    State = "done"    // finished (delivered, or ended with a reported outcome)
-	Dead    State = "dead"    // gave up; listed, counted and re-playable, never deleted
+	Dead    State = "dead"    // gave up; listed, counted and re-playable, deleted only by Drop
 )
 
 // Errors callers can test with errors.Is.
@@ -181,6 +181,11 @@ type Store interface {
 	// a lease the lane holds ends (however it ends). It returns how many
 	// were revived.
 	Revive(ctx context.Context, ids []int64, now time.Time) (int, error)
+	// Drop deletes dead jobs for good: the given IDs, or every dead job
+	// when ids is empty. Jobs in any other state are left as they are. It
+	// returns how many were deleted. For events an operator has decided
+	// not to replay (a channel misconfigured for weeks).
+	Drop(ctx context.Context, ids []int64) (int, error)
 	// Jobs lists jobs, oldest first.
 	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
 	// Job returns one job.

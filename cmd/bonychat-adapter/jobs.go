@@ -17,7 +17,7 @@ import (
 	"github.com/bonychat/bonychat-adapter/store"
 )
 
-// jobs runs "jobs list" and "jobs retry" against the configured store; the
+// jobs runs "jobs list", "jobs retry" and "jobs drop" against the configured store; the
 // SQLite store takes these from another process while the server runs.
 func jobs(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -29,6 +29,8 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 		return jobsList(args[1:], stdout, stderr)
 	case "retry":
 		return jobsRetry(args[1:], stdout, stderr)
+	case "drop":
+		return jobsDrop(args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return 2
@@ -125,39 +127,68 @@ func oneLine(s string, max int) string {
 }
 
 func jobsRetry(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("jobs retry", flag.ContinueOnError)
+	return onDeadJobs("retry", args, stdout, stderr, store.Store.Revive, "queued again", "retried")
+}
+
+func jobsDrop(args []string, stdout, stderr io.Writer) int {
+	return onDeadJobs("drop", args, stdout, stderr,
+		func(st store.Store, ctx context.Context, ids []int64, _ time.Time) (int, error) {
+			return st.Drop(ctx, ids)
+		},
+		"deleted", "deleted")
+}
+
+// onDeadJobs runs "jobs retry" or "jobs drop": op on the dead jobs given by
+// ID, or on every dead one with --dead. It exits 1 if a given job was not
+// dead (it is left as it is).
+func onDeadJobs(name string, args []string, stdout, stderr io.Writer,
+	op func(store.Store, context.Context, []int64, time.Time) (int, error), done, verb string) int {
+	configPath, ids, code := deadJobArgs(name, args, stderr)
+	if code != 0 {
+		return code
+	}
+	st, ok := openStore(configPath, stderr)
+	if !ok {
+		return 1
+	}
+	defer st.Close()
+	n, err := op(st, context.Background(), ids, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "%s jobs: %v\n", name, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%d job(s) %s\n", n, done)
+	if len(ids) > 0 && n < len(ids) {
+		fmt.Fprintf(stderr, "only dead jobs can be %s; the others were left as they are\n", verb)
+		return 1
+	}
+	return 0
+}
+
+// deadJobArgs parses "--config FILE (JOB_ID ... | --dead)"; a usage error
+// is exit code 2. No IDs (nil) means every dead job.
+func deadJobArgs(name string, args []string, stderr io.Writer) (string, []int64, int) {
+	fs := flag.NewFlagSet("jobs "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("BONYCHAT_CONFIG"), "configuration file")
-	allDead := fs.Bool("dead", false, "retry every dead job")
+	allDead := fs.Bool("dead", false, name+" every dead job")
 	if fs.Parse(args) != nil || *configPath == "" || (*allDead == (fs.NArg() > 0)) {
-		fmt.Fprintln(stderr, "usage: bonychat-adapter jobs retry --config FILE (JOB_ID ... | --dead)")
-		return 2
+		fmt.Fprintf(stderr, "usage: bonychat-adapter jobs %s --config FILE (JOB_ID ... | --dead)\n", name)
+		return "", nil, 2
 	}
 	ids := make([]int64, 0, fs.NArg())
 	for _, a := range fs.Args() {
 		id, err := strconv.ParseInt(a, 10, 64)
 		if err != nil || id <= 0 {
 			fmt.Fprintf(stderr, "not a job ID: %q\n", a)
-			return 2
+			return "", nil, 2
 		}
 		if !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
 	}
-	st, ok := openStore(*configPath, stderr)
-	if !ok {
-		return 1
+	if len(ids) == 0 {
+		ids = nil
 	}
-	defer st.Close()
-	n, err := st.Revive(context.Background(), ids, time.Now())
-	if err != nil {
-		fmt.Fprintln(stderr, "retry jobs:", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%d job(s) queued again\n", n)
-	if len(ids) > 0 && n < len(ids) {
-		fmt.Fprintln(stderr, "only dead jobs can be retried; the others were left as they are")
-		return 1
-	}
-	return 0
+	return *configPath, ids, 0
 }

@@ -112,6 +112,10 @@ func TestJobsCLIRefusesBadUsageWithExit2AndTouchesNothing(t *testing.T) {
 		{"retry with a negative ID", []string{"retry", "--config", cfg, "-3"}, "flag provided but not defined: -3"},
 		{"retry with an unknown flag", []string{"retry", "--config", cfg, "--all"}, "flag provided but not defined: -all"},
 		{"retry with the ID before --config", []string{"retry", "3", "--config", cfg}, "usage: bonychat-adapter jobs retry"},
+		{"drop without --config", []string{"drop", "--dead"}, "usage: bonychat-adapter jobs drop"},
+		{"drop with neither IDs nor --dead", []string{"drop", "--config", cfg}, "usage: bonychat-adapter jobs drop"},
+		{"drop with both IDs and --dead", []string{"drop", "--config", cfg, "--dead", "3"}, "usage: bonychat-adapter jobs drop"},
+		{"drop with a non-numeric ID", []string{"drop", "--config", cfg, "3", "x"}, `not a job ID: "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,6 +267,21 @@ func TestJobsCLIOnAnEmptyStore(t *testing.T) {
 	code, stdout, stderr = jobsCLI(t, "retry", "--config", cfg, "42")
 	if code != 1 || stdout != "0 job(s) queued again\n" || !strings.Contains(stderr, "only dead jobs can be retried") {
 		t.Errorf("jobs retry 42 on an empty store = %d, stdout %q, stderr %q; want 1 saying only dead jobs can be retried",
+			code, stdout, stderr)
+	}
+}
+
+func TestJobsDropOnAnEmptyStoreDeletesNothing(t *testing.T) {
+	cfg, dir := writeJobsConfig(t, "127.0.0.1:1", "http://127.0.0.1:1/webhook")
+	serverStore(t, dir)
+	code, stdout, stderr := jobsCLI(t, "drop", "--config", cfg, "--dead")
+	if code != 0 || stdout != "0 job(s) deleted\n" || stderr != "" {
+		t.Errorf("jobs drop --dead on an empty store = %d, stdout %q, stderr %q; want 0, %q", code, stdout, stderr,
+			"0 job(s) deleted\n")
+	}
+	code, stdout, stderr = jobsCLI(t, "drop", "--config", cfg, "42")
+	if code != 1 || stdout != "0 job(s) deleted\n" || !strings.Contains(stderr, "only dead jobs can be deleted") {
+		t.Errorf("jobs drop 42 on an empty store = %d, stdout %q, stderr %q; want 1 saying only dead jobs can be deleted",
 			code, stdout, stderr)
 	}
 }
@@ -470,6 +489,81 @@ func TestJobsListAndRetryWhileTheServerRuns(t *testing.T) {
 	requireNone(t, "server output", serverOut, []string{jobsToken})
 	if !strings.Contains(serverOut, "events dead") {
 		t.Errorf("the server never logged the dead events")
+	}
+}
+
+// jobs drop deletes dead jobs for good while the server runs: they leave
+// the list and the /readyz count, and are never posted; a job that is not
+// dead is left as it is.
+func TestJobsDropDeletesDeadJobsWhileTheServerRuns(t *testing.T) {
+	platform := newStandIn(jobsToken)
+	platform.status.Store(http.StatusUnprocessableEntity)
+	bony := httptest.NewServer(platform)
+	t.Cleanup(bony.Close)
+	addr := freeAddr(t)
+	cfg, _ := writeJobsConfig(t, addr, bony.URL+"/webhook")
+	p := startBinary(t, nil, "serve", "--config", cfg)
+	base, client := "http://"+addr, localClient(t)
+	waitHealthy(t, p, client, base)
+	inbound := func(mid, from string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"from":%q,"id":%q,"text":"hello"}`, from, mid)
+		if status, answer := postJSON(t, client, base+"/console/"+jobsChannel+"/inbound", jobsToken, body); status != http.StatusOK {
+			t.Fatalf("inbound %s = %d %s, want 200", mid, status, answer)
+		}
+	}
+	drop := func(wantCode int, wantOut string, args ...string) {
+		t.Helper()
+		code, stdout, stderr := jobsCLI(t, append([]string{"drop", "--config", cfg}, args...)...)
+		if code != wantCode || stdout != wantOut {
+			t.Fatalf("jobs drop %v = %d, stdout %q, stderr %q; want %d, %q", args, code, stdout, stderr, wantCode, wantOut)
+		}
+	}
+	listed := func(state string) map[string]int64 {
+		t.Helper()
+		code, stdout, stderr := jobsCLI(t, "list", "--config", cfg, "--state", state)
+		if code != 0 {
+			t.Fatalf("jobs list = %d, stderr %q", code, stderr)
+		}
+		ids := map[string]int64{}
+		for _, j := range parseJobList(t, stdout) {
+			ids[j.MID] = j.ID
+		}
+		return ids
+	}
+
+	inbound("drop-m1", "+60170000201")
+	inbound("drop-m2", "+60170000202")
+	inbound("drop-m3", "+60170000203")
+	waitJobCounts(t, p, client, base, 0, 3)
+	dead := listed("dead")
+	drop(0, "1 job(s) deleted\n", strconv.FormatInt(dead["drop-m1"], 10))
+	waitJobCounts(t, p, client, base, 0, 2)
+	if _, ok := listed("dead")["drop-m1"]; ok {
+		t.Errorf("jobs list --state dead still lists the dropped drop-m1")
+	}
+
+	platform.status.Store(http.StatusOK)
+	inbound("drop-m4", "+60170000204")
+	p.waitFor(t, "BonyChat to take drop-m4", 10*time.Second, func() bool { return platform.times("drop-m4") > 0 })
+	doneID := listed("done")["drop-m4"]
+	drop(1, "0 job(s) deleted\n", strconv.FormatInt(doneID, 10))
+	if listed("done")["drop-m4"] != doneID {
+		t.Errorf("dropping a done job changed it; want it left done")
+	}
+
+	drop(0, "2 job(s) deleted\n", "--dead")
+	waitJobCounts(t, p, client, base, 0, 0)
+	code, _, _ := jobsCLI(t, "retry", "--config", cfg, "--dead")
+	time.Sleep(1500 * time.Millisecond) // longer than the workers' poll: a dropped job posted would show now
+	_, accepted, _ := platform.snapshot()
+	for _, mid := range []string{"drop-m1", "drop-m2", "drop-m3"} {
+		if accepted[mid] != 0 {
+			t.Errorf("BonyChat accepted the dropped %s", mid)
+		}
+	}
+	if code != 0 || accepted["drop-m4"] != 1 {
+		t.Errorf("retry --dead after the drop = %d, drop-m4 accepted %d times; want 0 and once", code, accepted["drop-m4"])
 	}
 }
 

@@ -33,7 +33,9 @@ const usage = `usage:
   bonychat-adapter config check [--config FILE]   validate a config and list every problem
   bonychat-adapter jobs list [--config FILE] [--state pending|leased|done|dead] [--channel ID] [--queue outbound|platform]
   bonychat-adapter jobs retry [--config FILE] (JOB_ID ... | --dead)
-                                                  list jobs, or queue dead jobs again (works while the server runs)
+  bonychat-adapter jobs drop [--config FILE] (JOB_ID ... | --dead)
+                                                  list jobs, queue dead jobs again, or delete them for good
+                                                  (works while the server runs)
   bonychat-adapter --version                      print the version
 `
 

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ExpiredLeaseStillCompletable", testExpiredLeaseCompletable},
 		{"RetrySchedule", testRetrySchedule},
 		{"DeadAndRevive", testDeadAndRevive},
+		{"DropDeletesOnlyDeadJobs", testDropDeletesOnlyDead},
 		{"RevivedJobGoesBeforeLaterOnes", testReviveBeforeLater},
 		{"RevivedJobWaitsForItsLanesLease", testReviveWhileLeased},
 		{"ExpiredBatchIsTakenOverWhole", testExpiredBatchTakenOver},
@@ -757,6 +758,48 @@ func testDeadAndRevive(t *testing.T, s store.Store) {
 	must(t, "Revive(none dead)", err)
 	if n != 0 {
 		t.Fatalf("Revive with nothing dead revived %d", n)
+	}
+}
+
+// testDropDeletesOnlyDead: Drop deletes the dead jobs it is given (or all
+// of them) and leaves every other job, and the lanes, as they were.
+func testDropDeletesOnlyDead(t *testing.T, s store.Store) {
+	now := base()
+	in := enqueue(t, s, job(store.Platform, "ch", "a", "1"), job(store.Platform, "ch", "b", "2"),
+		job(store.Platform, "ch", "c", "3"), job(store.Platform, "ch", "a", "4"), job(store.Platform, "ch", "d", "5"))
+	ls := lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now})
+	wantIDs(t, "heads", ls, []int64{in[0]}, []int64{in[1]}, []int64{in[2]}, []int64{in[4]})
+	must(t, "Kill a", s.Kill(ctx, ls[0].Token, "refused"))
+	must(t, "Kill b", s.Kill(ctx, ls[1].Token, "refused"))
+	must(t, "Kill c", s.Kill(ctx, ls[2].Token, "refused"))
+	must(t, "Complete d", s.Complete(ctx, ls[3].Token, ""))
+
+	n, err := s.Drop(ctx, []int64{in[0], in[3], in[4], in[4] + 100})
+	must(t, "Drop(ids)", err)
+	if n != 1 {
+		t.Fatalf("Drop(dead, pending, done, missing) deleted %d, want 1", n)
+	}
+	if _, err := s.Job(ctx, in[0]); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("dropped job still there: %v", err)
+	}
+	wantState(t, s, in[3], store.Pending)
+	wantState(t, s, in[4], store.Done)
+	// The next job of the dropped one's lane is leased as before.
+	ls = lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now})
+	wantIDs(t, "after drop", ls, []int64{in[3]})
+
+	n, err = s.Drop(ctx, nil)
+	must(t, "Drop(all)", err)
+	if n != 2 {
+		t.Fatalf("Drop(all) deleted %d, want 2", n)
+	}
+	counts, err := s.Count(ctx)
+	must(t, "Count", err)
+	if counts[store.Dead] != 0 || counts[store.Leased] != 1 || counts[store.Done] != 1 {
+		t.Fatalf("Count after drop %v", counts)
+	}
+	if n, err := s.Drop(ctx, nil); err != nil || n != 0 {
+		t.Fatalf("Drop with nothing dead: %d, %v", n, err)
 	}
 }
 
