@@ -62,6 +62,13 @@ func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 // thread.
 func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxBytes int64) {
 	log := p.log().With("channel", p.deps.ChannelID)
+	if r.ContentLength > maxBytes {
+		// Refused before a byte is read: unsigned, it would still take
+		// forward memory from Mailgun's own posts while it is read.
+		log.Warn("mailgun forward too large", "bytes", r.ContentLength)
+		providers.WriteError(w, http.StatusRequestEntityTooLarge, "the forwarded message is too large")
+		return
+	}
 	// Counted under ParseForward's cap: a multipart body cut off inside a
 	// part's header surfaces as a MIME error, not ErrForwardTooLarge.
 	body := &forwardBody{r: r.Body, ctx: r.Context(), budget: p.forwardMemory, wait: p.forwardWait}
@@ -78,7 +85,7 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		return
 	}
 	if errors.Is(err, ErrForwardTooLarge) || errors.Is(err, multipart.ErrMessageTooLarge) ||
-		(err != nil && body.n > maxBytes) || r.ContentLength > maxBytes {
+		(err != nil && body.n > maxBytes) {
 		log.Warn("mailgun forward too large", "bytes", body.n)
 		providers.WriteError(w, http.StatusRequestEntityTooLarge, "the forwarded message is too large")
 		return

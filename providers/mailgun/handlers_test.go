@@ -397,6 +397,34 @@ func TestHandleInboundOversize(t *testing.T) {
 	}
 }
 
+// readCounter counts the bytes read from it.
+type readCounter struct {
+	r io.Reader
+	n int
+}
+
+func (c *readCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += n
+	return n, err
+}
+
+// A forward whose Content-Length is over the cap is refused before its
+// body is read: unsigned, it would hold forward memory while read.
+func TestHandleInboundRefusesAnOversizeContentLengthUnread(t *testing.T) {
+	env := hdSetup(t)
+	r := hdSigned(t, "forward-urlencoded.form", hdFresh(time.Minute), hdToken)
+	body := &readCounter{r: r.Body}
+	r.Body = io.NopCloser(body)
+	r.ContentLength = 513
+	w := httptest.NewRecorder() // not through the contract check, which reads the body
+	env.p.inboundHandler(512).ServeHTTP(w, r)
+	hdCheckError(t, w, http.StatusRequestEntityTooLarge)
+	if body.n != 0 {
+		t.Errorf("%d bytes of the body were read before it was refused, want none", body.n)
+	}
+}
+
 // hdEvent is a testdata event with a fresh signature (signed with key).
 func hdEvent(t *testing.T, name, key string, age time.Duration) *http.Request {
 	t.Helper()
