@@ -167,6 +167,37 @@ func rawDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// A store a newer version has upgraded is refused, by the server and the
+// CLI alike, and left as it is: an older program would write the old way
+// into it (README, "Upgrading").
+func TestSQLiteRefusesAStoreANewerVersionUpgraded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	if err := openSQLite(t, path).Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range map[string]func(string) (store.Store, error){
+		"server": func(p string) (store.Store, error) { return store.OpenSQLite(p) },
+		"CLI":    func(p string) (store.Store, error) { return store.OpenExisting("sqlite:" + p) },
+	} {
+		s, err := open(path)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s: a store at schema version 9999 was opened", name)
+		}
+		if !strings.Contains(err.Error(), "database schema version 9999 is newer than this program knows") {
+			t.Errorf("%s: error %q does not say the store is newer", name, err)
+		}
+	}
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE version = 9999`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the newer version's row: %d, %v; want it kept", n, err)
+	}
+}
+
 func TestSQLiteMigrationsIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "adapter.db")
 	files, err := filepath.Glob("migrations/*.sql")
