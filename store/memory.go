@@ -657,6 +657,16 @@ func (m *Memory) GetMedia(ctx context.Context, id string) (Media, error) {
 	return md, nil
 }
 
+// DeleteMedia implements Store.
+func (m *Memory) DeleteMedia(ctx context.Context, id string) error {
+	if err := m.lock(ctx); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	delete(m.media, id)
+	return nil
+}
+
 // ExpiredMedia implements Store. The result is ordered by expiry, then ID.
 func (m *Memory) ExpiredMedia(ctx context.Context, now time.Time) ([]Media, error) {
 	if now.IsZero() {

@@ -133,6 +133,7 @@ const (
 		ON CONFLICT (id) DO UPDATE SET file_name = excluded.file_name, content_type = excluded.content_type,
 		size = excluded.size, path = excluded.path, created_at = excluded.created_at, expires = excluded.expires`
 	qMediaGet     = `SELECT ` + mediaCols + ` FROM media WHERE id = ?`
+	qMediaDelete  = `DELETE FROM media WHERE id = ?`
 	qMediaExpired = `DELETE FROM media WHERE expires <= ? RETURNING ` + mediaCols
 )
 

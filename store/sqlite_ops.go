@@ -809,6 +809,14 @@ func (s *SQLite) GetMedia(ctx context.Context, id string) (Media, error) {
 	return m, wrapErr("get media", err)
 }
 
+// DeleteMedia implements Store.
+func (s *SQLite) DeleteMedia(ctx context.Context, id string) error {
+	return wrapErr("delete media", s.write(ctx, func(w *wtx) error {
+		_, err := w.exec(qMediaDelete, id)
+		return err
+	}))
+}
+
 // ExpiredMedia implements Store. The result is ordered by expiry, then ID.
 func (s *SQLite) ExpiredMedia(ctx context.Context, now time.Time) ([]Media, error) {
 	if now.IsZero() {

@@ -224,6 +224,10 @@ type Store interface {
 
 	PutMedia(ctx context.Context, m Media) error
 	GetMedia(ctx context.Context, id string) (Media, error)
+	// DeleteMedia removes the metadata of one media item (no error when
+	// there is none): for media that nothing links to, such as those saved
+	// for an inbound message that was not stored.
+	DeleteMedia(ctx context.Context, id string) error
 	// ExpiredMedia removes and returns the metadata of media expired at now.
 	ExpiredMedia(ctx context.Context, now time.Time) ([]Media, error)
 

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AJobsStatusIsRecordedWithIt", testJobStatus},
 		{"PutGet", testPutGet},
 		{"Media", testMedia},
+		{"DeleteMedia", testDeleteMedia},
 		{"Sweep", testSweep},
 		{"RecordsExpireAndAreSwept", testRecordExpiry},
 		{"OldStatusesAreSwept", testStatusSweep},
@@ -1130,6 +1131,30 @@ func testMedia(t *testing.T, s store.Store) {
 	}
 	_, err = s.GetMedia(ctx, "m1")
 	wantErr(t, "GetMedia(expired)", err, store.ErrNotFound)
+}
+
+func testDeleteMedia(t *testing.T, s store.Store) {
+	now := base()
+	m1 := store.Media{ID: "m1", FileName: "a.jpg", ContentType: "image/jpeg", Size: 1, Path: "ab/m1",
+		CreatedAt: now, Expires: now.Add(time.Hour)}
+	m2 := m1
+	m2.ID, m2.Path = "m2", "cd/m2"
+	must(t, "PutMedia", s.PutMedia(ctx, m1))
+	must(t, "PutMedia", s.PutMedia(ctx, m2))
+	must(t, "DeleteMedia", s.DeleteMedia(ctx, "m1"))
+	_, err := s.GetMedia(ctx, "m1")
+	wantErr(t, "GetMedia(deleted)", err, store.ErrNotFound)
+	if got, err := s.GetMedia(ctx, "m2"); err != nil || got != m2 {
+		t.Fatalf("GetMedia(m2) after deleting m1 = %+v, %v; want it kept", got, err)
+	}
+	must(t, "DeleteMedia(already deleted)", s.DeleteMedia(ctx, "m1"))
+	must(t, "DeleteMedia(never stored)", s.DeleteMedia(ctx, "nope"))
+	// A deleted item is gone for good: the sweep does not hand it back.
+	exp, err := s.ExpiredMedia(ctx, now.Add(2*time.Hour))
+	must(t, "ExpiredMedia", err)
+	if len(exp) != 1 || exp[0] != m2 {
+		t.Fatalf("ExpiredMedia = %+v, want only m2", exp)
+	}
 }
 
 func testSweep(t *testing.T, s store.Store) {
