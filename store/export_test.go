@@ -31,6 +31,10 @@ func FailingWrite(s *SQLite) error {
 	})
 }
 
+// FailCommit makes every COMMIT of s fail with fn's error while fn returns
+// one (the batch is rolled back instead). Call it before any write.
+func FailCommit(s *SQLite, fn func() error) { s.failCommit = fn }
+
 // AfterSweepChunk makes Sweep of s call fn after each chunk it deleted.
 // Call it before any Sweep.
 func AfterSweepChunk(s *SQLite, fn func()) { s.afterSweepChunk = fn }

@@ -66,15 +66,16 @@ func NewMemory() *Memory {
 	}
 }
 
-// lock takes the mutex unless the store is closed or the context is done.
+// lock takes the mutex unless the store is closed or the context is done:
+// errors marked NotStored, as nothing has changed yet.
 func (m *Memory) lock(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return notStored(err)
 	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return ErrClosed
+		return notStored(ErrClosed)
 	}
 	return nil
 }

@@ -75,6 +75,9 @@ type SQLite struct {
 	// afterSweepChunk, when set (by tests), runs after each chunk Sweep
 	// deleted, outside the writer.
 	afterSweepChunk func()
+	// failCommit, when set (by tests), is asked before each COMMIT: an
+	// error it returns stands for COMMIT's (the batch is rolled back).
+	failCommit func() error
 
 	ops        chan *writeOp
 	quit       chan struct{}
@@ -350,19 +353,20 @@ func (s *SQLite) write(ctx context.Context, fn func(*wtx) error) error {
 // submit hands o to the writer and waits for its outcome.
 func (s *SQLite) submit(o *writeOp) error {
 	if err := o.ctx.Err(); err != nil {
-		return err
+		return notStored(err)
 	}
 	o.done = make(chan error, 1)
 	select {
 	case s.ops <- o:
 	case <-s.quit:
-		return ErrClosed
+		return notStored(ErrClosed)
 	case <-o.ctx.Done():
-		return o.ctx.Err()
+		return notStored(o.ctx.Err()) // never handed over
 	}
 	// Once handed over, the outcome is decided by the transaction (the
 	// writer answers every write it took): wait for it, so that nil means
-	// durable and an error means not stored.
+	// durable. An error means not stored when it is marked so (NotStored);
+	// a COMMIT that failed leaves it unknown.
 	return <-o.done
 }
 
@@ -416,7 +420,7 @@ func (s *SQLite) runBatch(w *wtx, batch []*writeOp) []error {
 		// are not passed to the statements: an interrupted statement can
 		// roll back the whole transaction, i.e. the other callers' writes.
 		if err := o.ctx.Err(); err != nil {
-			errs[i], skipped[i] = err, true
+			errs[i], skipped[i] = notStored(err), true
 		} else {
 			live++
 		}
@@ -434,11 +438,15 @@ func (s *SQLite) runBatch(w *wtx, batch []*writeOp) []error {
 		}
 		fatal = s.runTx(w, batch, errs, skipped, true)
 	}
-	if fatal != nil {
-		for i := range batch {
-			if !skipped[i] {
-				errs[i] = fatal
-			}
+	for i := range batch {
+		switch {
+		case skipped[i]:
+		case fatal != nil:
+			errs[i] = fatal
+		case errs[i] != nil && !ownErr(errs[i]):
+			// Undone alone (its savepoint rolled back) in a batch that
+			// committed.
+			errs[i] = notStored(errs[i])
 		}
 	}
 	return errs
@@ -452,7 +460,9 @@ func ownErr(err error) bool {
 
 // runTx runs the batch's live writes in one transaction. A write's own error
 // goes to errs and undoes only that write; the returned error is fatal for
-// the whole batch (nothing of it was committed).
+// the whole batch: nothing of it was committed, and the error is marked so
+// (NotStored), except a failed COMMIT's, whose outcome is unknown (its
+// frames may be in the WAL, which the next open's recovery replays).
 //
 // isolated runs every write alone, in arrival order, each in its own
 // SAVEPOINT, so that a write failing inside SQLite (a constraint, disk
@@ -464,7 +474,7 @@ func ownErr(err error) bool {
 // transaction and return errIsolate.
 func (s *SQLite) runTx(w *wtx, batch []*writeOp, errs []error, skipped []bool, isolated bool) (fatal error) {
 	if _, err := w.exec(`BEGIN IMMEDIATE`); err != nil {
-		return fmt.Errorf("store: sqlite: begin: %w", err)
+		return notStored(fmt.Errorf("store: sqlite: begin: %w", err))
 	}
 	defer func() {
 		if fatal != nil {
@@ -495,18 +505,18 @@ func (s *SQLite) runTx(w *wtx, batch []*writeOp, errs []error, skipped []bool, i
 			continue
 		}
 		if _, err := w.exec(`SAVEPOINT op`); err != nil {
-			return fmt.Errorf("store: sqlite: savepoint: %w", err)
+			return notStored(fmt.Errorf("store: sqlite: savepoint: %w", err))
 		}
 		err := o.fn(w)
 		if err != nil {
 			// If SQLite already rolled the whole transaction back (disk
 			// full, I/O error), the savepoint is gone and this fails.
 			if _, rerr := w.exec(`ROLLBACK TO op`); rerr != nil {
-				return fmt.Errorf("store: sqlite: %w (and rollback: %w)", err, rerr)
+				return notStored(fmt.Errorf("store: sqlite: %w (and rollback: %w)", err, rerr))
 			}
 		}
 		if _, rerr := w.exec(`RELEASE op`); rerr != nil {
-			return fmt.Errorf("store: sqlite: release savepoint: %w", rerr)
+			return notStored(fmt.Errorf("store: sqlite: release savepoint: %w", rerr))
 		}
 		errs[i] = err
 	}
@@ -518,6 +528,11 @@ func (s *SQLite) runTx(w *wtx, batch []*writeOp, errs []error, skipped []bool, i
 	if len(enqueues) > 0 {
 		if err := w.enqueueAll(batch, enqueues); err != nil {
 			return errIsolate
+		}
+	}
+	if s.failCommit != nil {
+		if err := s.failCommit(); err != nil {
+			return fmt.Errorf("store: sqlite: commit: %w", err)
 		}
 	}
 	if _, err := w.exec(`COMMIT`); err != nil {

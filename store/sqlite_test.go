@@ -906,3 +906,135 @@ func startKillChild(t *testing.T, test, env, path string) (*exec.Cmd, io.ReadClo
 	}
 	return cmd, out
 }
+
+// holdWriteLock takes the database's write lock from another connection
+// (as the jobs CLI or a backup may) and returns its release.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	conn, err := rawDB(t, path).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			_, _ = conn.ExecContext(ctx, `ROLLBACK`)
+			conn.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// hasJob reports whether a job with this mId is stored.
+func hasJob(t *testing.T, s store.Store, mid string) bool {
+	t.Helper()
+	_, err := s.JobByMID(ctx, store.Platform, mid)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func platformJob(mid string) []store.NewJob {
+	return []store.NewJob{{Queue: store.Platform, ChannelID: "ch", ContactID: "c", MID: mid}}
+}
+
+// A write whose caller gives up (its context ends) while it waits for the
+// group-commit writer is never stored, and says so (NotStored); one the
+// writer already took is stored even if its caller gave up meanwhile, and
+// answers nil. So an error marked NotStored never hides a stored write.
+func TestSQLiteAGivenUpWriteIsStoredExactlyWhenTheWriterTookIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	release := holdWriteLock(t, path)
+
+	// "taken": the writer takes it at once and waits in BEGIN for the lock.
+	takenCtx, cancelTaken := context.WithCancel(ctx)
+	takenErr := make(chan error, 1)
+	go func() {
+		_, err := s.Enqueue(takenCtx, platformJob("taken"), nil)
+		takenErr <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// "waiting": the writer is busy with "taken"; its caller gives up first.
+	waitCtx, cancelWait := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancelWait()
+	_, waitErr := s.Enqueue(waitCtx, platformJob("waiting"), nil)
+	cancelTaken() // too late: the writer has it
+	release()
+
+	if !errors.Is(waitErr, context.DeadlineExceeded) || !store.NotStored(waitErr) {
+		t.Fatalf("a write given up while waiting for the writer: %v (NotStored %v), want DeadlineExceeded, NotStored",
+			waitErr, store.NotStored(waitErr))
+	}
+	if hasJob(t, s, "waiting") {
+		t.Fatal("a write the writer never took was stored")
+	}
+	if err := <-takenErr; err != nil {
+		t.Fatalf("a write the writer took before its caller gave up: %v, want nil (it commits anyway)", err)
+	}
+	if !hasJob(t, s, "taken") {
+		t.Fatal("a write answered nil is not stored")
+	}
+}
+
+// A database locked for longer than the busy timeout (the jobs CLI, a
+// backup) refuses the transaction at BEGIN: nothing of it was written.
+func TestSQLiteAWriteRefusedByALockedDatabaseIsNotStored(t *testing.T) {
+	t.Parallel() // waits out the 5 s busy timeout
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	s := openSQLite(t, path)
+	defer s.Close()
+	release := holdWriteLock(t, path)
+	_, err := s.Enqueue(ctx, platformJob("locked"), nil)
+	release()
+	if err == nil || !store.NotStored(err) {
+		t.Fatalf("Enqueue on a locked database: %v (NotStored %v), want an error marked NotStored", err, store.NotStored(err))
+	}
+	if hasJob(t, s, "locked") {
+		t.Fatal("a write refused at BEGIN was stored")
+	}
+}
+
+// A write that fails inside SQLite is undone alone, and the others of its
+// batch commit: it stored nothing, and says so.
+func TestSQLiteAWriteUndoneAloneIsNotStored(t *testing.T) {
+	s := openSQLite(t, filepath.Join(t.TempDir(), "adapter.db"))
+	defer s.Close()
+	err := store.FailingWrite(s)
+	if err == nil || !store.NotStored(err) {
+		t.Fatalf("a write failing inside SQLite: %v (NotStored %v), want an error marked NotStored", err, store.NotStored(err))
+	}
+	if _, err := s.Get(ctx, "failing-write", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the failed write's first row: %v, want it undone", err)
+	}
+}
+
+// A failed COMMIT leaves the outcome unknown (the transaction may be in
+// the WAL, and the next open's recovery would replay it): its error is
+// not marked NotStored, so no caller throws away what it may link.
+func TestSQLiteAFailedCommitIsNotVouchedFor(t *testing.T) {
+	s := openSQLite(t, filepath.Join(t.TempDir(), "adapter.db"))
+	defer s.Close()
+	var fail atomic.Bool
+	fail.Store(true)
+	store.FailCommit(s, func() error {
+		if fail.Load() {
+			return errors.New("disk I/O error")
+		}
+		return nil
+	})
+	_, err := s.Enqueue(ctx, platformJob("commit"), []store.Key{{Name: "inbound:ch:SM1", Expires: time.Now().Add(time.Hour)}})
+	if err == nil || store.NotStored(err) {
+		t.Fatalf("Enqueue whose COMMIT failed: %v (NotStored %v), want an error not marked NotStored", err, store.NotStored(err))
+	}
+	fail.Store(false)
+	if _, err := s.Enqueue(ctx, platformJob("after"), nil); err != nil {
+		t.Fatalf("the writer after a failed COMMIT: %v", err)
+	}
+}

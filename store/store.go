@@ -43,6 +43,51 @@ var (
 	ErrNotFound = errors.New("store: not found")
 )
 
+// NotStored reports whether a write that failed with err certainly changed
+// nothing in the store, so that what its caller prepared for it (media
+// files its events would have linked, say) may be thrown away.
+//
+// It holds for ErrDuplicate, ErrLeaseLost and ErrNotFound (a write fails
+// with them before it changes anything, or is undone alone), and for the
+// errors a store marks as failing before its write could commit:
+//   - SQLite: the caller's context done, or the store closed, before the
+//     writer took the write (once taken, the write waits for its
+//     transaction's outcome, whatever its context); a transaction that
+//     failed before its COMMIT (BEGIN refused by a database locked for
+//     longer than the busy timeout, a statement failing); a write undone
+//     alone in a batch that then committed.
+//   - Memory: a done context and a closed store, both checked before
+//     anything changes.
+//
+// Any other error leaves the outcome unknown, and NotStored is false: a
+// COMMIT that failed may still be on disk (SQLite writes the transaction
+// to the WAL before the fsync that can fail, and the next open's recovery
+// replays it unless a later write overwrote it; a networked database can
+// lose the connection while it commits), and an error no store marked (a
+// wrapper's, a new store's) is unknown too.
+func NotStored(err error) bool {
+	if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrLeaseLost) || errors.Is(err, ErrNotFound) {
+		return true
+	}
+	_, marked := errors.AsType[*notStoredError](err)
+	return marked
+}
+
+// notStoredError marks an error with which a write certainly changed
+// nothing (see NotStored). It reads as, and unwraps to, the error it marks.
+type notStoredError struct{ err error }
+
+func (e *notStoredError) Error() string { return e.err.Error() }
+func (e *notStoredError) Unwrap() error { return e.err }
+
+// notStored marks err (nil stays nil) as a failure that stored nothing.
+func notStored(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &notStoredError{err}
+}
+
 // NewJob is a job to enqueue. Jobs of one lane (Queue, ChannelID, ContactID)
 // run strictly in enqueue order, one lease at a time.
 type NewJob struct {

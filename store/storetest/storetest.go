@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PutGet", testPutGet},
 		{"Media", testMedia},
 		{"DeleteMedia", testDeleteMedia},
+		{"FailedWritesThatStoredNothingSaySo", testNotStored},
 		{"Sweep", testSweep},
 		{"RecordsExpireAndAreSwept", testRecordExpiry},
 		{"OldStatusesAreSwept", testStatusSweep},
@@ -1155,6 +1156,52 @@ func testDeleteMedia(t *testing.T, s store.Store) {
 	if len(exp) != 1 || exp[0] != m2 {
 		t.Fatalf("ExpiredMedia = %+v, want only m2", exp)
 	}
+}
+
+// A write refused before it changed anything says so (store.NotStored):
+// its caller may then throw away what it prepared for it (the media of an
+// inbound message), which it must keep when the store cannot tell.
+func testNotStored(t *testing.T, s store.Store) {
+	if store.NotStored(nil) || store.NotStored(errors.New("disk I/O error")) {
+		t.Fatal("NotStored must vouch only for the errors a store marked, never for nil or an unknown error")
+	}
+	in := job(store.Platform, "ch", "c", "m1")
+	key := store.Key{Name: "inbound:ch:SM1", Expires: time.Now().Add(time.Hour)}
+
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := s.Enqueue(done, []store.NewJob{in}, []store.Key{key})
+	if !errors.Is(err, context.Canceled) || !store.NotStored(err) {
+		t.Fatalf("Enqueue with a done context: %v (NotStored %v), want context.Canceled, marked NotStored", err, store.NotStored(err))
+	}
+	if n := len(jobsOf(t, s)); n != 0 {
+		t.Fatalf("a refused enqueue stored %d jobs", n)
+	}
+
+	enqueueKeys(t, s, []store.Key{key}, in)
+	_, err = s.Enqueue(ctx, []store.NewJob{job(store.Platform, "ch", "c", "m2")}, []store.Key{key})
+	if !errors.Is(err, store.ErrDuplicate) || !store.NotStored(err) {
+		t.Fatalf("a duplicate enqueue: %v (NotStored %v), want ErrDuplicate, NotStored", err, store.NotStored(err))
+	}
+
+	must(t, "Close", s.Close())
+	_, err = s.Enqueue(ctx, []store.NewJob{job(store.Platform, "ch", "c", "m3")}, nil)
+	if err == nil || !store.NotStored(err) {
+		t.Fatalf("Enqueue on a closed store: %v (NotStored %v), want an error marked NotStored", err, store.NotStored(err))
+	}
+}
+
+func jobsOf(t *testing.T, s store.Store) []store.Job {
+	t.Helper()
+	jobs, err := s.Jobs(ctx, store.JobFilter{})
+	must(t, "Jobs", err)
+	return jobs
+}
+
+func enqueueKeys(t *testing.T, s store.Store, keys []store.Key, jobs ...store.NewJob) {
+	t.Helper()
+	_, err := s.Enqueue(ctx, jobs, keys)
+	must(t, "Enqueue", err)
 }
 
 func testSweep(t *testing.T, s store.Store) {
