@@ -45,6 +45,7 @@ func (p *pipeline) ingest(ctx context.Context, ch *channel, in providers.Inbound
 	probe := schema.WebhookPayload{ChannelID: ch.cfg.ID, ContactID: in.ContactID, Events: events, Contact: contact}
 	for _, b := range Batches(probe) {
 		if err := schema.ValidatePayload(&b, ch.cfg.IDType); err != nil {
+			p.dropMedia(ctx, ch, in, "refused")
 			return nil, &providers.IngestError{Status: http.StatusBadRequest, Message: err.Error(), Err: err}
 		}
 	}
@@ -60,6 +61,7 @@ func (p *pipeline) ingest(ctx context.Context, ch *channel, in providers.Inbound
 	_, err := p.st.Enqueue(ctx, jobs, keys)
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
+		p.dropMedia(ctx, ch, in, "duplicate")
 		if rerr := p.replayed(ctx, ch, in); rerr != nil {
 			return nil, rerr
 		}
@@ -67,10 +69,50 @@ func (p *pipeline) ingest(ctx context.Context, ch *channel, in providers.Inbound
 		return ids, nil
 	case err != nil:
 		p.s.log.Error("cannot store inbound events", "channel", ch.cfg.ID, "error", err.Error())
+		if store.NotStored(err) {
+			p.dropMedia(ctx, ch, in, "not stored")
+		} else if len(in.Media) > 0 {
+			p.s.log.Warn("inbound media kept: the store cannot tell whether the events were stored",
+				"channel", ch.cfg.ID, "media", len(in.Media))
+		}
 		return nil, &providers.IngestError{Status: http.StatusServiceUnavailable, Message: "events could not be stored; try again", Err: err}
 	}
 	wake(p.platWake)
 	return ids, nil
+}
+
+// dropMedia removes the media saved for in (Inbound.Media). Ingest calls
+// it only where the store certainly holds none of in's events, the one
+// thing that may link them:
+//   - the events were refused before anything was written (400);
+//   - Enqueue failed with ErrDuplicate (a redelivery, another route's copy,
+//     a replayed token): it wrote nothing of this delivery, and these media
+//     are this delivery's own copies (Save names every file anew), which
+//     nothing links; the first delivery's events link the first
+//     delivery's media;
+//   - Enqueue failed with another error the store vouches for
+//     (store.NotStored): the caller's context ended before the writer took
+//     the write, the store was closed, the transaction failed before its
+//     COMMIT (e.g. a database locked past the busy timeout).
+//
+// Any other error is ambiguous and the media stay (until media.retention):
+// a COMMIT that failed may still be on disk, and an error of a store that
+// does not mark its failures proves nothing. No look-up afterwards would
+// settle it: a failed COMMIT reads as absent until the next open's
+// recovery replays it. (A context that ends after the SQLite writer took
+// the write is no ambiguity: the write waits for its transaction, and nil
+// means stored.) A media link that answers 404 in a stored event loses the
+// contact's file; a file kept for nothing costs only disk until it expires.
+func (p *pipeline) dropMedia(ctx context.Context, ch *channel, in providers.Inbound, why string) {
+	if len(in.Media) == 0 {
+		return
+	}
+	if err := p.s.media.Discard(ctx, in.Media); err != nil {
+		p.s.log.Warn("media of an inbound message not stored could not all be removed; they expire with media.retention",
+			"channel", ch.cfg.ID, "why", why, "media", len(in.Media), "error", err.Error())
+		return
+	}
+	p.s.log.Info("media of an inbound message not stored removed", "channel", ch.cfg.ID, "why", why, "media", len(in.Media))
 }
 
 // dedupeKeys: the provider's message ID when it gave one, else each event's mId.

@@ -64,6 +64,46 @@ func (m *mediaStore) Save(ctx context.Context, fileName, contentType string, bod
 	return m.mediaURL(id, fileName), nil
 }
 
+// discardWait bounds how long Discard waits for the store to take the
+// forgetting of media: it runs before a webhook is answered, and the store
+// may be why the message was not stored. (A write the SQLite writer took
+// waits for its transaction: at worst the busy timeout more.)
+const discardWait = 2 * time.Second
+
+// Discard implements providers.MediaDiscarder: it removes media saved for
+// an inbound message that was not stored, whose URLs nothing links to,
+// whatever the state of ctx (a webhook whose caller gave up still cleans
+// up). The file goes first, as that needs no store: a record left behind
+// when the store cannot be written names a missing file, which /media
+// answers 404 for and the sweep deletes at its expiry. A URL that is not
+// one of this server's media links is refused, never followed.
+func (m *mediaStore) Discard(ctx context.Context, urls []string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discardWait)
+	defer cancel()
+	var errs error
+	for _, u := range urls {
+		id, ok := m.idOf(u)
+		if !ok {
+			errs = errors.Join(errs, errors.New("not a media link of this server; left alone"))
+			continue
+		}
+		if err := os.Remove(storedFile{id: id}.path(m.cfg.Dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = errors.Join(errs, fmt.Errorf("remove media file: %w", err))
+		}
+		if err := m.st.DeleteMedia(ctx, id); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("forget media: %w", err))
+		}
+	}
+	return errs
+}
+
+// idOf is the media ID in a URL Save returned.
+func (m *mediaStore) idOf(u string) (string, bool) {
+	rest, ok := strings.CutPrefix(u, m.publicURL+"/media/")
+	id, _, _ := strings.Cut(rest, "/")
+	return id, ok && mediaIDPattern.MatchString(id)
+}
+
 func (m *mediaStore) mediaURL(id, fileName string) string {
 	return m.publicURL + "/media/" + id + "/" + url.PathEscape(fileName)
 }

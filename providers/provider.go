@@ -81,6 +81,15 @@ type Inbound struct {
 	ContactID string
 	Contact   *schema.Contact
 	Events    []schema.Event
+	// Media are the URLs MediaSink.Save returned for these events, and
+	// for nothing else (never a URL a sender supplied), saved anew for
+	// this one Ingest call. Ingest removes them when it knows the events
+	// were not stored (refused, dropped as a duplicate, or a store failure
+	// that wrote nothing): nothing will ever link them, and a redelivery
+	// saves its own copies. When it cannot tell, they are kept until
+	// media.retention. (Calling Ingest again with the same URLs could find
+	// the first call's events, stored after all, as a duplicate.)
+	Media []string
 }
 
 // InboundKey is one extra key of an Inbound.
@@ -91,7 +100,9 @@ type InboundKey struct {
 
 // Ingester takes inbound events. It returns nil only when the events are
 // safe (delivered or stored): a provider acknowledges its webhook after that
-// and answers an error status otherwise, so the provider redelivers.
+// and answers an error status otherwise, so the provider redelivers. It
+// owns Inbound.Media from the call on, whatever it returns: the caller
+// neither removes nor reuses them.
 type Ingester interface {
 	Ingest(ctx context.Context, in Inbound) ([]string, error)
 }
@@ -116,6 +127,30 @@ func (f IngestFunc) Ingest(ctx context.Context, in Inbound) ([]string, error) { 
 // this server for it.
 type MediaSink interface {
 	Save(ctx context.Context, fileName, contentType string, body []byte) (url string, err error)
+}
+
+// MediaDiscarder is implemented by a MediaSink that can take back what it
+// saved: Discard removes the media at urls (as Save returned them), file
+// and record, even when ctx is already done. Only for media nothing links
+// to: those of an inbound message a provider gave up before handing it to
+// Ingest (which takes back the media of what it does not store itself).
+type MediaDiscarder interface {
+	Discard(ctx context.Context, urls []string) error
+}
+
+// DiscardMedia removes media saved for an inbound message that will not
+// reach Ingest, when sink can (MediaDiscarder); otherwise, and when it
+// fails, they stay until media.retention. A failure is logged, not
+// returned: the webhook's answer does not depend on it.
+func DiscardMedia(ctx context.Context, log *slog.Logger, sink MediaSink, urls []string) {
+	d, ok := sink.(MediaDiscarder)
+	if !ok || len(urls) == 0 {
+		return
+	}
+	if err := d.Discard(ctx, urls); err != nil && log != nil {
+		log.Warn("media of an inbound message not stored could not all be removed; they expire with media.retention",
+			"media", len(urls), "error", err.Error())
+	}
 }
 
 // StatusSink takes delivery receipts for messages BonyChat sent through
