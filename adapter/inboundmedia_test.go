@@ -2,13 +2,19 @@ package adapter
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 	"github.com/bonychat/bonychat-adapter/store"
@@ -39,12 +45,30 @@ func openTestSQLite(t *testing.T, path string) *store.SQLite {
 	return st
 }
 
-// givenUpEnqueue fails every Enqueue as the store itself does when the
+// failsLeft counts down the Enqueues a wrapper below still fails; nil
+// fails them all.
+type failsLeft struct{ n *atomic.Int32 }
+
+func failFirst(n int32) failsLeft {
+	c := new(atomic.Int32)
+	c.Store(n)
+	return failsLeft{c}
+}
+
+func (f failsLeft) fail() bool { return f.n == nil || f.n.Add(-1) >= 0 }
+
+// givenUpEnqueue fails Enqueue as the store itself does when the
 // webhook's caller gave up (its context ended) before the store took the
 // write: nothing stored, and the store says so (store.NotStored).
-type givenUpEnqueue struct{ store.Store }
+type givenUpEnqueue struct {
+	store.Store
+	failsLeft
+}
 
 func (s givenUpEnqueue) Enqueue(ctx context.Context, jobs []store.NewJob, keys []store.Key) ([]int64, error) {
+	if !s.fail() {
+		return s.Store.Enqueue(ctx, jobs, keys)
+	}
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	return s.Store.Enqueue(done, jobs, keys)
@@ -53,13 +77,61 @@ func (s givenUpEnqueue) Enqueue(ctx context.Context, jobs []store.NewJob, keys [
 // unknownEnqueue stores the events and then fails, as a COMMIT whose
 // answer was lost although the transaction is on disk: an error no store
 // vouches for.
-type unknownEnqueue struct{ store.Store }
+type unknownEnqueue struct {
+	store.Store
+	failsLeft
+}
 
 func (s unknownEnqueue) Enqueue(ctx context.Context, jobs []store.NewJob, keys []store.Key) ([]int64, error) {
-	if _, err := s.Store.Enqueue(ctx, jobs, keys); err != nil {
-		return nil, err
+	ids, err := s.Store.Enqueue(ctx, jobs, keys)
+	if err != nil || !s.fail() {
+		return ids, err
 	}
 	return nil, errors.New("store: sqlite: commit: disk I/O error")
+}
+
+// takenUnknown cannot read the inbound dedupe keys Taken asks for (a
+// store error), so a redelivery goes the full way, its media saved again,
+// and meets the dedupe of Ingest itself.
+type takenUnknown struct{ store.Store }
+
+func (s takenUnknown) LookupKey(ctx context.Context, name string, now time.Time) (store.Key, error) {
+	if strings.HasPrefix(name, "inbound:") {
+		return store.Key{}, errors.New("disk I/O error")
+	}
+	return s.Store.LookupKey(ctx, name, now)
+}
+
+// lockedOnEnqueue holds the SQLite database's write lock from another
+// connection (as the jobs CLI or a backup may) while an Enqueue runs: the
+// writer's BEGIN waits out the busy timeout (5 s) and fails. The lock is
+// released before Enqueue returns, so that what follows may write.
+type lockedOnEnqueue struct {
+	*store.SQLite
+	t    *testing.T
+	path string
+}
+
+func (s lockedOnEnqueue) Enqueue(ctx context.Context, jobs []store.NewJob, keys []store.Key) ([]int64, error) {
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(s.path)+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		s.t.Error(err)
+		return nil, err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
+	}
+	if err != nil {
+		s.t.Error(err)
+		return nil, err
+	}
+	defer func() {
+		_, _ = conn.ExecContext(context.Background(), `ROLLBACK`)
+		conn.Close()
+	}()
+	return s.SQLite.Enqueue(ctx, jobs, keys)
 }
 
 // mediaKept reports whether the media of a /media URL Save returned are
@@ -116,10 +188,10 @@ func TestIngestRemovesTheMediaOfWhatItCertainlyDidNotStore(t *testing.T) {
 		kept   bool
 	}{
 		{"stored", nil, 0, true, true},
-		{"the caller gave up before the store took it", func(s store.Store) store.Store { return givenUpEnqueue{s} },
+		{"the caller gave up before the store took it", func(s store.Store) store.Store { return givenUpEnqueue{Store: s} },
 			http.StatusServiceUnavailable, false, false},
 		{"stored, but the store's answer is an error it does not vouch for",
-			func(s store.Store) store.Store { return unknownEnqueue{s} }, http.StatusServiceUnavailable, true, true},
+			func(s store.Store) store.Store { return unknownEnqueue{Store: s} }, http.StatusServiceUnavailable, true, true},
 		{"an unknown store error", func(s store.Store) store.Store { return &failingStore{Store: s} },
 			http.StatusServiceUnavailable, false, true},
 	}
@@ -217,5 +289,146 @@ func TestIngestNeverRemovesMediaOutsideItsOwnLinks(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "could not all be removed") {
 		t.Errorf("the refused link was not logged:\n%s", h.logs.String())
+	}
+}
+
+// mediaLeft lists what media remain: the files under media.dir and the
+// records in the store (read destructively: call it last).
+func mediaLeft(t *testing.T, h *harness) (files []string, records []store.Media) {
+	t.Helper()
+	records, err := h.st.ExpiredMedia(context.Background(), time.Now().Add(100*365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mediaFiles(t, h.cfg.Media.Dir), records
+}
+
+// wantOneCopy checks that exactly the media BonyChat got a link to remain:
+// one file, one record, served.
+func wantOneCopy(t *testing.T, h *harness, link string) {
+	t.Helper()
+	mediaServed(t, h, link)
+	_, id, _ := mediaParts(t, h, link)
+	files, records := mediaLeft(t, h)
+	if len(files) != 1 || len(records) != 1 || records[0].ID != id {
+		t.Fatalf("media left: files %v, records %+v; want only the posted link's (%s)", files, records, id)
+	}
+}
+
+// twilioMMS is a server on st with a Twilio channel (sms01), and a media
+// host serving the photo Twilio's MediaUrl0 points at; post delivers the
+// MMS webhook for sid and returns its status.
+func twilioMMS(t *testing.T, st store.Store) (h *harness, post func(sid string) int) {
+	t.Helper()
+	photos := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/jpeg")
+		_, _ = w.Write([]byte("\xff\xd8\xff\xe0 jpeg of " + r.URL.Path))
+	}))
+	t.Cleanup(photos.Close)
+	fake := faketwilio.New(t, twilioSID, twilioToken)
+	dir := t.TempDir()
+	h = newHarnessOn(t, st, func(c *Config) {
+		c.Channels[2].Twilio.APIURL = fake.URL
+		c.Media.Dir = dir
+		c.Media.AllowPrivateNetworks = true
+	}, nil)
+	return h, func(sid string) int {
+		code, _ := h.postSigned("/twilio/sms01/inbound", url.Values{"MessageSid": {sid}, "AccountSid": {twilioSID},
+			"From": {phoneContact}, "To": {"+15550001111"}, "Body": {"the damaged box"}, "NumMedia": {"1"},
+			"MediaUrl0": {photos.URL + "/photo.jpg"}, "MediaContentType0": {"image/jpeg"}})
+		return code
+	}
+}
+
+// postedLink is the media link of the event BonyChat got with this mId.
+func postedLink(t *testing.T, h *harness, mID string) string {
+	t.Helper()
+	waitFor(t, func() bool { return len(h.eventsOf(mID)) == 1 })
+	a := h.eventsOf(mID)[0].Message.Attachment
+	if a == nil {
+		t.Fatalf("event %s has no attachment", mID)
+	}
+	return a.URL
+}
+
+// An MMS the store does not take (its webhook's caller gave up first) is
+// answered 503 and leaves no media behind; Twilio's redelivery (its
+// fallback URL) is stored with its own copy: one copy in all, not one per
+// attempt.
+func TestTwilioInboundNotStoredLeavesNoMediaAndTheRedeliveryOneCopy(t *testing.T) {
+	for _, sk := range testStores {
+		t.Run(sk.name, func(t *testing.T) {
+			h, post := twilioMMS(t, givenUpEnqueue{Store: sk.open(t), failsLeft: failFirst(2)})
+			const sid = "MM00000000000000000000000000000001"
+			for attempt := 1; attempt <= 2; attempt++ {
+				if code := post(sid); code != http.StatusServiceUnavailable {
+					t.Fatalf("attempt %d with the store refusing: %d, want 503", attempt, code)
+				}
+				if files := mediaFiles(t, h.cfg.Media.Dir); len(files) != 0 {
+					t.Fatalf("attempt %d not stored left media files %v", attempt, files)
+				}
+			}
+			if code := post(sid); code != http.StatusOK {
+				t.Fatalf("the redelivery: %d", code)
+			}
+			wantOneCopy(t, h, postedLink(t, h, sid+"-1"))
+		})
+	}
+}
+
+// The same with the store really unavailable: the SQLite database locked
+// by another process past the busy timeout.
+func TestTwilioInboundRefusedByALockedDatabaseLeavesNoMedia(t *testing.T) {
+	t.Parallel() // waits out the 5 s busy timeout
+	path := filepath.Join(t.TempDir(), "adapter.db")
+	h, post := twilioMMS(t, lockedOnEnqueue{SQLite: openTestSQLite(t, path), t: t, path: path})
+	if code := post("MM00000000000000000000000000000002"); code != http.StatusServiceUnavailable {
+		t.Fatalf("MMS while the database is locked: %d, want 503", code)
+	}
+	if files, records := mediaLeft(t, h); len(files) != 0 || len(records) != 0 {
+		t.Fatalf("an MMS not stored left media: files %v, records %+v", files, records)
+	}
+}
+
+// A redelivery that gets past the early "already taken" check (the store
+// could not answer it) saves its own copy of the media and is dropped by
+// Ingest's dedupe: that copy is removed; the first one, which BonyChat got,
+// stays.
+func TestTwilioInboundDuplicateLeavesOnlyTheFirstCopy(t *testing.T) {
+	for _, sk := range testStores {
+		t.Run(sk.name, func(t *testing.T) {
+			h, post := twilioMMS(t, takenUnknown{sk.open(t)})
+			const sid = "MM00000000000000000000000000000003"
+			for attempt := 1; attempt <= 3; attempt++ {
+				if code := post(sid); code != http.StatusOK {
+					t.Fatalf("delivery %d: %d", attempt, code)
+				}
+			}
+			link := postedLink(t, h, sid+"-1")
+			if n := len(h.eventsOf(sid + "-1")); n != 1 {
+				t.Fatalf("BonyChat got the photo %d times", n)
+			}
+			wantOneCopy(t, h, link)
+		})
+	}
+}
+
+// When the store cannot tell whether it stored the MMS (here it did, and
+// answered an error it does not vouch for), the media are kept: BonyChat
+// gets the event, and its link works. Twilio's redelivery is then
+// answered as taken, without another copy.
+func TestTwilioInboundMaybeStoredKeepsItsMedia(t *testing.T) {
+	for _, sk := range testStores {
+		t.Run(sk.name, func(t *testing.T) {
+			h, post := twilioMMS(t, unknownEnqueue{Store: sk.open(t), failsLeft: failFirst(1)})
+			const sid = "MM00000000000000000000000000000004"
+			if code := post(sid); code != http.StatusServiceUnavailable {
+				t.Fatalf("MMS whose store answered an unknown error: %d, want 503", code)
+			}
+			if code := post(sid); code != http.StatusOK {
+				t.Fatalf("the redelivery: %d", code)
+			}
+			wantOneCopy(t, h, postedLink(t, h, sid+"-1"))
+		})
 	}
 }

@@ -53,14 +53,17 @@ type SavedMedia struct {
 	Body              []byte
 }
 
-// Media is a providers.MediaSink that keeps files in memory and links them
-// as BaseURL/media/N/name, as the adapter does. While Fail has set an
-// error it refuses every file.
+// Media is a providers.MediaSink (and MediaDiscarder) that keeps files in
+// memory and links them as BaseURL/media/N/name, as the adapter does.
+// While Fail has set an error it refuses every file (FailAfter: once that
+// many more were taken). Discard records the links it is given.
 type Media struct {
-	BaseURL string
-	mu      sync.Mutex
-	saved   []SavedMedia
-	err     error
+	BaseURL   string
+	mu        sync.Mutex
+	saved     []SavedMedia
+	err       error
+	failAfter int // Saves still taken before err applies
+	discarded []string
 }
 
 // Save implements providers.MediaSink.
@@ -68,17 +71,32 @@ func (m *Media) Save(_ context.Context, name, contentType string, body []byte) (
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
-		return "", m.err
+		if m.failAfter <= 0 {
+			return "", m.err
+		}
+		m.failAfter--
 	}
 	m.saved = append(m.saved, SavedMedia{name, contentType, bytes.Clone(body)})
 	return fmt.Sprintf("%s/media/%d/%s", m.BaseURL, len(m.saved), url.PathEscape(name)), nil
 }
 
-// Fail makes every later Save fail with err (nil: succeed again).
-func (m *Media) Fail(err error) {
+// Discard implements providers.MediaDiscarder: it records urls.
+func (m *Media) Discard(_ context.Context, urls []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.err = err
+	m.discarded = append(m.discarded, urls...)
+	return nil
+}
+
+// Fail makes every later Save fail with err (nil: succeed again).
+func (m *Media) Fail(err error) { m.FailAfter(0, err) }
+
+// FailAfter lets n more Saves succeed, then makes every later one fail
+// with err (nil: succeed again).
+func (m *Media) FailAfter(n int, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.err, m.failAfter = err, n
 }
 
 // Saved are the files taken so far, in order.
@@ -86,4 +104,11 @@ func (m *Media) Saved() []SavedMedia {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.saved)
+}
+
+// Discarded are the links Discard was given so far, in order.
+func (m *Media) Discarded() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.discarded)
 }

@@ -72,7 +72,7 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request) {
 		writeTwiML(w)
 		return
 	}
-	events, err := p.inboundEvents(ctx, sid, contact, form)
+	events, media, err := p.inboundEvents(ctx, sid, contact, form)
 	if err != nil {
 		p.deps.Log.Error("twilio inbound not taken; Twilio may redeliver", "channel", p.deps.ChannelID,
 			"message_sid", sid, "error", err.Error())
@@ -82,6 +82,8 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request) {
 	if err := p.applyOptOut(ctx, contact, form); err != nil {
 		p.deps.Log.Error("twilio opt-out keyword not recorded; Twilio may redeliver", "channel", p.deps.ChannelID,
 			"message_sid", sid, "error", err.Error())
+		// Nothing links the media saved for it: a redelivery saves its own.
+		providers.DiscardMedia(ctx, p.deps.Log, p.deps.Media, media)
 		providers.WriteError(w, http.StatusServiceUnavailable, "the opt-out could not be recorded; try again")
 		return
 	}
@@ -93,7 +95,10 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request) {
 		writeTwiML(w)
 		return
 	}
-	in := providers.Inbound{DedupeKey: sid, ContactID: contact, Contact: inboundContact(contact, form), Events: events}
+	// Ingest owns the media from here: it removes them if it does not
+	// store the events.
+	in := providers.Inbound{DedupeKey: sid, ContactID: contact, Contact: inboundContact(contact, form), Events: events,
+		Media: media}
 	if _, err := p.deps.Ingest.Ingest(ctx, in); err != nil {
 		status, msg := providers.IngestStatus(err)
 		p.deps.Log.Warn("twilio inbound not taken", "channel", p.deps.ChannelID, "message_sid", sid,
@@ -153,9 +158,10 @@ func inboundContact(number string, form url.Values) *schema.Contact {
 // contact would read them: the text (mId = MessageSid), a second text for a
 // WhatsApp button whose text differs from the body (SID-button), each media
 // item (SID-1, SID-2, …), then a shared location (the SID when there is no
-// text, else SID-location). An error means something on this server failed
-// (the record or media store): the webhook is answered 503.
-func (p *Provider) inboundEvents(ctx context.Context, sid, contact string, form url.Values) ([]schema.Event, error) {
+// text, else SID-location); and the links of the media it saved for them.
+// An error means something on this server failed (the record or media
+// store): the webhook is answered 503, and nothing is left saved.
+func (p *Provider) inboundEvents(ctx context.Context, sid, contact string, form url.Values) ([]schema.Event, []string, error) {
 	ts := p.now().UnixMilli()
 	msg := func(mid string, m *schema.Message) schema.Event {
 		return schema.Event{Type: schema.EventMessage, MID: mid, Timestamp: ts, Message: m}
@@ -174,7 +180,7 @@ func (p *Provider) inboundEvents(ctx context.Context, sid, contact string, form 
 	if text != "" {
 		choice, err := p.quickReplyChoice(ctx, contact, text)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		events = append(events, msg(sid, schema.TextMessage(choice)))
 	}
@@ -182,9 +188,9 @@ func (p *Provider) inboundEvents(ctx context.Context, sid, contact string, form 
 		events = append(events, msg(sid+"-button", schema.TextMessage(button)))
 	}
 
-	media, err := p.inboundMedia(ctx, sid, form)
+	media, saved, err := p.inboundMedia(ctx, sid, form)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, m := range media {
 		events = append(events, msg(schema.SuffixID(sid, i+1), m))
@@ -197,7 +203,7 @@ func (p *Provider) inboundEvents(ctx context.Context, sid, contact string, form 
 		}
 		events = append(events, msg(mid, loc))
 	}
-	return events, nil
+	return events, saved, nil
 }
 
 // inboundLocation reads a WhatsApp shared location: Latitude/Longitude,
@@ -280,12 +286,14 @@ func (p *Provider) quickReplyChoice(ctx context.Context, contact, text string) (
 // fallback URL is often not set, so a 5xx could lose the whole message, its
 // text included; the note keeps the text and tells the agent what is
 // missing. The failure is logged. A media store that cannot save is this
-// server's failure, like the ingester's: the webhook is answered 503.
-func (p *Provider) inboundMedia(ctx context.Context, sid string, form url.Values) ([]*schema.Message, error) {
+// server's failure, like the ingester's: the webhook is answered 503, and
+// the items saved before it are removed (nothing will link them). It
+// returns the links of the items saved.
+func (p *Provider) inboundMedia(ctx context.Context, sid string, form url.Values) ([]*schema.Message, []string, error) {
 	n, _ := strconv.Atoi(strings.TrimSpace(form.Get("NumMedia")))
 	n = min(max(n, 0), maxMedia)
 	if n == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	type result struct {
 		fetched *providers.Fetched
@@ -310,6 +318,7 @@ func (p *Provider) inboundMedia(ctx context.Context, sid string, form url.Values
 	wg.Wait()
 
 	out := make([]*schema.Message, n)
+	var saved []string
 	for i, res := range results {
 		ctype := mediaType(form.Get("MediaContentType"+strconv.Itoa(i)), res.fetched)
 		if res.err != nil {
@@ -321,12 +330,14 @@ func (p *Provider) inboundMedia(ctx context.Context, sid string, form url.Values
 		name := fmt.Sprintf("%s-%d%s", sid, i+1, extensionFor(ctype, res.fetched.FileName))
 		link, err := p.deps.Media.Save(ctx, name, ctype, res.fetched.Body)
 		if err != nil {
-			return nil, fmt.Errorf("saving media %d: %w", i+1, err)
+			providers.DiscardMedia(ctx, p.deps.Log, p.deps.Media, saved)
+			return nil, nil, fmt.Errorf("saving media %d: %w", i+1, err)
 		}
+		saved = append(saved, link)
 		out[i] = &schema.Message{Type: schema.TypeAttachment, Attachment: &schema.Attachment{
 			Type: attachmentType(ctype), URL: link, MimeType: ctype, FileName: name}}
 	}
-	return out, nil
+	return out, saved, nil
 }
 
 // mediaRequest fetches a media URL with the account's credentials only

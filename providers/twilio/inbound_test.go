@@ -667,6 +667,66 @@ func TestInbound_MediaStoreFailureAnswers503AndPostsNothing(t *testing.T) {
 	}
 }
 
+// Ingest gets the links of the media saved for the message (and only
+// those) in Inbound.Media: it removes them if it does not store the events.
+func TestInbound_SavedMediaAreHandedToIngest(t *testing.T) {
+	e := newHookEnv(t)
+	hookAssertTwiML(t, e.postSigned(hookInbound, e.testdata("mms-two-media.form")))
+	in := e.onlyInbound()
+	var links []string
+	for _, ev := range in.Events {
+		if ev.Message.Attachment != nil {
+			links = append(links, ev.Message.Attachment.URL)
+		}
+	}
+	if len(links) != 2 || !slices.Equal(in.Media, links) {
+		t.Fatalf("Inbound.Media %q, want the two saved links %q", in.Media, links)
+	}
+	if d := e.media.Discarded(); len(d) != 0 {
+		t.Fatalf("a stored message's media were discarded: %q", d)
+	}
+}
+
+// A message the provider gives up before Ingest (its second media item
+// cannot be saved, its opt-out cannot be recorded) is answered 503; the
+// media saved for it are removed, as nothing will link them and Twilio's
+// redelivery saves its own.
+func TestInbound_MediaOfAMessageGivenUpBeforeIngestAreDiscarded(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(e *hookEnv) string // the form body
+		saved int
+	}{
+		{"the second media item cannot be saved", func(e *hookEnv) string {
+			e.media.FailAfter(1, errors.New("disk full"))
+			return e.testdata("mms-two-media.form")
+		}, 1},
+		{"the opt-out cannot be recorded", func(e *hookEnv) string {
+			e.records.FailPuts(nsOptOut, errors.New("database is locked"))
+			form, _ := url.ParseQuery(e.testdata("mms-two-media.form"))
+			form.Set("Body", "STOP")
+			return form.Encode()
+		}, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newHookEnv(t)
+			hookAssertError(t, e.postSigned(hookInbound, tc.setup(e)), http.StatusServiceUnavailable)
+			if calls, _ := e.ingest.snapshot(); len(calls) != 0 {
+				t.Fatalf("ingested %d", len(calls))
+			}
+			saved := e.media.Saved()
+			var links []string
+			for i, m := range saved {
+				links = append(links, fmt.Sprintf("%s/media/%d/%s", e.media.BaseURL, i+1, url.PathEscape(m.Name)))
+			}
+			if len(saved) != tc.saved || !slices.Equal(e.media.Discarded(), links) {
+				t.Fatalf("saved %d (%q), discarded %q: want the %d saved discarded", len(saved), links, e.media.Discarded(), tc.saved)
+			}
+		})
+	}
+}
+
 func TestInbound_RefusesUnsignedOrMissignedRequestsAndStoresNothing(t *testing.T) {
 	body := func(e *hookEnv) string { return e.testdata("mms-two-media.form") }
 	cases := []struct {
