@@ -1,9 +1,11 @@
 package adapter
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bonychat/bonychat-adapter/internal/fakemailgun"
 	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -429,6 +432,117 @@ func TestTwilioInboundMaybeStoredKeepsItsMedia(t *testing.T) {
 				t.Fatalf("the redelivery: %d", code)
 			}
 			wantOneCopy(t, h, postedLink(t, h, sid+"-1"))
+		})
+	}
+}
+
+// mailgunAttachment is a server on st with a Mailgun channel (mail01);
+// post delivers a route forward of msgID with one PDF attached, under
+// token (Mailgun's retry resends the token, another route's copy has its
+// own), and returns its status.
+func mailgunAttachment(t *testing.T, st store.Store) (h *harness, post func(token, msgID string) int) {
+	t.Helper()
+	fake := fakemailgun.New(t, "mg.example.com", mailgunKey)
+	dir := t.TempDir()
+	h = newHarnessOn(t, st, func(c *Config) {
+		c.Channels[3].Mailgun.APIURL = fake.URL
+		c.Media.Dir = dir
+	}, nil)
+	return h, func(token, msgID string) int {
+		var buf bytes.Buffer
+		w := multipart.NewWriter(&buf)
+		for k, v := range signedForward(token, msgID, "Invoice", "see attached") {
+			_ = w.WriteField(k, v[0])
+		}
+		_ = w.WriteField("attachment-count", "1")
+		fw, _ := w.CreateFormFile("attachment-1", "invoice.pdf")
+		_, _ = fw.Write([]byte("%PDF-1.4\n" + msgID))
+		_ = w.Close()
+		req := httptest.NewRequest(http.MethodPost, specHost+"/mailgun/mail01/inbound", &buf)
+		req.Header.Set("Content-Type", w.FormDataContentType())
+		return h.doRequest(req, buf.Bytes()).Code
+	}
+}
+
+// The link of the attachment of the mail BonyChat got, its only one.
+func postedMailLink(t *testing.T, h *harness) string {
+	t.Helper()
+	var links []string
+	waitFor(t, func() bool {
+		links = links[:0]
+		for _, p := range h.platform.posts() {
+			for _, e := range p.Payload.Events {
+				if e.Message != nil && e.Message.Attachment != nil {
+					links = append(links, e.Message.Attachment.URL)
+				}
+			}
+		}
+		return len(links) > 0
+	})
+	if len(links) != 1 {
+		t.Fatalf("BonyChat got %d attachments, want 1: %q", len(links), links)
+	}
+	return links[0]
+}
+
+// A forward the store does not take is answered 503 and leaves no media
+// behind; Mailgun's retries (same token) end with one copy, not one per
+// attempt.
+func TestMailgunForwardNotStoredLeavesNoMediaAndTheRetryOneCopy(t *testing.T) {
+	for _, sk := range testStores {
+		t.Run(sk.name, func(t *testing.T) {
+			h, post := mailgunAttachment(t, givenUpEnqueue{Store: sk.open(t), failsLeft: failFirst(2)})
+			const token, msgID = "token-notstored-000000000001", "notstored-1@mail.example.org"
+			for attempt := 1; attempt <= 2; attempt++ {
+				if code := post(token, msgID); code != http.StatusServiceUnavailable {
+					t.Fatalf("attempt %d with the store refusing: %d, want 503", attempt, code)
+				}
+				if files := mediaFiles(t, h.cfg.Media.Dir); len(files) != 0 {
+					t.Fatalf("attempt %d not stored left media files %v", attempt, files)
+				}
+			}
+			if code := post(token, msgID); code != http.StatusOK {
+				t.Fatalf("Mailgun's retry: %d", code)
+			}
+			wantOneCopy(t, h, postedMailLink(t, h))
+		})
+	}
+}
+
+// Another route's copy of a mail already taken, which gets past the early
+// "already taken" check (the store could not answer it), is dropped by
+// Ingest's dedupe: its copy of the attachment is removed, the first stays.
+func TestMailgunDuplicateForwardLeavesOnlyTheFirstCopy(t *testing.T) {
+	for _, sk := range testStores {
+		t.Run(sk.name, func(t *testing.T) {
+			h, post := mailgunAttachment(t, takenUnknown{sk.open(t)})
+			const msgID = "dup-media-1@mail.example.org"
+			for i, token := range []string{"token-first-000000000000001", "token-other-route-000000002", "token-third-route-000000003"} {
+				if code := post(token, msgID); code != http.StatusOK {
+					t.Fatalf("delivery %d: %d", i+1, code)
+				}
+			}
+			wantOneCopy(t, h, postedMailLink(t, h))
+		})
+	}
+}
+
+// When the store cannot tell whether it stored the forward (here it did,
+// and answered an error it does not vouch for), the attachment is kept:
+// BonyChat gets the mail and its link works. Mailgun's retry is then
+// answered as taken, without another copy.
+func TestMailgunForwardMaybeStoredKeepsItsMedia(t *testing.T) {
+	for _, sk := range testStores {
+		t.Run(sk.name, func(t *testing.T) {
+			h, post := mailgunAttachment(t, unknownEnqueue{Store: sk.open(t), failsLeft: failFirst(1)})
+			const token, msgID = "token-maybe-0000000000000001", "maybe-1@mail.example.org"
+			if code := post(token, msgID); code != http.StatusServiceUnavailable {
+				t.Fatalf("forward whose store answered an unknown error: %d, want 503", code)
+			}
+			if code := post(token, msgID); code != http.StatusOK {
+				t.Fatalf("Mailgun's retry: %d", code)
+			}
+			wantOneCopy(t, h, postedMailLink(t, h))
 		})
 	}
 }

@@ -248,6 +248,9 @@ func TestHandleInboundMultipart(t *testing.T) {
 	if attachments != 3 || len(env.media.Saved()) != 3 {
 		t.Errorf("%d attachment events, %d saved; want 3 (two attachments and an inline image)", attachments, len(env.media.Saved()))
 	}
+	if len(in.Media) != 3 {
+		t.Errorf("Inbound.Media %q: want the 3 saved links, for Ingest to remove if it does not store the mail", in.Media)
+	}
 	// A first message starts a thread: its subject is shown, and recorded.
 	if first := in.Events[0].Message; first.Type != schema.TypeText || !strings.HasPrefix(hdText(first), "Subject: ") {
 		t.Errorf("first event %+v: want the text with the subject on a new thread", first)

@@ -569,7 +569,8 @@ func forwardPartType(v string) string {
 //     agent sees what the thread is about; a subject-only mail posts just
 //     that line.
 //   - Attachments (inline images included) are saved in the media store and
-//     posted as attachment events with this server's URL; one that could
+//     posted as attachment events with this server's URL (listed in Media,
+//     for Ingest to remove if it does not store the events); one that could
 //     not be read is posted as a text note in its place.
 //   - mIds: see MessageMID. The text is mId; the attachments are mId-N
 //     numbered after the parts FitEvents may split the text into, so a long
@@ -578,7 +579,7 @@ func forwardPartType(v string) string {
 //
 // An error is this server's (record or media store) or a mail with no
 // usable contact address (ErrInvalidAddress): the handler answers 5xx for
-// the first and 406 for the second.
+// the first and 406 for the second. After an error nothing is left saved.
 func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool, business []string) (providers.Inbound, error) {
 	contact, kind, err := p.inboundParty(f, business)
 	if err != nil {
@@ -620,7 +621,12 @@ func (p *Provider) InboundEvents(ctx context.Context, f *Forward, newThread bool
 	for i, a := range f.Attachments {
 		m, err := p.inboundAttachment(ctx, a, i+1)
 		if err != nil {
+			// Nothing will link the attachments saved before it.
+			providers.DiscardMedia(ctx, p.log(), p.deps.Media, in.Media)
 			return providers.Inbound{}, err
+		}
+		if m.Type == schema.TypeAttachment {
+			in.Media = append(in.Media, m.Attachment.URL)
 		}
 		in.Events = append(in.Events, event(schema.SuffixID(mid, next), m))
 		next++

@@ -585,6 +585,48 @@ func TestInboundEventsErrors(t *testing.T) {
 	}
 }
 
+// InboundEvents lists the links of the attachments it saved in Media (not
+// the notes standing for unreadable ones), for Ingest to remove if it does
+// not store the events.
+func TestInboundEventsListsTheSavedMediaForIngest(t *testing.T) {
+	p, media, _ := inProvider(t)
+	f := &Forward{From: "a@example.com", Text: "see attached", Attachments: []ForwardAttachment{
+		{FileName: "a.pdf", ContentType: "application/pdf", Body: []byte("%PDF-1.4")},
+		{FileName: "lost.png", ContentType: "image/png", Problem: "it could not be read"},
+		{FileName: "b.txt", ContentType: "text/plain", Body: []byte("b")},
+	}}
+	in := inEvents(t, p, f, false)
+	var links []string
+	for _, e := range in.Events {
+		if e.Message.Attachment != nil {
+			links = append(links, e.Message.Attachment.URL)
+		}
+	}
+	if len(links) != 2 || !slices.Equal(in.Media, links) || len(media.Discarded()) != 0 {
+		t.Fatalf("Media %q, discarded %q; want the 2 saved links %q, none discarded", in.Media, media.Discarded(), links)
+	}
+}
+
+// An attachment that cannot be saved fails the mail (the handler answers
+// 503, Mailgun retries): the attachments saved before it are removed, as
+// nothing will link them and the retry saves its own.
+func TestInboundEventsRemovesWhatItSavedWhenALaterAttachmentFails(t *testing.T) {
+	p, media, _ := inProvider(t)
+	media.FailAfter(2, errors.New("disk full"))
+	f := &Forward{From: "a@example.com", Text: "three files", Attachments: []ForwardAttachment{
+		{FileName: "a.pdf", ContentType: "application/pdf", Body: []byte("%PDF-1.4")},
+		{FileName: "b.txt", ContentType: "text/plain", Body: []byte("b")},
+		{FileName: "c.txt", ContentType: "text/plain", Body: []byte("c")},
+	}}
+	if _, err := p.InboundEvents(context.Background(), f, false, nil); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("InboundEvents: %v, want the media store's error", err)
+	}
+	want := []string{inMediaURL + "/media/1/a.pdf", inMediaURL + "/media/2/b.txt"}
+	if got := media.Discarded(); !slices.Equal(got, want) {
+		t.Fatalf("discarded %q, want the two saved before the failure %q", got, want)
+	}
+}
+
 func TestInboundEventsDedupeFallsBackToToken(t *testing.T) {
 	p, _, _ := inProvider(t)
 	in := inEvents(t, p, &Forward{From: "a@example.com", Token: "tok", Text: "x", Timestamp: "bad"}, false)
