@@ -431,7 +431,7 @@ func (w *diffWorld) step(op int) {
 		}
 		w.logf("%d: PutUntil %s/%s %v", op, ns, key, exp)
 		w.sameErr(op, "PutUntil", m.PutUntil(ctx, ns, key, val, exp), s.PutUntil(ctx, ns, key, val, exp))
-	case k < 96:
+	case k < 95:
 		md := store.Media{ID: pick(r, dMedia), FileName: "f", ContentType: "image/png", Size: r.Int64N(100),
 			Path: "p", CreatedAt: w.now}
 		if r.IntN(3) > 0 {
@@ -439,6 +439,15 @@ func (w *diffWorld) step(op int) {
 		}
 		w.logf("%d: PutMedia %s", op, md.ID)
 		w.sameErr(op, "PutMedia", m.PutMedia(ctx, md), s.PutMedia(ctx, md))
+	case k < 96:
+		id := pick(r, dMedia)
+		w.logf("%d: DeleteMedia %s", op, id)
+		w.sameErr(op, "DeleteMedia", m.DeleteMedia(ctx, id), s.DeleteMedia(ctx, id))
+		gm, em := m.GetMedia(ctx, id)
+		gs, es := s.GetMedia(ctx, id)
+		if w.sameErr(op, "GetMedia", em, es) && !reflect.DeepEqual(gm, gs) {
+			w.fail(op, "GetMedia after DeleteMedia: memory %+v, sqlite %+v", gm, gs)
+		}
 	case k < 97:
 		w.logf("%d: ExpiredMedia", op)
 		mm, em := m.ExpiredMedia(ctx, w.now)
