@@ -812,3 +812,35 @@ func TestStartUpRemovesMediaFilesACrashLeftUnrecorded(t *testing.T) {
 		t.Errorf("media files after start-up %v, want %v", got, want)
 	}
 }
+
+// The files a crash left are listed when the server is built, so a file
+// saved before StartWorkers (an embedder serving Handler first), whose
+// record is not written yet when the workers start, is never taken for one.
+func TestMediaSavedBeforeStartWorkersIsKept(t *testing.T) {
+	dir := t.TempDir()
+	id, _ := newMediaID()
+	left := filepath.Join(id[:2], id)
+	if err := os.MkdirAll(filepath.Join(dir, id[:2]), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, left), []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	h := buildHarness(t, store.NewMemory(), func(c *Config) { c.Media.Dir = dir }, nil)
+	// A save whose record is not yet written when the workers start: its
+	// file alone, as Save leaves it between writing and recording.
+	early, _ := newMediaID()
+	earlyRel := filepath.Join(early[:2], early)
+	if err := writeFileSync(filepath.Join(dir, earlyRel), []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := h.srv.StartWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	waitFor(t, func() bool { return !slices.Contains(mediaFiles(t, dir), left) })
+	if !slices.Contains(mediaFiles(t, dir), earlyRel) {
+		t.Errorf("a file written after the server was built was removed as a crash's: %v", mediaFiles(t, dir))
+	}
+}

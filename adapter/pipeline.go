@@ -114,13 +114,7 @@ func (p *pipeline) run(ctx context.Context) {
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.loop(ctx, p.outWake, p.leaseOutbound) }()
 	go func() { defer p.wg.Done(); p.loop(ctx, p.platWake, p.leasePlatform) }()
-	// Listed now, before the server takes requests: no Save of this
-	// process is among them (a file time cannot tell: it lags the clock).
-	files, err := p.s.media.listStoredFiles()
-	if err != nil {
-		p.s.log.Warn("list media files", "error", err.Error())
-	}
-	go func() { defer p.wg.Done(); p.janitor(ctx, files) }()
+	go func() { defer p.wg.Done(); p.janitor(ctx, p.s.leftMedia) }()
 }
 
 // Housekeeping: how often, and how long finished jobs stay listable (the
@@ -132,7 +126,7 @@ const (
 
 // janitor deletes expired keys and records, old finished jobs, statuses
 // of messages with no news for long, and expired media; at start-up also
-// those of mediaFiles (listed before the server took requests) that an
+// those of mediaFiles (listed when the server was built) that an
 // earlier crash left unrecorded. Dead and pending jobs are never deleted.
 func (p *pipeline) janitor(ctx context.Context, mediaFiles []storedFile) {
 	ticker := time.NewTicker(sweepInterval)

@@ -46,9 +46,11 @@ type Server struct {
 	ownStore bool
 	pipe     *pipeline
 	media    *mediaStore
-	fetcher  *providers.Fetcher
-	demo     *demoPlatform
-	draining atomic.Bool
+	// leftMedia are the media files listed before any request (janitor).
+	leftMedia []storedFile
+	fetcher   *providers.Fetcher
+	demo      *demoPlatform
+	draining  atomic.Bool
 }
 
 // channel is one configured BonyChat channel with its provider.
@@ -83,6 +85,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	s.platform = NewPlatformClient(cfg.Platform, opts.Transport, opts.Logger)
 	s.pipe = newPipeline(s, s.st)
 	s.media = &mediaStore{cfg: cfg.Media, publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), st: s.st, now: time.Now}
+	s.listLeftMedia()
 	s.fetcher = providers.NewFetcher(providers.FetchConfig{MaxBytes: cfg.Media.MaxBytes,
 		AllowPrivateNetworks: cfg.Media.AllowPrivateNetworks})
 	if err := s.buildChannels(); err != nil {
@@ -174,6 +177,19 @@ func (s *Server) providerDeps(ch *channel) providers.Deps {
 	}
 }
 
+// listLeftMedia lists the media files there are before this server can
+// save any, for the janitor to remove those a crash left without a record.
+// Listed later, a file being saved could be taken for one (a file time
+// cannot tell: it lags the clock); so Handler may serve before
+// StartWorkers.
+func (s *Server) listLeftMedia() {
+	files, err := s.media.listStoredFiles()
+	if err != nil {
+		s.log.Warn("list media files", "error", err.Error())
+	}
+	s.leftMedia = files
+}
+
 // Handler is the server's HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.engine }
 
@@ -209,9 +225,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // StartWorkers resumes what a previous process left and starts the
 // delivery workers. The returned stop makes them finish what they hold
-// (within http.shutdown_timeout) and return. Call it before Handler takes
-// any request (Serve does): it lists the media files a previous process
-// left, and a file being saved meanwhile could be taken for one.
+// (within http.shutdown_timeout) and return.
 func (s *Server) StartWorkers() (stop func(), err error) {
 	stopLeasing, waitWork, err := s.startWorkers()
 	if err != nil {
