@@ -16,6 +16,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
@@ -52,6 +53,11 @@ func writeOK(w http.ResponseWriter) {
 }
 
 // inboundHandler serves a route forward with bodies capped at maxBytes.
+// arrivalWait bounds how long a forward waits for the contact's one that
+// came in before it (providers.ArrivalOrder), as Twilio's inbound does:
+// the order is best effort, the answer to Mailgun must not wait long.
+const arrivalWait = 3 * time.Second
+
 func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { p.handleInbound(w, r, maxBytes) }
 }
@@ -133,6 +139,9 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		p.inboundFailed(w, log, f, err)
 		return
 	}
+	// A mail whose stored attachments are still being fetched keeps the
+	// contact's next one from being stored, and shown, first.
+	defer p.arrivals.Enter(ctx, contactID, arrivalWait)()
 	newThread, err := p.isNewThread(r, contactID, f)
 	if err != nil {
 		p.inboundFailed(w, log, f, err)

@@ -30,6 +30,8 @@ type Provider struct {
 	// maxMessage is the largest e-mail Mailgun takes (maxMessageBytes): a
 	// file that would make one larger is linked, not attached.
 	maxMessage int
+	// arrivals: per contact, forwards are stored in the order they came in.
+	arrivals providers.ArrivalOrder
 }
 
 // New builds the provider for one channel from a validated Config.

@@ -774,3 +774,39 @@ func TestMidOfMessageIDUndoesMessageID(t *testing.T) {
 		}
 	}
 }
+
+// A contact's mail with stored attachments, then a plain one while those
+// are still being fetched: the first is stored first, as they came in, not
+// as their fetches finished.
+func TestForwardsOfAContactAreStoredInTheOrderTheyCameIn(t *testing.T) {
+	env := hdSetup(t)
+	storage := newRPStorage(t)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond) // a slow storage
+		storage.srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	stored := rpStoreNotify(t, env, slow.URL, slow.URL)
+	ts, token := hdFresh(time.Minute), "b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071829a1"
+	plainRaw := bytes.ReplaceAll(inFile(t, "forward-urlencoded.form"), []byte("bob%40example.net"), []byte("sam%40example.test"))
+	plain := hdForwardBody(t, plainRaw, "application/x-www-form-urlencoded", ts, token, hdSign(inSigningKey, ts, token))
+
+	first := make(chan *httptest.ResponseRecorder, 1)
+	go func() { first <- hdInbound(env, stored) }()
+	time.Sleep(150 * time.Millisecond) // the first is fetching its attachments
+	hdCheckOK(t, hdInbound(env, plain))
+	hdCheckOK(t, <-first)
+	env.ingest.mu.Lock()
+	defer env.ingest.mu.Unlock()
+	if len(env.ingest.got) != 2 {
+		t.Fatalf("ingested %d forwards, want 2", len(env.ingest.got))
+	}
+	for i, in := range env.ingest.got {
+		if in.ContactID != env.ingest.got[0].ContactID {
+			t.Fatalf("forward %d is of contact %q, want both of %q", i, in.ContactID, env.ingest.got[0].ContactID)
+		}
+	}
+	if got := len(rpFiles(env.ingest.got[0])); got != 2 {
+		t.Errorf("the first forward stored had %d attachments, want the store() one (2) first", got)
+	}
+}
