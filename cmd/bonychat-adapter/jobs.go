@@ -138,57 +138,97 @@ func jobsDrop(args []string, stdout, stderr io.Writer) int {
 		"deleted", "deleted")
 }
 
+// deadJobOp is Revive or Drop.
+type deadJobOp func(store.Store, context.Context, []int64, time.Time) (int, error)
+
 // onDeadJobs runs "jobs retry" or "jobs drop": op on the dead jobs given by
-// ID, or on every dead one with --dead. It exits 1 if a given job was not
-// dead (it is left as it is).
-func onDeadJobs(name string, args []string, stdout, stderr io.Writer,
-	op func(store.Store, context.Context, []int64, time.Time) (int, error), done, verb string) int {
-	configPath, ids, code := deadJobArgs(name, args, stderr)
+// ID, or on every dead one with --dead (of one channel with --channel). It
+// exits 1 if a job given by ID was not dead (it is left as it is).
+func onDeadJobs(name string, args []string, stdout, stderr io.Writer, op deadJobOp, done, verb string) int {
+	req, code := deadJobArgs(name, args, stderr)
 	if code != 0 {
 		return code
 	}
-	st, ok := openStore(configPath, stderr)
+	st, ok := openStore(req.configPath, stderr)
 	if !ok {
 		return 1
 	}
 	defer st.Close()
-	n, err := op(st, context.Background(), ids, time.Now())
+	ctx := context.Background()
+	var n int
+	var err error
+	if req.channel != "" {
+		n, err = onDeadOfChannel(ctx, st, req.channel, op)
+	} else {
+		n, err = op(st, ctx, req.ids, time.Now())
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s jobs: %v\n", name, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%d job(s) %s\n", n, done)
-	if len(ids) > 0 && n < len(ids) {
+	if len(req.ids) > 0 && n < len(req.ids) {
 		fmt.Fprintf(stderr, "only dead jobs can be %s; the others were left as they are\n", verb)
 		return 1
 	}
 	return 0
 }
 
-// deadJobArgs parses "--config FILE (JOB_ID ... | --dead)"; a usage error
-// is exit code 2. No IDs (nil) means every dead job.
-func deadJobArgs(name string, args []string, stderr io.Writer) (string, []int64, int) {
+// deadChunk is how many jobs one store call of onDeadOfChannel takes, so
+// that the server's writes run between them.
+const deadChunk = 1000
+
+// onDeadOfChannel runs op on the dead jobs of one channel, by ID, a chunk
+// at a time. (With no IDs op would take every dead job of every channel.)
+func onDeadOfChannel(ctx context.Context, st store.Store, channel string, op deadJobOp) (int, error) {
+	dead, err := st.Jobs(ctx, store.JobFilter{State: store.Dead, ChannelID: channel})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for chunk := range slices.Chunk(dead, deadChunk) {
+		ids := make([]int64, len(chunk))
+		for i, j := range chunk {
+			ids[i] = j.ID
+		}
+		n, err := op(st, ctx, ids, time.Now())
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// deadJobsRequest is what "jobs retry" or "jobs drop" was asked for.
+type deadJobsRequest struct {
+	configPath string
+	ids        []int64 // the jobs given by ID; none with --dead
+	channel    string  // with --dead: only this channel's dead jobs
+}
+
+// deadJobArgs parses "--config FILE (JOB_ID ... | --dead [--channel ID])";
+// a usage error is exit code 2.
+func deadJobArgs(name string, args []string, stderr io.Writer) (deadJobsRequest, int) {
 	fs := flag.NewFlagSet("jobs "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("BONYCHAT_CONFIG"), "configuration file")
 	allDead := fs.Bool("dead", false, name+" every dead job")
-	if fs.Parse(args) != nil || *configPath == "" || (*allDead == (fs.NArg() > 0)) {
-		fmt.Fprintf(stderr, "usage: bonychat-adapter jobs %s --config FILE (JOB_ID ... | --dead)\n", name)
-		return "", nil, 2
+	channel := fs.String("channel", "", "with --dead: only the dead jobs of this channel")
+	if fs.Parse(args) != nil || *configPath == "" || (*allDead == (fs.NArg() > 0)) || (*channel != "" && !*allDead) {
+		fmt.Fprintf(stderr, "usage: bonychat-adapter jobs %s --config FILE (JOB_ID ... | --dead [--channel ID])\n", name)
+		return deadJobsRequest{}, 2
 	}
-	ids := make([]int64, 0, fs.NArg())
+	req := deadJobsRequest{configPath: *configPath, channel: *channel}
 	for _, a := range fs.Args() {
 		id, err := strconv.ParseInt(a, 10, 64)
 		if err != nil || id <= 0 {
 			fmt.Fprintf(stderr, "not a job ID: %q\n", a)
-			return "", nil, 2
+			return deadJobsRequest{}, 2
 		}
-		if !slices.Contains(ids, id) {
-			ids = append(ids, id)
+		if !slices.Contains(req.ids, id) {
+			req.ids = append(req.ids, id)
 		}
 	}
-	if len(ids) == 0 {
-		ids = nil
-	}
-	return *configPath, ids, 0
+	return req, 0
 }

@@ -116,6 +116,8 @@ func TestJobsCLIRefusesBadUsageWithExit2AndTouchesNothing(t *testing.T) {
 		{"drop with neither IDs nor --dead", []string{"drop", "--config", cfg}, "usage: bonychat-adapter jobs drop"},
 		{"drop with both IDs and --dead", []string{"drop", "--config", cfg, "--dead", "3"}, "usage: bonychat-adapter jobs drop"},
 		{"drop with a non-numeric ID", []string{"drop", "--config", cfg, "3", "x"}, `not a job ID: "x"`},
+		{"drop with --channel but not --dead", []string{"drop", "--config", cfg, "--channel", "ops", "3"}, "usage: bonychat-adapter jobs drop"},
+		{"retry with --channel alone", []string{"retry", "--config", cfg, "--channel", "ops"}, "usage: bonychat-adapter jobs retry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,6 +285,74 @@ func TestJobsDropOnAnEmptyStoreDeletesNothing(t *testing.T) {
 	if code != 1 || stdout != "0 job(s) deleted\n" || !strings.Contains(stderr, "only dead jobs can be deleted") {
 		t.Errorf("jobs drop 42 on an empty store = %d, stdout %q, stderr %q; want 1 saying only dead jobs can be deleted",
 			code, stdout, stderr)
+	}
+}
+
+// --dead --channel takes only that channel's dead jobs, in chunks, and a
+// channel with none touches nothing (not every dead job).
+func TestJobsRetryAndDropOfOneChannelsDeadJobs(t *testing.T) {
+	cfg, dir := writeJobsConfig(t, "127.0.0.1:1", "http://127.0.0.1:1/webhook")
+	st, err := store.Open("sqlite:" + filepath.Join(dir, "adapter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perChannel := map[string]int{"a": deadChunk + 5, "b": 3} // a: more than one chunk
+	for ch, n := range perChannel {
+		killJobs(t, st, ch, n)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run := func(want string, args ...string) {
+		t.Helper()
+		code, stdout, stderr := jobsCLI(t, append(args[:1:1], append([]string{"--config", cfg}, args[1:]...)...)...)
+		if code != 0 || stdout != want {
+			t.Fatalf("jobs %v = %d, stdout %q, stderr %q; want 0, %q", args, code, stdout, stderr, want)
+		}
+	}
+	run("0 job(s) deleted\n", "drop", "--dead", "--channel", "none")
+	run(fmt.Sprintf("%d job(s) deleted\n", perChannel["a"]), "drop", "--dead", "--channel", "a")
+	run("3 job(s) queued again\n", "retry", "--dead", "--channel", "b")
+	run("0 job(s) queued again\n", "retry", "--dead", "--channel", "a")
+
+	st, err = store.OpenExisting("sqlite:" + filepath.Join(dir, "adapter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	counts, err := st.Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[store.Dead] != 0 || counts[store.Pending] != 3 {
+		t.Errorf("after dropping a's and retrying b's dead jobs: %v; want none dead, b's 3 pending", counts)
+	}
+}
+
+// killJobs stores n platform jobs of channel ch and lets each die.
+func killJobs(t *testing.T, st store.Store, ch string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	jobs := make([]store.NewJob, n)
+	for i := range jobs {
+		jobs[i] = store.NewJob{Queue: store.Platform, ChannelID: ch, ContactID: fmt.Sprint("c", i), MID: fmt.Sprint(ch, i)}
+	}
+	if _, err := st.Enqueue(ctx, jobs, nil); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		leases, err := st.Lease(ctx, store.LeaseRequest{Queue: store.Platform, ChannelID: ch, Now: time.Now(), For: time.Minute, Lanes: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(leases) == 0 {
+			return
+		}
+		for _, l := range leases {
+			if err := st.Kill(ctx, l.Token, "refused"); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 

@@ -32,8 +32,8 @@ const usage = `usage:
   bonychat-adapter serve [--config FILE]          serve (config also from BONYCHAT_CONFIG)
   bonychat-adapter config check [--config FILE]   validate a config and list every problem
   bonychat-adapter jobs list [--config FILE] [--state pending|leased|done|dead] [--channel ID] [--queue outbound|platform]
-  bonychat-adapter jobs retry [--config FILE] (JOB_ID ... | --dead)
-  bonychat-adapter jobs drop [--config FILE] (JOB_ID ... | --dead)
+  bonychat-adapter jobs retry [--config FILE] (JOB_ID ... | --dead [--channel ID])
+  bonychat-adapter jobs drop [--config FILE] (JOB_ID ... | --dead [--channel ID])
                                                   list jobs, queue dead jobs again, or delete them for good
                                                   (works while the server runs)
   bonychat-adapter --version                      print the version
