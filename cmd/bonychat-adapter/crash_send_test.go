@@ -15,12 +15,16 @@ import (
 	"github.com/bonychat/bonychat-adapter/internal/faketwilio"
 )
 
+// The fake Twilio account of the binary's tests, and its channel's number.
+const (
+	twilioAccount   = "AC0123456789abcdef0123456789abcdef"
+	twilioAuthToken = "twilioAuthToken0123456789abcdef"
+	twilioFrom      = "+15550001111"
+)
+
 const (
 	sendCrashChannel = "sms"
 	sendCrashToken   = "send-crash-channel-token-3f9a"
-	sendCrashAccount = "AC0123456789abcdef0123456789abcdef"
-	sendCrashAuth    = "twilioAuthToken0123456789abcdef"
-	sendCrashFrom    = "+15550001111"
 	sendCrashTo      = "+15550002222"
 )
 
@@ -52,7 +56,7 @@ channels:
       from: %q
       api_url: %q
 `, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL,
-		sendCrashChannel, sendCrashToken, sendCrashAccount, sendCrashAuth, sendCrashFrom, twilioURL)
+		sendCrashChannel, sendCrashToken, twilioAccount, twilioAuthToken, twilioFrom, twilioURL)
 }
 
 // stallingTwilioSetup is a config file for one Twilio channel against a
@@ -72,7 +76,7 @@ func newStallingTwilioSetup(t *testing.T, extra string) stallingTwilioSetup {
 	addr, platformAddr := freeAddr(t), freeAddr(t)
 	platform := newStandIn(sendCrashToken)
 	serveStandInAt(t, platformAddr, platform)
-	twilio := faketwilio.New(t, sendCrashAccount, sendCrashAuth)
+	twilio := faketwilio.New(t, twilioAccount, twilioAuthToken)
 	twilio.Script(faketwilio.Create, faketwilio.RecordThenStall(time.Minute))
 	cfgPath := filepath.Join(dir, "config.yaml")
 	cfg := sendCrashConfig(addr, dir, "http://"+platformAddr+"/webhook", twilio.URL) + extra

@@ -70,26 +70,11 @@ func newStandIn(token string) *standIn {
 }
 
 func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	post := standInPost{Auth: r.Header.Get("Authorization")}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	switch {
-	case r.Method != http.MethodPost:
-		post.Problem = "method " + r.Method
-	case post.Auth != "Bearer "+s.token:
-		post.Problem = "wrong Authorization header"
-	case err != nil:
-		post.Problem = "reading the body: " + err.Error()
-	case !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json"):
-		post.Problem = "Content-Type " + r.Header.Get("Content-Type")
-	default:
-		if err := json.Unmarshal(body, &post.Payload); err != nil {
-			post.Problem = "undecodable payload: " + err.Error()
-		}
-	}
+	post, authorized := readStandInPost(r, func(string) string { return s.token })
 	status := int(s.status.Load())
 	if post.Problem != "" {
 		status = http.StatusUnauthorized
-		if post.Auth == "Bearer "+s.token {
+		if authorized {
 			status = http.StatusBadRequest
 		}
 	}
@@ -106,6 +91,29 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, `{"ok":true}`)
+}
+
+// readStandInPost reads one webhook post as BonyChat would and says what is
+// wrong with it, if anything; authorized: it carried the bearer token that
+// tokenOf gives for its channel.
+func readStandInPost(r *http.Request, tokenOf func(channelID string) string) (post standInPost, authorized bool) {
+	post.Auth = r.Header.Get("Authorization")
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		err = json.Unmarshal(body, &post.Payload)
+	}
+	authorized = post.Auth == "Bearer "+tokenOf(post.Payload.ChannelID)
+	switch {
+	case r.Method != http.MethodPost:
+		post.Problem = "method " + r.Method
+	case !authorized:
+		post.Problem = "wrong Authorization header"
+	case !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json"):
+		post.Problem = "Content-Type " + r.Header.Get("Content-Type")
+	case err != nil:
+		post.Problem = "unreadable payload: " + err.Error()
+	}
+	return post, authorized
 }
 
 // distinct counts the mIds received with a 2xx answer.
@@ -241,22 +249,40 @@ type postResult struct {
 // same body on any error or non-200 answer, as a provider redelivers a
 // webhook, until it is answered 200 or ctx ends.
 func postInboundUntilAcked(ctx context.Context, client *http.Client, url, token, body, wantMID string) postResult {
+	post := func(ctx context.Context) (int, []byte, error) { return postOnce(ctx, client, url, token, body) }
+	return redeliverUntilAcked(ctx, post, answerNames(wantMID))
+}
+
+// answerNames checks that a console inbound's 200 answer names wantMID.
+func answerNames(wantMID string) func(answer []byte) string {
+	return func(answer []byte) string {
+		var got struct {
+			MIDs []string `json:"mIds"`
+		}
+		if err := json.Unmarshal(answer, &got); err != nil || len(got.MIDs) != 1 || got.MIDs[0] != wantMID {
+			return fmt.Sprintf("200 answer %s, want {\"mIds\":[%q]}", answer, wantMID)
+		}
+		return ""
+	}
+}
+
+// redeliverUntilAcked makes post again and again, as a provider redelivers
+// a webhook, until it is answered 200 or ctx ends. wrongAck says what is
+// wrong with a 200 answer ("" when nothing is); that, like a 4xx no
+// retry can fix, ends the posting as fatal.
+func redeliverUntilAcked(ctx context.Context, post func(context.Context) (int, []byte, error), wrongAck func(answer []byte) string) postResult {
 	var res postResult
 	for res.attempts < 5000 && ctx.Err() == nil {
 		res.attempts++
-		status, answer, err := postOnce(ctx, client, url, token, body)
+		status, answer, err := post(ctx)
 		switch {
 		case err == nil && status == http.StatusOK:
-			var got struct {
-				MIDs []string `json:"mIds"`
-			}
-			if jerr := json.Unmarshal(answer, &got); jerr != nil || len(got.MIDs) != 1 || got.MIDs[0] != wantMID {
-				res.fatal = fmt.Sprintf("200 answer %s, want {\"mIds\":[%q]}", answer, wantMID)
+			if res.fatal = wrongAck(answer); res.fatal != "" {
 				return res
 			}
 			res.acked = true
 			return res
-		case err == nil && status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
+		case err == nil && refusedForGood(status):
 			res.fatal = fmt.Sprintf("answered %d %s", status, answer)
 			return res
 		}
@@ -275,13 +301,27 @@ func postInboundUntilAcked(ctx context.Context, client *http.Client, url, token,
 	return res
 }
 
+// refusedForGood: a 4xx that no retry can fix (not 408 or 429).
+func refusedForGood(status int) bool {
+	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+}
+
 func postOnce(ctx context.Context, client *http.Client, url, token, body string) (int, []byte, error) {
+	return postWithKey(ctx, client, url, token, "", body)
+}
+
+// postWithKey posts a JSON body with a bearer token and, unless key is "",
+// an Idempotency-Key.
+func postWithKey(ctx context.Context, client *http.Client, url, token, key, body string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
