@@ -7,7 +7,7 @@ BIN         := bin/bonychat-adapter
 DEMO_TOKEN  ?= bonychat-demo-token
 export DEMO_TOKEN
 
-.PHONY: all build run test test-short lint fmt vet openapi-lint bench clean
+.PHONY: all build run test test-short soak lint fmt vet openapi-lint bench clean
 
 all: lint test build
 
@@ -25,6 +25,13 @@ RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env 
 test:
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo: running the tests without the race detector"
 	$(GO) test $(RACE) -count=1 ./...
+
+## soak: the chaos test (kills and restarts under traffic) for CHAOS_SECONDS with every fault;
+## a failure names its seed, and CHAOS_SEED=n replays that run's faults
+CHAOS_SECONDS ?= 120
+soak:
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(GO) test $(RACE) -count=1 -v -timeout $$(( $(CHAOS_SECONDS) + 600 ))s \
+		-run '^TestChaosRestartsLoseAndDuplicateNothing$$' ./cmd/bonychat-adapter
 
 ## lint: gofmt, go vet and the OpenAPI linter
 lint: fmt vet openapi-lint
