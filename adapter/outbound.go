@@ -286,10 +286,7 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 		if !p.waiters.deliver(job.MID, outcome{err: se}) {
 			// The request gave up after claimedGrace (a very slow write):
 			// report the outcome instead.
-			value, reason := outcomeStatus(job.ChannelID, se)
-			if err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason); err != nil {
-				p.s.log.Error("store status event", "mId", job.MID, "error", err.Error())
-			}
+			p.postLateStatus(ctx, job, se)
 		}
 	case errors.Is(err, store.ErrLeaseLost):
 		p.s.log.Error("outbound job taken over before its end was recorded", "mId", job.MID)
@@ -299,6 +296,29 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 		// recorded in the background, with its status event.
 		p.waiters.deliver(job.MID, outcome{pending: true})
 		p.finishInBackground(ctx, l, job, se, lastError)
+	}
+}
+
+// postLateStatus stores the status event of a job completed for a request
+// that then gave up: the outcome is BonyChat's only news of the message
+// (sent, or why it failed), so a write the store refuses is tried again
+// until it is recorded or the server stops. (The job is already done: a
+// crash in the moment between the two writes still loses it; the request
+// gives up only after a recording slower than claimedGrace.)
+func (p *pipeline) postLateStatus(ctx context.Context, job store.Job, se *providers.SendError) {
+	value, reason := outcomeStatus(job.ChannelID, se)
+	for {
+		err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason)
+		if err == nil {
+			return
+		}
+		p.s.log.Error("cannot store the status event of a message answered pending; trying again", "mId", job.MID,
+			"in", p.recordAgainAfter.String(), "error", err.Error())
+		select {
+		case <-time.After(p.recordAgainAfter):
+		case <-p.stopping:
+			return
+		}
 	}
 }
 

@@ -131,6 +131,42 @@ func TestAVerySlowRecordingEndsAsAStatus(t *testing.T) {
 	}
 }
 
+// slowCompleteThenRefused is slowComplete whose store also refuses the
+// first `fails` platform Enqueue writes (the status event's).
+type slowCompleteThenRefused struct {
+	slowComplete
+	fails   int32
+	refused atomic.Int32
+}
+
+func (s *slowCompleteThenRefused) Enqueue(ctx context.Context, jobs []store.NewJob, keys []store.Key) ([]int64, error) {
+	if len(jobs) > 0 && jobs[0].Queue == store.Platform && s.refused.Add(1) <= s.fails {
+		return nil, errors.New("database is locked")
+	}
+	return s.slowComplete.Enqueue(ctx, jobs, keys)
+}
+
+// The status event of a message answered "pending" after a very slow
+// recording is BonyChat's only news of it: a store that refuses it for a
+// while gets it again until it takes it.
+func TestAVerySlowRecordingsStatusIsStoredEvenIfRefusedAtFirst(t *testing.T) {
+	st := &slowCompleteThenRefused{slowComplete: slowComplete{Store: store.NewMemory(), delay: claimedGrace + 300*time.Millisecond},
+		fails: 3}
+	h := buildHarness(t, st, func(c *Config) { c.Outbound.Wait = 50 * time.Millisecond }, &fakeProvider{})
+	h.srv.pipe.recordAgainAfter = 10 * time.Millisecond
+	stop, err := h.srv.StartWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi"))
+	mID := mIDOf(t, rec.Body.Bytes())
+	waitFor(t, func() bool { return len(h.statusesFor(mID)) == 1 })
+	if got := h.statusesFor(mID)[0]; got.Value != schema.StatusSent || st.refused.Load() <= st.fails {
+		t.Fatalf("status %+v after %d refusals; want sent, stored after the %d refusals", got, st.refused.Load(), st.fails)
+	}
+}
+
 // completeRefused fails the first `fails` Complete and CompleteWith writes.
 type completeRefused struct {
 	store.Store
