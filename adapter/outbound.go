@@ -307,17 +307,27 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 // gives up only after a recording slower than claimedGrace.)
 func (p *pipeline) postLateStatus(ctx context.Context, job store.Job, se *providers.SendError) {
 	value, reason := outcomeStatus(job.ChannelID, se)
+	_ = p.writeUntilTaken(job.MID, "the status event of a message answered pending", func() error {
+		return p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason)
+	})
+}
+
+// writeUntilTaken runs write until the store takes it (or answers
+// ErrLeaseLost, which no retry mends) or the server stops, pausing
+// recordAgainAfter between tries; what names the write in the log. It
+// returns write's last error.
+func (p *pipeline) writeUntilTaken(mID, what string, write func() error) error {
 	for {
-		err := p.postStatus(ctx, job.ChannelID, job.ContactID, job.MID, value, reason)
-		if err == nil {
-			return
+		err := write()
+		if err == nil || errors.Is(err, store.ErrLeaseLost) {
+			return err
 		}
-		p.s.log.Error("cannot store the status event of a message answered pending; trying again", "mId", job.MID,
+		p.s.log.Error("cannot record "+what+"; trying again", "mId", mID,
 			"in", p.recordAgainAfter.String(), "error", err.Error())
 		select {
 		case <-time.After(p.recordAgainAfter):
 		case <-p.stopping:
-			return
+			return err
 		}
 	}
 }
@@ -333,21 +343,11 @@ func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job st
 	if se != nil {
 		p.s.log.Error("message failed in the background", "channel", job.ChannelID, "mId", job.MID, "reason", se.Reason)
 	}
-	for {
-		err := p.completeWithStatus(ctx, l, job, value, reason, lastError)
-		if errors.Is(err, store.ErrLeaseLost) {
-			p.s.log.Error("outbound job taken over before its end was recorded; its status is not posted from here", "mId", job.MID)
-		}
-		if err == nil || errors.Is(err, store.ErrLeaseLost) {
-			return
-		}
-		p.s.log.Error("cannot record the end of an outbound job; trying again", "mId", job.MID,
-			"in", p.recordAgainAfter.String(), "error", err.Error())
-		select {
-		case <-time.After(p.recordAgainAfter):
-		case <-p.stopping:
-			return
-		}
+	err := p.writeUntilTaken(job.MID, "the end of an outbound job", func() error {
+		return p.completeWithStatus(ctx, l, job, value, reason, lastError)
+	})
+	if errors.Is(err, store.ErrLeaseLost) {
+		p.s.log.Error("outbound job taken over before its end was recorded; its status is not posted from here", "mId", job.MID)
 	}
 }
 

@@ -260,31 +260,25 @@ func TestJobsCLIOnAnEmptyStore(t *testing.T) {
 	if code != 0 || stderr != "" || len(parseJobList(t, stdout)) != 0 {
 		t.Errorf("BONYCHAT_CONFIG=F jobs list = %d, stdout %q, stderr %q; want 0, only the header", code, stdout, stderr)
 	}
-
-	code, stdout, stderr = jobsCLI(t, "retry", "--config", cfg, "--dead")
-	if code != 0 || stdout != "0 job(s) queued again\n" || stderr != "" {
-		t.Errorf("jobs retry --dead on an empty store = %d, stdout %q, stderr %q; want 0, %q", code, stdout, stderr,
-			"0 job(s) queued again\n")
-	}
-	code, stdout, stderr = jobsCLI(t, "retry", "--config", cfg, "42")
-	if code != 1 || stdout != "0 job(s) queued again\n" || !strings.Contains(stderr, "only dead jobs can be retried") {
-		t.Errorf("jobs retry 42 on an empty store = %d, stdout %q, stderr %q; want 1 saying only dead jobs can be retried",
-			code, stdout, stderr)
-	}
 }
 
-func TestJobsDropOnAnEmptyStoreDeletesNothing(t *testing.T) {
+// On an empty store, retry and drop of every dead job touch nothing and
+// succeed; of a job given by ID they fail, saying only dead jobs qualify.
+func TestJobsRetryAndDropOnAnEmptyStoreTouchNothing(t *testing.T) {
 	cfg, dir := writeJobsConfig(t, "127.0.0.1:1", "http://127.0.0.1:1/webhook")
 	serverStore(t, dir)
-	code, stdout, stderr := jobsCLI(t, "drop", "--config", cfg, "--dead")
-	if code != 0 || stdout != "0 job(s) deleted\n" || stderr != "" {
-		t.Errorf("jobs drop --dead on an empty store = %d, stdout %q, stderr %q; want 0, %q", code, stdout, stderr,
-			"0 job(s) deleted\n")
-	}
-	code, stdout, stderr = jobsCLI(t, "drop", "--config", cfg, "42")
-	if code != 1 || stdout != "0 job(s) deleted\n" || !strings.Contains(stderr, "only dead jobs can be deleted") {
-		t.Errorf("jobs drop 42 on an empty store = %d, stdout %q, stderr %q; want 1 saying only dead jobs can be deleted",
-			code, stdout, stderr)
+	for _, tc := range []struct{ command, done, refusal string }{
+		{"retry", "0 job(s) queued again\n", "only dead jobs can be retried"},
+		{"drop", "0 job(s) deleted\n", "only dead jobs can be deleted"},
+	} {
+		code, stdout, stderr := jobsCLI(t, tc.command, "--config", cfg, "--dead")
+		if code != 0 || stdout != tc.done || stderr != "" {
+			t.Errorf("jobs %s --dead = %d, stdout %q, stderr %q; want 0, %q", tc.command, code, stdout, stderr, tc.done)
+		}
+		code, stdout, stderr = jobsCLI(t, tc.command, "--config", cfg, "42")
+		if code != 1 || stdout != tc.done || !strings.Contains(stderr, tc.refusal) {
+			t.Errorf("jobs %s 42 = %d, stdout %q, stderr %q; want 1 saying %q", tc.command, code, stdout, stderr, tc.refusal)
+		}
 	}
 }
 
