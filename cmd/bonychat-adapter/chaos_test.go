@@ -441,21 +441,12 @@ platform:
   retry_max: 500ms
   rate_limit: 1000
 channels:
-  - id: %q
-    token: %q
-    id_type: phone
-    provider: twilio
-    twilio:
-      account_sid: %q
-      auth_token: %q
-      from: %q
-      api_url: %q
-  - id: %q
+%s  - id: %q
     token: %q
     id_type: phone
     provider: console
 `, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), chaosShutdown, webhookURL,
-		chaosSMS, chaosSMSToken, twilioAccount, twilioAuthToken, twilioFrom, twilioURL, chaosConsole, chaosConsoleToken)
+		twilioChannelYAML(chaosSMS, chaosSMSToken, twilioURL), chaosConsole, chaosConsoleToken)
 }
 
 // --- BonyChat ---

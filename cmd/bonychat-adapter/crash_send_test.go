@@ -46,7 +46,14 @@ platform:
   retry_min: 50ms
   retry_max: 300ms
 channels:
-  - id: %q
+%s`, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL,
+		twilioChannelYAML(sendCrashChannel, sendCrashToken, twilioURL))
+}
+
+// twilioChannelYAML is a channels: entry for a Twilio channel against the
+// fake at twilioURL.
+func twilioChannelYAML(id, token, twilioURL string) string {
+	return fmt.Sprintf(`  - id: %q
     token: %q
     id_type: phone
     provider: twilio
@@ -55,8 +62,7 @@ channels:
       auth_token: %q
       from: %q
       api_url: %q
-`, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL,
-		sendCrashChannel, sendCrashToken, twilioAccount, twilioAuthToken, twilioFrom, twilioURL)
+`, id, token, twilioAccount, twilioAuthToken, twilioFrom, twilioURL)
 }
 
 // stallingTwilioSetup is a config file for one Twilio channel against a
