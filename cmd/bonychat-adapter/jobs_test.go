@@ -385,17 +385,34 @@ func waitJobCounts(t *testing.T, p *process, client *http.Client, base string, p
 	})
 }
 
-func TestJobsListAndRetryWhileTheServerRuns(t *testing.T) {
+// jobsServer is the binary serving the jobs channel, with a BonyChat
+// stand-in that refuses every post for good (422: the jobs die) until the
+// test says otherwise.
+type jobsServer struct {
+	platform *standIn
+	p        *process
+	cfg      string
+	base     string
+	client   *http.Client
+}
+
+func startJobsServer(t *testing.T) jobsServer {
+	t.Helper()
 	platform := newStandIn(jobsToken)
-	platform.status.Store(http.StatusUnprocessableEntity) // BonyChat refuses for good: the jobs die
+	platform.status.Store(http.StatusUnprocessableEntity)
 	bony := httptest.NewServer(platform)
 	t.Cleanup(bony.Close)
-
 	addr := freeAddr(t)
 	cfg, _ := writeJobsConfig(t, addr, bony.URL+"/webhook")
-	p := startBinary(t, nil, "serve", "--config", cfg)
-	base, client := "http://"+addr, localClient(t)
-	waitHealthy(t, p, client, base)
+	s := jobsServer{platform: platform, p: startBinary(t, nil, "serve", "--config", cfg), cfg: cfg,
+		base: "http://" + addr, client: localClient(t)}
+	waitHealthy(t, s.p, s.client, s.base)
+	return s
+}
+
+func TestJobsListAndRetryWhileTheServerRuns(t *testing.T) {
+	srv := startJobsServer(t) // BonyChat refuses for good: the jobs die
+	platform, p, cfg, base, client := srv.platform, srv.p, srv.cfg, srv.base, srv.client
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server stderr (tail):\n%s", tail(p.stderr.String(), 40))
@@ -560,15 +577,8 @@ func TestJobsListAndRetryWhileTheServerRuns(t *testing.T) {
 // the list and the /readyz count, and are never posted; a job that is not
 // dead is left as it is.
 func TestJobsDropDeletesDeadJobsWhileTheServerRuns(t *testing.T) {
-	platform := newStandIn(jobsToken)
-	platform.status.Store(http.StatusUnprocessableEntity)
-	bony := httptest.NewServer(platform)
-	t.Cleanup(bony.Close)
-	addr := freeAddr(t)
-	cfg, _ := writeJobsConfig(t, addr, bony.URL+"/webhook")
-	p := startBinary(t, nil, "serve", "--config", cfg)
-	base, client := "http://"+addr, localClient(t)
-	waitHealthy(t, p, client, base)
+	srv := startJobsServer(t)
+	platform, p, cfg, base, client := srv.platform, srv.p, srv.cfg, srv.base, srv.client
 	inbound := func(mid, from string) {
 		t.Helper()
 		body := fmt.Sprintf(`{"from":%q,"id":%q,"text":"hello"}`, from, mid)
