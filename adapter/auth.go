@@ -51,6 +51,9 @@ const (
 	noToken tokenMatch = iota
 	currentToken
 	previousToken
+	// expiredToken is the previous token after previous_token_until:
+	// refused, and logged so that BonyChat's 401s can be explained.
+	expiredToken
 )
 
 // match compares in constant time against both tokens; the previous one
@@ -62,7 +65,9 @@ func (d tokenDigests) match(token string, now time.Time) tokenMatch {
 	switch {
 	case cur == 1:
 		return currentToken
-	case prev == 1 && d.hasPrev && !d.prevUntil.Passed(now):
+	case prev == 1 && d.hasPrev && d.prevUntil.Passed(now):
+		return expiredToken
+	case prev == 1 && d.hasPrev:
 		return previousToken
 	}
 	return noToken
@@ -77,10 +82,10 @@ func (s *Server) authorize(r *http.Request, ch *channel) bool {
 		digests = ch.tokens
 	}
 	match := digests.match(token, time.Now())
-	if ok && ch != nil && match == previousToken {
-		s.notePreviousToken(ch)
+	if ok && ch != nil && (match == previousToken || match == expiredToken) {
+		s.notePreviousToken(ch, match == expiredToken)
 	}
-	return ok && ch != nil && match != noToken
+	return ok && ch != nil && (match == currentToken || match == previousToken)
 }
 
 // previousTokenNoteEvery spaces the log lines about a channel's
@@ -89,17 +94,24 @@ const previousTokenNoteEvery = 10 * time.Minute
 
 // notePreviousToken logs that a request came in with the channel's
 // previous_token (at most every previousTokenNoteEvery): the operator can
-// tell whether BonyChat has moved to the new token before removing the old.
-func (s *Server) notePreviousToken(ch *channel) {
+// tell whether BonyChat has moved to the new token before removing the old,
+// and why BonyChat's requests fail once the old one is refused (expired).
+func (s *Server) notePreviousToken(ch *channel, expired bool) {
 	now := time.Now().UnixNano()
 	last := ch.previousNoted.Load()
 	if last != 0 && now-last < int64(previousTokenNoteEvery) {
 		return
 	}
-	if ch.previousNoted.CompareAndSwap(last, now) {
-		s.log.Warn("a request used this channel's previous_token; set the new token in BonyChat, then remove previous_token",
-			"channel", ch.cfg.ID)
+	if !ch.previousNoted.CompareAndSwap(last, now) {
+		return
 	}
+	if expired {
+		s.log.Warn("a request used this channel's previous_token after previous_token_until; refused: "+
+			"set the new token in BonyChat", "channel", ch.cfg.ID)
+		return
+	}
+	s.log.Warn("a request used this channel's previous_token; set the new token in BonyChat, then remove previous_token",
+		"channel", ch.cfg.ID)
 }
 
 // writeUnauthorized answers 401 the same way for a missing token, a wrong

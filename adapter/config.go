@@ -373,7 +373,6 @@ func (p *problemList) channel(key string, ch ChannelConfig, platform PlatformCon
 	p.check(ch.Token == "" || len(ch.Token) >= 16, key+".token", "must be at least 16 characters")
 	p.check(ch.PreviousToken == "" || len(ch.PreviousToken) >= 16, key+".previous_token", "must be at least 16 characters")
 	p.check(ch.PreviousTokenUntil.Problem() == "", key+".previous_token_until", ch.PreviousTokenUntil.Problem())
-	p.check(ch.PreviousTokenUntil == "" || ch.PreviousToken != "", key+".previous_token_until", "is set but previous_token is not")
 	p.check(ch.IDType == schema.IDTypePhone || ch.IDType == schema.IDTypeCustom, key+".id_type", "must be phone or custom")
 	p.check(ch.WebhookURL == "" || schema.IsHTTPURL(ch.WebhookURL), key+".webhook_url", "must be an absolute http(s) URL")
 	p.check(ch.Webhook(platform) != "", key+".webhook_url", "required when platform.webhook_url is empty")

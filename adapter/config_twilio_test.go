@@ -56,8 +56,6 @@ func TestConfigTwilioProblemsHaveKeyPaths(t *testing.T) {
 		{"previous_auth_token_until not a date", `previous_auth_token: ""`,
 			"previous_auth_token: \"oldtoken01\"\n      previous_auth_token_until: soon",
 			"channels[0].twilio.previous_auth_token_until: must be a date such as 2026-12-31"},
-		{"previous_auth_token_until alone", `previous_auth_token: ""`, "previous_auth_token_until: 2026-12-31",
-			"channels[0].twilio.previous_auth_token_until: is set but previous_auth_token is not"},
 		{"custom id type", "id_type: phone", "id_type: custom", "channels[0].id_type: must be phone for provider twilio"},
 		{"twilio section on a console channel", "provider: twilio", "provider: console", "channels[0].twilio: only for provider twilio"},
 	}

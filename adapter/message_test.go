@@ -103,16 +103,17 @@ func TestMessageAuth(t *testing.T) {
 // request let in by the old token is logged (once per interval), so the
 // operator can tell when BonyChat has moved to the new one.
 func TestPreviousTokenIsRefusedAfterItsUntilAndItsUseIsLogged(t *testing.T) {
-	const used = "a request used this channel's previous_token"
+	const used, refused = "a request used this channel's previous_token;",
+		"a request used this channel's previous_token after previous_token_until; refused"
 	cases := []struct {
 		name, until string
 		want        int
-		logged      int
+		logged      string
 	}{
-		{"no end date", "", 200, 1},
-		{"end date ahead", "2999-12-31", 200, 1},
-		{"end date passed", "2000-01-01", 401, 0},
-		{"end instant passed", "2000-01-01T00:00:00Z", 401, 0},
+		{"no end date", "", 200, used},
+		{"end date ahead", "2999-12-31", 200, used},
+		{"end date passed", "2000-01-01", 401, refused},
+		{"end instant passed", "2000-01-01T00:00:00Z", 401, refused},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,19 +127,36 @@ func TestPreviousTokenIsRefusedAfterItsUntilAndItsUseIsLogged(t *testing.T) {
 			if rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi")); rec.Code != 200 {
 				t.Fatalf("current token: want 200, got %d: %s", rec.Code, rec.Body)
 			}
-			if got := strings.Count(h.logs.String(), used); got != tc.logged {
-				t.Errorf("%q logged %d times, want %d:\n%s", used, got, tc.logged, h.logs.String())
+			logs := h.logs.String()
+			if strings.Count(logs, tc.logged) != 1 || strings.Count(logs, "previous_token after")+strings.Count(logs, used) != 1 {
+				t.Errorf("want %q logged once, and nothing else about the previous token:\n%s", tc.logged, logs)
 			}
 		})
 	}
 }
 
-func TestStartUpWarnsOfAPreviousTokenPastItsUntil(t *testing.T) {
-	const warning = "previous_token_until has passed"
-	for until, warned := range map[string]bool{"2000-01-01": true, "2999-12-31": false, "": false} {
-		h := newHarness(t, func(c *Config) { c.Channels[0].PreviousTokenUntil = providers.Until(until) })
-		if got := strings.Contains(h.logs.String(), warning); got != warned {
-			t.Errorf("until %q: warned = %v, want %v", until, got, warned)
+// Start-up says when a rotation's leftovers should go: a previous token
+// past its end date, or an end date whose token was emptied (which is no
+// reason to refuse to start).
+func TestStartUpWarnsOfARotationsLeftovers(t *testing.T) {
+	const passed, alone = "previous_token_until has passed", "previous_token_until is set but previous_token is not"
+	cases := []struct {
+		until, previous, warning string
+	}{
+		{"2000-01-01", demoPrevToken, passed},
+		{"2999-12-31", demoPrevToken, ""},
+		{"", demoPrevToken, ""},
+		{"2999-12-31", "", alone},
+	}
+	for _, tc := range cases {
+		h := newHarness(t, func(c *Config) {
+			c.Channels[0].PreviousTokenUntil, c.Channels[0].PreviousToken = providers.Until(tc.until), Secret(tc.previous)
+		})
+		logs := h.logs.String()
+		for _, w := range []string{passed, alone} {
+			if got := strings.Contains(logs, w); got != (w == tc.warning) {
+				t.Errorf("until %q, previous token %v: %q logged = %v, want %v", tc.until, tc.previous != "", w, got, !got)
+			}
 		}
 	}
 }

@@ -148,10 +148,7 @@ func (s *Server) buildChannels() error {
 			return err
 		}
 		ch.provider = p
-		if cc.PreviousToken != "" && cc.PreviousTokenUntil.Passed(time.Now()) {
-			s.log.Warn("previous_token_until has passed: previous_token is no longer accepted; remove it",
-				"channel", cc.ID)
-		}
+		s.warnOfRotationEnd(cc)
 		if wp, ok := p.(providers.WebhookProvider); ok {
 			for _, r := range wp.Routes() {
 				ch.routes[r.Method+" "+r.Action] = r
@@ -174,6 +171,17 @@ func (s *Server) providerDeps(ch *channel) providers.Deps {
 		Fetcher:   s.fetcher,
 		Records:   storeRecords{st: s.st},
 		Transport: s.opts.Transport,
+	}
+}
+
+// warnOfRotationEnd says at start-up that a channel's previous_token (or
+// its end date, left behind) should go.
+func (s *Server) warnOfRotationEnd(cc ChannelConfig) {
+	switch {
+	case cc.PreviousToken != "" && cc.PreviousTokenUntil.Passed(time.Now()):
+		s.log.Warn("previous_token_until has passed: previous_token is no longer accepted; remove it", "channel", cc.ID)
+	case cc.PreviousToken == "" && cc.PreviousTokenUntil != "":
+		s.log.Warn("previous_token_until is set but previous_token is not; remove it", "channel", cc.ID)
 	}
 }
 

@@ -54,8 +54,6 @@ func (c *Config) Problems() []string {
 	add(c.PreviousAuthToken == "" || alphanumeric.MatchString(c.PreviousAuthToken.Reveal()),
 		"previous_auth_token: must be letters and digits only")
 	add(c.PreviousAuthTokenUntil.Problem() == "", "previous_auth_token_until: "+c.PreviousAuthTokenUntil.Problem())
-	add(c.PreviousAuthTokenUntil == "" || c.PreviousAuthToken != "",
-		"previous_auth_token_until: is set but previous_auth_token is not")
 	add(c.From != "" || c.MessagingServiceSID != "", "from: one of from or messaging_service_sid is required")
 	add(c.From == "" || e164.MatchString(c.From), "from: must be an E.164 number such as +15550001111")
 	add(c.MessagingServiceSID == "" || serviceSIDPattern.MatchString(c.MessagingServiceSID),

@@ -25,10 +25,7 @@ func New(cfg Config, deps providers.Deps) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.PreviousAuthToken != "" && cfg.PreviousAuthTokenUntil.Passed(time.Now()) && deps.Log != nil {
-		deps.Log.Warn("twilio.previous_auth_token_until has passed: signatures made with previous_auth_token "+
-			"are refused; remove it", "channel", deps.ChannelID)
-	}
+	warnOfRotationEnd(cfg, deps)
 	return &Provider{cfg: cfg, deps: deps, api: api, now: time.Now}, nil
 }
 
@@ -104,4 +101,18 @@ func (p *Provider) putJSON(ctx context.Context, ns, key string, v any, expires t
 		return err
 	}
 	return p.deps.Records.PutUntil(ctx, ns, key, raw, expires)
+}
+
+// warnOfRotationEnd says at start-up that previous_auth_token (or its end
+// date, left behind) should go.
+func warnOfRotationEnd(cfg Config, deps providers.Deps) {
+	switch {
+	case deps.Log == nil:
+	case cfg.PreviousAuthToken != "" && cfg.PreviousAuthTokenUntil.Passed(time.Now()):
+		deps.Log.Warn("twilio.previous_auth_token_until has passed: signatures made with previous_auth_token "+
+			"are refused; remove it", "channel", deps.ChannelID)
+	case cfg.PreviousAuthToken == "" && cfg.PreviousAuthTokenUntil != "":
+		deps.Log.Warn("twilio.previous_auth_token_until is set but previous_auth_token is not; remove it",
+			"channel", deps.ChannelID)
+	}
 }

@@ -186,14 +186,25 @@ func TestSignature_PublicURLVariants(t *testing.T) {
 	}
 }
 
-func TestStartUpWarnsOfAPreviousAuthTokenPastItsUntil(t *testing.T) {
-	const warning = "previous_auth_token_until has passed"
-	for until, warned := range map[providers.Until]bool{"2000-01-01": true, "2999-12-31": false} {
+func TestStartUpWarnsOfARotationsLeftovers(t *testing.T) {
+	const passed, alone = "previous_auth_token_until has passed", "previous_auth_token_until is set but previous_auth_token is not"
+	cases := []struct {
+		until    providers.Until
+		previous providers.Secret
+		warning  string
+	}{
+		{"2000-01-01", outToken + "old", passed},
+		{"2999-12-31", outToken + "old", ""},
+		{"2999-12-31", "", alone},
+	}
+	for _, tc := range cases {
 		e := outNew(t, func(c *Config, _ *providers.Deps) {
-			c.PreviousAuthToken, c.PreviousAuthTokenUntil = outToken+"old", until
+			c.PreviousAuthToken, c.PreviousAuthTokenUntil = tc.previous, tc.until
 		})
-		if got := strings.Contains(e.logs.String(), warning); got != warned {
-			t.Errorf("until %s: warned = %v, want %v: %s", until, got, warned, e.logs.String())
+		for _, w := range []string{passed, alone} {
+			if got := strings.Contains(e.logs.String(), w); got != (w == tc.warning) {
+				t.Errorf("until %s, previous %v: %q logged = %v, want %v", tc.until, tc.previous != "", w, got, !got)
+			}
 		}
 	}
 }
