@@ -114,7 +114,9 @@ func (p *pipeline) run(ctx context.Context) {
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.loop(ctx, p.outWake, p.leaseOutbound) }()
 	go func() { defer p.wg.Done(); p.loop(ctx, p.platWake, p.leasePlatform) }()
-	go func() { defer p.wg.Done(); p.janitor(ctx, p.s.leftMedia) }()
+	left := p.s.leftMedia
+	p.s.leftMedia = nil // the janitor's, once: not kept for the server's life
+	go func() { defer p.wg.Done(); p.janitor(ctx, left) }()
 }
 
 // Housekeeping: how often, and how long finished jobs stay listable (the

@@ -163,6 +163,9 @@ func onDeadJobs(name string, args []string, stdout, stderr io.Writer, op deadJob
 		n, err = op(st, ctx, req.ids, time.Now())
 	}
 	if err != nil {
+		if n > 0 { // --channel: the chunks before the error are done for good
+			fmt.Fprintf(stdout, "%d job(s) %s\n", n, done)
+		}
 		fmt.Fprintf(stderr, "%s jobs: %v\n", name, err)
 		return 1
 	}

@@ -52,12 +52,12 @@ func writeOK(w http.ResponseWriter) {
 	providers.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// inboundHandler serves a route forward with bodies capped at maxBytes.
-// arrivalWait bounds how long a forward waits for the contact's one that
-// came in before it (providers.ArrivalOrder), as Twilio's inbound does:
-// the order is best effort, the answer to Mailgun must not wait long.
+// arrivalWait bounds how long a forward waits for the contact's one read
+// before it (providers.ArrivalOrder), as Twilio's inbound does: the order
+// is best effort, the answer to Mailgun must not wait long.
 const arrivalWait = 3 * time.Second
 
+// inboundHandler serves a route forward with bodies capped at maxBytes.
 func (p *Provider) inboundHandler(maxBytes int64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { p.handleInbound(w, r, maxBytes) }
 }
@@ -140,7 +140,8 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		return
 	}
 	// A mail whose stored attachments are still being fetched keeps the
-	// contact's next one from being stored, and shown, first.
+	// contact's next one from being stored, and shown, first. (The order
+	// is the order mails were read: the contact is known only then.)
 	defer p.arrivals.Enter(ctx, contactID, arrivalWait)()
 	newThread, err := p.isNewThread(r, contactID, f)
 	if err != nil {

@@ -775,10 +775,10 @@ func TestMidOfMessageIDUndoesMessageID(t *testing.T) {
 	}
 }
 
-// A contact's mail with stored attachments, then a plain one while those
-// are still being fetched: the first is stored first, as they came in, not
-// as their fetches finished.
-func TestForwardsOfAContactAreStoredInTheOrderTheyCameIn(t *testing.T) {
+// A contact's mail with stored attachments, then a plain one read while
+// those are still being fetched: the first is stored first, in the order
+// they were read, not as their fetches finished.
+func TestAMailFetchingStoredAttachmentsIsStoredBeforeTheContactsNextOne(t *testing.T) {
 	env := hdSetup(t)
 	storage := newRPStorage(t)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -764,7 +764,8 @@ func testDeadAndRevive(t *testing.T, s store.Store) {
 }
 
 // testDropDeletesOnlyDead: Drop deletes the dead jobs it is given (or all
-// of them) and leaves every other job, and the lanes, as they were.
+// of them) and leaves every other job as it was; the lane of a dropped job
+// goes on leasing its next one.
 func testDropDeletesOnlyDead(t *testing.T, s store.Store) {
 	now := base()
 	in := enqueue(t, s, job(store.Platform, "ch", "a", "1"), job(store.Platform, "ch", "b", "2"),
