@@ -76,51 +76,67 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		return
 	}
 	// Counted under ParseForward's cap: a multipart body cut off inside a
-	// part's header surfaces as a MIME error, not ErrForwardTooLarge.
+	// part's header surfaces as a MIME error, not ErrForwardTooLarge. The
+	// memory is held until the forward is answered.
 	body := &forwardBody{r: r.Body, ctx: r.Context(), budget: p.forwardMemory, wait: p.forwardWait}
 	defer body.release()
 	if r.Body != nil {
 		r.Body = body
 	}
+	f, ok := p.readVerifiedForward(w, r, body, maxBytes, log)
+	if ok {
+		p.takeForward(w, r, f, log)
+	}
+}
+
+// readVerifiedForward reads the forward's form, checks its signature and
+// parses the mail in it; it answers the refusal itself (ok=false).
+func (p *Provider) readVerifiedForward(w http.ResponseWriter, r *http.Request, body *forwardBody, maxBytes int64,
+	log *slog.Logger) (*Forward, bool) {
 	// The form is read first, for the signature fields (a multipart post
 	// may carry them last); the mail in it is parsed only once verified.
 	err := readForwardForm(r, maxBytes)
-	if body.refused {
+	switch {
+	case body.refused:
 		log.Warn("mailgun forward not read: forward memory is in use; Mailgun retries", "bytes", body.n)
 		providers.WriteError(w, http.StatusServiceUnavailable, "too many forwards at once; try again")
-		return
-	}
-	if errors.Is(err, ErrForwardTooLarge) || errors.Is(err, multipart.ErrMessageTooLarge) ||
-		(err != nil && body.n > maxBytes) {
+		return nil, false
+	case errors.Is(err, ErrForwardTooLarge) || errors.Is(err, multipart.ErrMessageTooLarge) ||
+		(err != nil && body.n > maxBytes):
 		log.Warn("mailgun forward too large", "bytes", body.n)
 		providers.WriteError(w, http.StatusRequestEntityTooLarge, "the forwarded message is too large")
-		return
-	}
-	if errors.Is(err, ErrForwardInterrupted) {
+		return nil, false
+	case errors.Is(err, ErrForwardInterrupted):
 		// Cut off in transit: Mailgun's retry can bring all of it.
 		log.Warn("mailgun forward cut off; Mailgun retries", "bytes", body.n, "error", err.Error())
 		providers.WriteError(w, http.StatusServiceUnavailable, "the forwarded message was cut off; try again")
-		return
-	}
-	if err != nil {
+		return nil, false
+	case err != nil:
 		// A forward that cannot be read never will be: 406 stops retries.
 		log.Warn("mailgun forward unreadable", "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "the forwarded message could not be read")
-		return
+		return nil, false
 	}
 	form := r.PostForm
 	if err := Verify(p.cfg.WebhookSigningKey, form.Get("timestamp"), form.Get("token"), form.Get("signature"),
 		p.now(), p.cfg.EffectiveSignatureMaxAge()); err != nil {
 		log.Warn("mailgun forward refused: signature", "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
-		return
+		return nil, false
 	}
 	f, err := ParseForward(r, maxBytes) // the form is read: nothing more is
 	if err != nil {
 		log.Warn("mailgun forward unreadable", "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "the forwarded message could not be read")
-		return
+		return nil, false
 	}
+	return f, true
+}
+
+// takeForward takes a verified forward: under its token's lock (replay
+// protection) and in its contact's arrival order, it answers a redelivery
+// at once and ingests anything else.
+func (p *Provider) takeForward(w http.ResponseWriter, r *http.Request, f *Forward, log *slog.Logger) {
 	defer tokenLocks.Lock(f.Token)()
 	ctx := r.Context()
 	subject := forwardSubject(f)
@@ -132,9 +148,7 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 	for _, problem := range f.Problems {
 		log.Warn("mailgun forward partly unreadable; delivered without it", "message_id", f.MessageID, "problem", problem)
 	}
-	business := p.cfg.BusinessAddresses
-
-	contactID, err := p.forwardContactID(r, f, business)
+	contactID, err := p.forwardContactID(r, f, p.cfg.BusinessAddresses)
 	if err != nil {
 		p.inboundFailed(w, log, f, err)
 		return
@@ -161,12 +175,20 @@ func (p *Provider) handleInbound(w http.ResponseWriter, r *http.Request, maxByte
 		writeOK(w)
 		return
 	}
+	p.ingestForward(ctx, w, f, log, contactID, newThread, subject)
+}
+
+// ingestForward fetches a store() notification's attachments, turns the
+// mail into events and ingests them with the route token, then records
+// the thread and the token.
+func (p *Provider) ingestForward(ctx context.Context, w http.ResponseWriter, f *Forward, log *slog.Logger,
+	contactID string, newThread bool, subject string) {
 	if err := p.fetchStored(ctx, log, f); err != nil {
 		log.Warn("mailgun stored attachment not fetched; Mailgun retries", "message_id", f.MessageID, "error", err.Error())
 		providers.WriteError(w, http.StatusServiceUnavailable, "an attachment could not be fetched from Mailgun's storage; try again")
 		return
 	}
-	in, err := p.InboundEvents(ctx, f, newThread, business)
+	in, err := p.InboundEvents(ctx, f, newThread, p.cfg.BusinessAddresses)
 	if err != nil {
 		p.inboundFailed(w, log, f, err)
 		return
@@ -266,27 +288,41 @@ func (p *Provider) isNewThread(r *http.Request, contactID string, f *Forward) (b
 // for the mId Send put in the message's user variables.
 func (p *Provider) handleEvents(w http.ResponseWriter, r *http.Request) {
 	log := p.log().With("channel", p.deps.ChannelID)
+	if e, ok := p.readVerifiedEvent(w, r, log); ok {
+		p.takeEvent(w, r, e, log)
+	}
+}
+
+// readVerifiedEvent reads and parses an event webhook and checks its
+// signature; it answers the refusal itself (ok=false).
+func (p *Provider) readVerifiedEvent(w http.ResponseWriter, r *http.Request, log *slog.Logger) (*Event, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEventBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			providers.WriteError(w, http.StatusRequestEntityTooLarge, "the event is too large")
-			return
+			return nil, false
 		}
 		providers.WriteError(w, http.StatusBadRequest, "the event could not be read")
-		return
+		return nil, false
 	}
 	e, err := ParseEvent(body)
 	if err != nil {
 		log.Warn("mailgun event unreadable", "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "not a Mailgun event webhook")
-		return
+		return nil, false
 	}
 	if err := Verify(p.cfg.WebhookSigningKey, e.Signature.Timestamp, e.Signature.Token, e.Signature.Signature,
 		p.now(), p.cfg.EffectiveSignatureMaxAge()); err != nil {
 		log.Warn("mailgun event refused: signature", "event", e.Name, "error", err.Error())
 		providers.WriteError(w, http.StatusNotAcceptable, "the webhook signature is invalid or stale")
-		return
+		return nil, false
 	}
+	return e, true
+}
+
+// takeEvent posts the status a verified event reports, once per token,
+// for the mId Send put in the message's user variables.
+func (p *Provider) takeEvent(w http.ResponseWriter, r *http.Request, e *Event, log *slog.Logger) {
 	if e.Problem != "" {
 		log.Warn("mailgun event partly unreadable", "event", e.Name, "event_id", e.ID, "problem", e.Problem)
 	}
