@@ -84,8 +84,9 @@ type ForwardAttachment struct {
 	// Problem says, for the agent, why the attachment could not be read;
 	// it is posted as a note instead of the file.
 	Problem string
-	// Missing, on a placeholder, is how many announced attachments that
-	// never arrived it stands for (one note for all of them).
+	// Missing, on a placeholder, is how many attachments it stands for
+	// (one note for all of them: announced ones that never arrived, or
+	// stored ones past the cap), with Problem saying why.
 	Missing int
 }
 
@@ -430,7 +431,11 @@ func forwardAttachments(f *Forward, r *http.Request, cids map[string]string) []F
 	count, err := strconv.Atoi(strings.TrimSpace(r.PostForm.Get("attachment-count")))
 	if err == nil && count > len(out) {
 		f.problem("attachment-count is %d but %d attachment parts arrived", count, len(out))
-		out = append(out, ForwardAttachment{Problem: "Mailgun announced it, but it did not arrive", Missing: count - len(out)})
+		why := "Mailgun announced it, but it did not arrive"
+		if count-len(out) > 1 {
+			why = "Mailgun announced them, but they did not arrive"
+		}
+		out = append(out, ForwardAttachment{Problem: why, Missing: count - len(out)})
 	}
 	return out
 }
@@ -515,9 +520,9 @@ func (f *Forward) parseContentIDs(s string) map[string]string {
 }
 
 // storedAttachments are a store() notification's attachments, JSON
-// [{"url", "content-type", "name", "size"}], to be fetched (fetchStored).
-// A list that cannot be read becomes one note, so the agent knows
-// something is missing.
+// [{"url", "content-type", "name", "size"}], to be fetched (fetchStored),
+// at most maxMIMEParts of them. A list that cannot be read, or the part of
+// it past that, becomes one note, so the agent knows something is missing.
 func (f *Forward) storedAttachments(s string, cids map[string]string) []ForwardAttachment {
 	if strings.TrimSpace(s) == "" {
 		return nil
@@ -532,7 +537,13 @@ func (f *Forward) storedAttachments(s string, cids map[string]string) []ForwardA
 		f.problem("attachments is not a JSON list of stored attachments: %v", err)
 		return []ForwardAttachment{{Problem: "the list of attachments Mailgun stored could not be read"}}
 	}
-	out := make([]ForwardAttachment, 0, len(list))
+	var over int
+	if len(list) > maxMIMEParts {
+		// Each is fetched with the API key: a signed list is Mailgun's,
+		// but it is bounded as a raw-MIME mail's parts are.
+		list, over = list[:maxMIMEParts], len(list)-maxMIMEParts
+	}
+	out := make([]ForwardAttachment, 0, len(list)+1)
 	for _, a := range list {
 		fa := ForwardAttachment{FileName: cmp.Or(a.Name, a.FileName), ContentType: forwardPartType(a.ContentType),
 			URL: a.URL, ContentID: cids[a.URL]}
@@ -540,6 +551,11 @@ func (f *Forward) storedAttachments(s string, cids map[string]string) []ForwardA
 			fa.Problem = "Mailgun gave no address for it"
 		}
 		out = append(out, fa)
+	}
+	if over > 0 {
+		f.problem("attachments lists %d stored attachments; the last %d were left out", len(list)+over, over)
+		out = append(out, ForwardAttachment{Missing: over,
+			Problem: fmt.Sprintf("this server takes at most %d attachments of an e-mail", maxMIMEParts)})
 	}
 	return out
 }
@@ -675,8 +691,7 @@ const unverifiedBusinessNote = "(Unverified: this e-mail says it is from one of 
 // the agent knows it is missing.
 func (p *Provider) inboundAttachment(ctx context.Context, a ForwardAttachment, n int) (*schema.Message, error) {
 	if a.Missing > 1 {
-		return schema.TextMessage(fmt.Sprintf("(%d attachments of this e-mail are missing: Mailgun announced them, "+
-			"but they did not arrive)", a.Missing)), nil
+		return schema.TextMessage(fmt.Sprintf("(%d attachments of this e-mail are missing: %s)", a.Missing, a.Problem)), nil
 	}
 	if why := a.missing(); why != "" {
 		what := "an attachment"

@@ -810,3 +810,32 @@ func TestAMailFetchingStoredAttachmentsIsStoredBeforeTheContactsNextOne(t *testi
 		t.Errorf("the first forward stored had %d attachments, want the store() one (2) first", got)
 	}
 }
+
+// A store() notification lists at most maxMIMEParts attachments to fetch
+// (each with the API key), as a raw-MIME mail is read up to that many
+// parts; the rest become one note for the agent.
+func TestStoredAttachmentsPastTheCapBecomeOneNote(t *testing.T) {
+	list := make([]map[string]string, maxMIMEParts+2)
+	for i := range list {
+		list[i] = map[string]string{"url": fmt.Sprintf("https://storage.mailgun.net/v3/x/attachments/%d", i), "name": "f.pdf",
+			"content-type": "application/pdf"}
+	}
+	raw, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Forward{}
+	got := f.storedAttachments(string(raw), nil)
+	if len(got) != maxMIMEParts+1 || got[maxMIMEParts-1].URL == "" || got[maxMIMEParts].Missing != 2 {
+		t.Fatalf("%d attachments, the last %+v; want %d to fetch and one note for 2", len(got), got[len(got)-1], maxMIMEParts)
+	}
+	if len(f.Problems) != 1 || !strings.Contains(f.Problems[0], "the last 2 were left out") {
+		t.Errorf("problems %q; want one naming the 2 left out", f.Problems)
+	}
+	env := hdSetup(t)
+	note, err := env.p.inboundAttachment(context.Background(), got[maxMIMEParts], maxMIMEParts+1)
+	want := "(2 attachments of this e-mail are missing: this server takes at most 1000 attachments of an e-mail)"
+	if err != nil || note.Text == nil || *note.Text != want {
+		t.Errorf("note %+v, %v; want %q", note, err, want)
+	}
+}
