@@ -418,15 +418,7 @@ func (s *chaosServers) waitNothingPending(g *chaosGen, timeout time.Duration) {
 // BonyChat timeout far above the stand-in's slowest answer: a timed-out
 // post that BonyChat took would come again, and count as a duplicate.
 func chaosConfig(listen, dir, webhookURL, twilioURL string) string {
-	return fmt.Sprintf(`listen: %q
-public_url: "http://%s"
-log:
-  level: info
-  format: json
-store: "sqlite:%s"
-media:
-  dir: %q
-http:
+	return binaryConfigHead(listen, dir, "info") + fmt.Sprintf(`http:
   shutdown_timeout: %s
 outbound:
   wait: 1s
@@ -445,8 +437,8 @@ channels:
     token: %q
     id_type: phone
     provider: console
-`, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), chaosShutdown, webhookURL,
-		twilioChannelYAML(chaosSMS, chaosSMSToken, twilioURL), chaosConsole, chaosConsoleToken)
+`, chaosShutdown, webhookURL, twilioChannelYAML(chaosSMS, chaosSMSToken, twilioURL), chaosConsole,
+		chaosConsoleToken)
 }
 
 // --- BonyChat ---

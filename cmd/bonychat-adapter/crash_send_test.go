@@ -31,23 +31,14 @@ const (
 // sendCrashConfig is one Twilio channel against the fake, with a short
 // /message wait, BonyChat at webhookURL.
 func sendCrashConfig(listen, dir, webhookURL, twilioURL string) string {
-	return fmt.Sprintf(`listen: %q
-public_url: "http://%s"
-log:
-  level: info
-  format: json
-store: "sqlite:%s"
-media:
-  dir: %q
-outbound:
+	return binaryConfigHead(listen, dir, "info") + fmt.Sprintf(`outbound:
   wait: 1s
 platform:
   webhook_url: %q
   retry_min: 50ms
   retry_max: 300ms
 channels:
-%s`, listen, listen, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL,
-		twilioChannelYAML(sendCrashChannel, sendCrashToken, twilioURL))
+%s`, webhookURL, twilioChannelYAML(sendCrashChannel, sendCrashToken, twilioURL))
 }
 
 // twilioChannelYAML is a channels: entry for a Twilio channel against the

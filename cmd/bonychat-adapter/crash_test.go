@@ -212,15 +212,7 @@ func crashConfig(listen, dir, webhookURL string) string {
 // storeConfig is a console channel whose SQLite store and media live in
 // dir, with fast BonyChat retries.
 func storeConfig(listen, dir, webhookURL, logLevel, channel, token string) string {
-	return fmt.Sprintf(`listen: %q
-public_url: "http://%s"
-log:
-  level: %s
-  format: json
-store: "sqlite:%s"
-media:
-  dir: %q
-http:
+	return binaryConfigHead(listen, dir, logLevel) + fmt.Sprintf(`http:
   shutdown_timeout: 10s
 platform:
   webhook_url: %q
@@ -234,7 +226,21 @@ channels:
     token: %q
     id_type: phone
     provider: console
-`, listen, listen, logLevel, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"), webhookURL, channel, token)
+`, webhookURL, channel, token)
+}
+
+// binaryConfigHead is the start of each binary test's configuration: its
+// address, JSON logs at level, and its SQLite store and media in dir.
+func binaryConfigHead(listen, dir, level string) string {
+	return fmt.Sprintf(`listen: %q
+public_url: "http://%s"
+log:
+  level: %s
+  format: json
+store: "sqlite:%s"
+media:
+  dir: %q
+`, listen, listen, level, filepath.Join(dir, "adapter.db"), filepath.Join(dir, "media"))
 }
 
 // postResult is how one inbound message was acknowledged.

@@ -444,15 +444,7 @@ const (
 // token comes from E2E_CHANNEL_TOKEN.
 func serveConfig(t *testing.T, addr, webhookURL string) string {
 	dir := t.TempDir() // each run its own store: no job leaks into another test
-	return fmt.Sprintf(`listen: %q
-public_url: "http://%s"
-store: "sqlite:%s/adapter.db"
-media:
-  dir: %q
-log:
-  level: info
-  format: json
-http:
+	return binaryConfigHead(addr, dir, "info") + fmt.Sprintf(`http:
   shutdown_timeout: 8s
 platform:
   webhook_url: %q
@@ -463,7 +455,7 @@ channels:
     token: "${E2E_CHANNEL_TOKEN}"
     id_type: phone
     provider: console
-`, addr, addr, dir, dir+"/media", webhookURL, e2eChannel)
+`, webhookURL, e2eChannel)
 }
 
 // startServing starts "serve" (its configuration changed by edits) and
