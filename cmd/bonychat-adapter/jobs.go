@@ -159,6 +159,9 @@ func onDeadJobs(name string, args []string, stdout, stderr io.Writer, op deadJob
 	var err error
 	if req.channel != "" {
 		n, err = onDeadOfChannel(ctx, st, req.channel, op)
+		if err == nil && n == 0 {
+			fmt.Fprintf(stderr, "channel %q has no dead jobs\n", req.channel)
+		}
 	} else {
 		n, err = op(st, ctx, req.ids, time.Now())
 	}
@@ -218,7 +221,11 @@ func deadJobArgs(name string, args []string, stderr io.Writer) (deadJobsRequest,
 	configPath := fs.String("config", os.Getenv("BONYCHAT_CONFIG"), "configuration file")
 	allDead := fs.Bool("dead", false, name+" every dead job")
 	channel := fs.String("channel", "", "with --dead: only the dead jobs of this channel")
-	if fs.Parse(args) != nil || *configPath == "" || (*allDead == (fs.NArg() > 0)) || (*channel != "" && !*allDead) {
+	parsed := fs.Parse(args) == nil
+	// An empty --channel (an unset variable) would mean every channel's.
+	channelGiven := false
+	fs.Visit(func(f *flag.Flag) { channelGiven = channelGiven || f.Name == "channel" })
+	if !parsed || *configPath == "" || (*allDead == (fs.NArg() > 0)) || (channelGiven && (*channel == "" || !*allDead)) {
 		fmt.Fprintf(stderr, "usage: bonychat-adapter jobs %s --config FILE (JOB_ID ... | --dead [--channel ID])\n", name)
 		return deadJobsRequest{}, 2
 	}

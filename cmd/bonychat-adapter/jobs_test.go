@@ -118,6 +118,8 @@ func TestJobsCLIRefusesBadUsageWithExit2AndTouchesNothing(t *testing.T) {
 		{"drop with a non-numeric ID", []string{"drop", "--config", cfg, "3", "x"}, `not a job ID: "x"`},
 		{"drop with --channel but not --dead", []string{"drop", "--config", cfg, "--channel", "ops", "3"}, "usage: bonychat-adapter jobs drop"},
 		{"retry with --channel alone", []string{"retry", "--config", cfg, "--channel", "ops"}, "usage: bonychat-adapter jobs retry"},
+		{"drop with an empty --channel", []string{"drop", "--config", cfg, "--dead", "--channel", ""}, "usage: bonychat-adapter jobs drop"},
+		{"retry with an empty --channel=", []string{"retry", "--config", cfg, "--dead", "--channel="}, "usage: bonychat-adapter jobs retry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,7 +306,10 @@ func TestJobsRetryAndDropOfOneChannelsDeadJobs(t *testing.T) {
 			t.Fatalf("jobs %v = %d, stdout %q, stderr %q; want 0, %q", args, code, stdout, stderr, want)
 		}
 	}
-	run("0 job(s) deleted\n", "drop", "--dead", "--channel", "none")
+	code, stdout, stderr := jobsCLI(t, "drop", "--config", cfg, "--dead", "--channel", "none")
+	if code != 0 || stdout != "0 job(s) deleted\n" || !strings.Contains(stderr, `channel "none" has no dead jobs`) {
+		t.Fatalf("jobs drop --dead --channel none = %d, stdout %q, stderr %q; want 0, nothing deleted, and a word", code, stdout, stderr)
+	}
 	run(fmt.Sprintf("%d job(s) deleted\n", perChannel["a"]), "drop", "--dead", "--channel", "a")
 	run("3 job(s) queued again\n", "retry", "--dead", "--channel", "b")
 	run("0 job(s) queued again\n", "retry", "--dead", "--channel", "a")
