@@ -302,9 +302,10 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 // postLateStatus stores the status event of a job completed for a request
 // that then gave up: the outcome is BonyChat's only news of the message
 // (sent, or why it failed), so a write the store refuses is tried again
-// until it is recorded or the server stops. (The job is already done: a
-// crash in the moment between the two writes still loses it; the request
-// gives up only after a recording slower than claimedGrace.)
+// until it is recorded or the server stops. (The job is already done:
+// a crash in the moment between the two writes, or a stop while the store
+// refuses this one, still loses it; the request gives up only after a
+// recording slower than claimedGrace.)
 func (p *pipeline) postLateStatus(ctx context.Context, job store.Job, se *providers.SendError) {
 	value, reason := outcomeStatus(job.ChannelID, se)
 	_ = p.writeUntilTaken(job.MID, "the status event of a message answered pending", func() error {
@@ -327,6 +328,7 @@ func (p *pipeline) writeUntilTaken(mID, what string, write func() error) error {
 		select {
 		case <-time.After(p.recordAgainAfter):
 		case <-p.stopping:
+			p.s.log.Error("cannot record "+what+"; the server is stopping: given up", "mId", mID)
 			return err
 		}
 	}
