@@ -141,7 +141,8 @@ func builtinProvider(ch ChannelConfig, deps providers.Deps) (providers.Provider,
 
 func (s *Server) buildChannels() error {
 	for _, cc := range s.cfg.Channels {
-		ch := &channel{cfg: cc, tokens: newTokenDigests(cc.Token, cc.PreviousToken, cc.PreviousTokenUntil), routes: map[string]providers.Route{},
+		ch := &channel{cfg: cc, tokens: newTokenDigests(cc.Token, cc.PreviousToken, cc.PreviousTokenUntil),
+			routes: map[string]providers.Route{},
 			target: PlatformTarget{ChannelID: cc.ID, WebhookURL: cc.Webhook(s.cfg.Platform), Token: cc.Token, IDType: cc.IDType}}
 		p, err := s.opts.NewProvider(cc, s.providerDeps(ch))
 		if err != nil {
