@@ -276,6 +276,11 @@ func (s *Server) serveHTTP(ctx context.Context, ln net.Listener) (deadline time.
 		return time.Now().Add(h.ShutdownTimeout), err
 	case <-ctx.Done():
 	}
+	// No send starts from here on: ended before draining is set, so that
+	// whatever sees the drain (a request's own lease, a worker's) also
+	// finds dispatching stopped. (Serve's AfterFunc also stops it, in a
+	// goroutine of its own that may run later.)
+	s.pipe.stopDispatch()
 	s.draining.Store(true)
 	s.log.Info("shutting down", "timeout", h.ShutdownTimeout.String())
 	deadline = time.Now().Add(h.ShutdownTimeout)
