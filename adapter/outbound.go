@@ -56,6 +56,7 @@ func (p *pipeline) stopDispatch() {
 	p.dispatchMu.Lock()
 	p.noDispatch = true
 	p.dispatchMu.Unlock()
+	p.stopOnce.Do(func() { close(p.stopping) })
 }
 
 // dispatchOutbound runs a leased job in its own goroutine.

@@ -34,7 +34,11 @@ type pipeline struct {
 	outBusy  atomic.Int32
 	platBusy atomic.Int32
 	now      func() time.Time
-	stopping <-chan struct{} // closed when the workers are told to stop
+	// stopping is closed when sends may no longer start (stopDispatch):
+	// the drain, the workers' stop, or Close. It exists from the start, so
+	// a send a request dispatched without StartWorkers can see it too.
+	stopping chan struct{}
+	stopOnce sync.Once
 	// recordAgainAfter is the pause between tries to record a job's end
 	// (finishInBackground).
 	recordAgainAfter time.Duration
@@ -53,7 +57,7 @@ type pipeline struct {
 func newPipeline(s *Server, st store.Store) *pipeline {
 	return &pipeline{s: s, st: st, waiters: newWaiters(), outWake: make(chan struct{}, 1),
 		platWake: make(chan struct{}, 1), limiters: map[string]*rate.Limiter{}, now: time.Now,
-		recordAgainAfter: 5 * time.Second}
+		recordAgainAfter: 5 * time.Second, stopping: make(chan struct{})}
 }
 
 // initLimiters gives each channel its BonyChat rate limit (per second, no
@@ -110,7 +114,6 @@ func wake(ch chan struct{}) {
 // run starts the workers; they stop leasing when ctx ends and finish what
 // they hold. wait blocks until they have.
 func (p *pipeline) run(ctx context.Context) {
-	p.stopping = ctx.Done()
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.loop(ctx, p.outWake, p.leaseOutbound) }()
 	go func() { defer p.wg.Done(); p.loop(ctx, p.platWake, p.leasePlatform) }()

@@ -202,8 +202,13 @@ func (s *Server) listLeftMedia() {
 // Handler is the server's HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Close releases the store if the server opened it.
+// Close releases the store if the server opened it. No send starts from
+// then on, and what waits to record an end again gives up (start-up
+// settles it).
 func (s *Server) Close() {
+	if s.pipe != nil {
+		s.pipe.stopDispatch()
+	}
 	if s.ownStore && s.st != nil {
 		_ = s.st.Close()
 	}

@@ -344,3 +344,24 @@ func TestAReceiptIsStoredWithItsStatusRecordOrNotAtAll(t *testing.T) {
 		t.Fatalf("delivered posted %d times, want once", n)
 	}
 }
+
+// A server whose Handler serves without StartWorkers (an embedder's) still
+// dispatches a request's own send; if the store then never takes its end,
+// Close ends the tries rather than leave a goroutine retrying for good.
+func TestCloseEndsTheTriesOfASendDispatchedWithoutWorkers(t *testing.T) {
+	st := &completeRefused{Store: store.NewMemory(), fails: 1 << 30}
+	h := buildHarness(t, st, func(c *Config) { c.Outbound.Wait = 100 * time.Millisecond }, &fakeProvider{})
+	h.srv.pipe.recordAgainAfter = 10 * time.Millisecond
+	if rec := h.postJSON("/message", demoToken, textRequest("demo", phoneContact, "hi")); rec.Code != http.StatusOK {
+		t.Fatalf("/message: %d %s", rec.Code, rec.Body)
+	}
+	waitFor(t, func() bool { return st.refused.Load() > 8 }) // the background tries have begun
+	h.srv.Close()
+	ended := make(chan struct{})
+	go func() { h.srv.pipe.wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the send's goroutine still retries %d writes after Close", st.refused.Load())
+	}
+}
