@@ -380,7 +380,9 @@ func TestTwilioInboundNotStoredLeavesNoMediaAndTheRedeliveryOneCopy(t *testing.T
 }
 
 // The same with the store really unavailable: the SQLite database locked
-// by another process past the busy timeout.
+// by another process past the busy timeout. The lock is held only for the
+// Enqueue (lockedOnEnqueue), so the media record can be removed after it;
+// a lock that outlasts it leaves the record to expire (README).
 func TestTwilioInboundRefusedByALockedDatabaseLeavesNoMedia(t *testing.T) {
 	t.Parallel() // waits out the 5 s busy timeout
 	path := filepath.Join(t.TempDir(), "adapter.db")
