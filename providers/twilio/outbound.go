@@ -166,12 +166,18 @@ func (p *Provider) markedPart(ctx context.Context, contact, mID string, pt part,
 	if mark.SID != "" {
 		return mark.SID, nil
 	}
+	// Looked up even when it is too soon to take "not there" for an answer:
+	// a part that did reach Twilio ends its doubt at once.
+	sid, err := p.lookUp(ctx, contact, mID, pt, time.UnixMilli(mark.Since), *memo)
+	if err != nil || sid != "" {
+		return sid, err
+	}
 	if wait := mark.settleWait(p.now()); clearIfMissing && wait > 0 {
-		// Too soon to take "not there" for an answer (outbound.retry_max
+		// Not there yet, and too soon to send it again (outbound.retry_max
 		// may have cut the retry's wait): come back when it is time.
 		return "", errTooSoon{wait}
 	}
-	return p.lookUp(ctx, contact, mID, pt, time.UnixMilli(mark.Since), *memo)
+	return "", nil
 }
 
 // errTooSoon: a marked part cannot be taken as missing before resumeSettle

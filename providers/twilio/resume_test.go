@@ -409,3 +409,28 @@ func TestLookUpNeverTakesAnEarlierPartForALaterOne(t *testing.T) {
 		t.Fatalf("retry: %v, %d messages, returned %v; want the second part sent once", err, len(e.fake.Messages()), sent.ProviderIDs)
 	}
 }
+
+// A retry that comes before resumeSettle has passed still looks: a part
+// that Twilio's list did not show at the first look (the list was down, or
+// late) but shows now is taken as sent at once, not after the wait, and
+// never sent again.
+func TestRetryBeforeTheSettleTimeTakesAPartTheListNowShows(t *testing.T) {
+	t.Parallel()
+	e := outNew(t)
+	e.fake.Script(faketwilio.Create, faketwilio.RecordThenDrop())
+	e.fake.Always(faketwilio.List, faketwilio.ServiceUnavailableHTML())
+	msg := outText("Your order has shipped")
+	if _, err := e.send(t, msg, "early-1"); err == nil {
+		t.Fatal("the dropped create was to fail")
+	}
+	e.fake.Always(faketwilio.List, faketwilio.OK())
+	sent, err := e.send(t, msg, "early-1") // retry_max made it early
+	if err != nil {
+		t.Fatalf("early retry: %v; want the part the list shows taken as sent", err)
+	}
+	msgs := e.fake.Messages()
+	if len(msgs) != 1 || e.fake.Count(faketwilio.Create) != 1 || !slices.Equal(sent.ProviderIDs, []string{msgs[0].SID}) {
+		t.Fatalf("%d messages, %d creates, returned %v: want the one made, not sent again",
+			len(msgs), e.fake.Count(faketwilio.Create), sent.ProviderIDs)
+	}
+}
