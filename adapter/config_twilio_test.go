@@ -53,6 +53,8 @@ func TestConfigTwilioProblemsHaveKeyPaths(t *testing.T) {
 		{"from not E.164", `from: "+15550001111"`, `from: "5550001111"`, "channels[0].twilio.from: must be an E.164 number"},
 		{"bad service sid", `messaging_service_sid: ""`, `messaging_service_sid: "MG1"`, "channels[0].twilio.messaging_service_sid: must be MG"},
 		{"bad api url", `api_url: ""`, `api_url: "ftp://x"`, "channels[0].twilio.api_url: must be an absolute http(s) URL"},
+		{"reconcile_wait too short to be safe", `api_url: ""`, "api_url: \"\"\n      reconcile_wait: 100ms",
+			"channels[0].twilio.reconcile_wait: must be at least 1s"},
 		{"previous_auth_token_until not a date", `previous_auth_token: ""`,
 			"previous_auth_token: \"oldtoken01\"\n      previous_auth_token_until: soon",
 			"channels[0].twilio.previous_auth_token_until: must be a date such as 2026-12-31"},

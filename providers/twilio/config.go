@@ -6,6 +6,7 @@ package twilio
 
 import (
 	"regexp"
+	"time"
 
 	"github.com/bonychat/bonychat-adapter/providers"
 )
@@ -26,7 +27,19 @@ type Config struct {
 	APIURL                 string          `yaml:"api_url"` // default https://api.twilio.com
 	MMS                    *bool           `yaml:"mms"`     // default true: media as MMS; false: as links
 	WhatsApp               bool            `yaml:"whatsapp"`
+	// ReconcileWait is how long a message whose create may have reached
+	// Twilio unseen (cut off by a crash, its answer lost) is given to show
+	// up in Twilio's message list before it is taken as never made and sent
+	// again. Default DefaultReconcileWait.
+	ReconcileWait time.Duration `yaml:"reconcile_wait"`
 }
+
+// DefaultReconcileWait is reconcile_wait when it is not set: a create on
+// its way when the doubt arose may still be processed meanwhile.
+const DefaultReconcileWait = 30 * time.Second
+
+// minReconcileWait keeps a typo (1ms) from sending a message twice.
+const minReconcileWait = time.Second
 
 // DefaultAPIURL is Twilio's REST API root.
 const DefaultAPIURL = "https://api.twilio.com"
@@ -59,6 +72,7 @@ func (c *Config) Problems() []string {
 	add(c.MessagingServiceSID == "" || serviceSIDPattern.MatchString(c.MessagingServiceSID),
 		"messaging_service_sid: must be MG followed by 32 hex characters")
 	add(c.APIURL == "" || providers.IsHTTPURL(c.APIURL), "api_url: must be an absolute http(s) URL")
+	add(c.ReconcileWait == 0 || c.ReconcileWait >= minReconcileWait, "reconcile_wait: must be at least 1s")
 	return out
 }
 
@@ -68,6 +82,13 @@ func (c *Config) Secrets() []string {
 }
 
 func (c *Config) mms() bool { return c.MMS == nil || *c.MMS }
+
+func (c *Config) reconcileWait() time.Duration {
+	if c.ReconcileWait == 0 {
+		return DefaultReconcileWait
+	}
+	return c.ReconcileWait
+}
 
 func (c *Config) apiURL() string {
 	if c.APIURL == "" {

@@ -50,12 +50,6 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	return p.sendParts(ctx, to.ContactID, mID, parts)
 }
 
-// resumeSettle is how long a part that may be at Twilio without our
-// knowing (a create cut off by a crash, or one whose answer was lost) is
-// given to show up in Twilio's message list before a retry may take it as
-// never made: a create on its way may still be processed.
-const resumeSettle = 30 * time.Second
-
 // unconfirmed marks the part of a message that may be at Twilio unseen:
 // the next attempt looks it up before it sends anything (settleUnconfirmed).
 // Since is the earliest the create can have been made (the look-up's
@@ -70,21 +64,22 @@ type unconfirmed struct {
 	SID   string `json:"sid,omitempty"`
 }
 
-// settleWait is what remains of resumeSettle since the mark, never more
-// than resumeSettle (a clock stepped back must not hold a message for long).
-func (m unconfirmed) settleWait(now time.Time) time.Duration {
+// settleWait is what remains of settle (reconcile_wait) since the mark,
+// never more than settle (a clock stepped back must not hold a message for
+// long).
+func (m unconfirmed) settleWait(now time.Time, settle time.Duration) time.Duration {
 	at := m.At
 	if at == 0 {
 		at = m.Since
 	}
-	return min(resumeSettle-now.Sub(time.UnixMilli(at)), resumeSettle)
+	return min(settle-now.Sub(time.UnixMilli(at)), settle)
 }
 
 // Resume implements providers.Resumer. The part a crash cut off (the first
 // the parts memo lacks) is marked unconfirmed and looked up in Twilio's
 // message list: found, it counts as sent and the parts after it follow as
 // in Send; not there yet, or the list unreadable, the send is retried after
-// resumeSettle and that attempt looks again before it sends.
+// reconcile_wait and that attempt looks again before it sends.
 func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.Message, mID string, since time.Time) (providers.Sent, error) {
 	parts := p.render(m)
 	var memo partsMemo
@@ -102,7 +97,7 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, m schema.
 	}
 	found, err := p.settleUnconfirmed(ctx, to.ContactID, mID, parts, &memo, mark, false)
 	if err != nil || !found {
-		return providers.Sent{ProviderIDs: memo.SIDs}, lookAgainLater(cut, err)
+		return providers.Sent{ProviderIDs: memo.SIDs}, p.lookAgainLater(cut, err)
 	}
 	if len(memo.SIDs) >= len(parts) {
 		return providers.Sent{ProviderIDs: memo.SIDs}, nil
@@ -172,7 +167,7 @@ func (p *Provider) markedPart(ctx context.Context, contact, mID string, pt part,
 	if err != nil || sid != "" {
 		return sid, err
 	}
-	if wait := mark.settleWait(p.now()); clearIfMissing && wait > 0 {
+	if wait := mark.settleWait(p.now(), p.cfg.reconcileWait()); clearIfMissing && wait > 0 {
 		// Not there yet, and too soon to send it again (outbound.retry_max
 		// may have cut the retry's wait): come back when it is time.
 		return "", errTooSoon{wait}
@@ -180,8 +175,8 @@ func (p *Provider) markedPart(ctx context.Context, contact, mID string, pt part,
 	return "", nil
 }
 
-// errTooSoon: a marked part cannot be taken as missing before resumeSettle
-// has passed since its attempt; wait is what remains.
+// errTooSoon: a marked part cannot be taken as missing before
+// reconcile_wait has passed since its attempt; wait is what remains.
 type errTooSoon struct{ wait time.Duration }
 
 func (e errTooSoon) Error() string { return "too soon to look for it again" }
@@ -190,7 +185,7 @@ func (e errTooSoon) Error() string { return "too soon to look for it again" }
 // Twilio's list, too soon to tell (errTooSoon), or the list unreadable. A
 // SendError (a part found whose progress could not be recorded: notePart)
 // is returned as it is.
-func lookAgainLater(cause *providers.SendError, err error) *providers.SendError {
+func (p *Provider) lookAgainLater(cause *providers.SendError, err error) *providers.SendError {
 	if se, ok := errors.AsType[*providers.SendError](err); ok {
 		return se
 	}
@@ -198,9 +193,9 @@ func lookAgainLater(cause *providers.SendError, err error) *providers.SendError 
 		return providers.LookAgainLater(cause, "it is too soon to take Twilio's list for an answer", nil, soon.wait)
 	}
 	if err != nil {
-		return providers.LookAgainLater(cause, "Twilio's message list cannot be read", err, resumeSettle)
+		return providers.LookAgainLater(cause, "Twilio's message list cannot be read", err, p.cfg.reconcileWait())
 	}
-	return providers.LookAgainLater(cause, "Twilio does not show the message yet", nil, resumeSettle)
+	return providers.LookAgainLater(cause, "Twilio does not show the message yet", nil, p.cfg.reconcileWait())
 }
 
 // notePart adds a part Twilio has to the memo and to the recent SIDs, under
@@ -290,7 +285,7 @@ func (p *Provider) lookBeforeSending(ctx context.Context, contact, mID string, p
 	}
 	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "an earlier attempt may have reached Twilio"}
 	if _, err := p.settleUnconfirmed(ctx, contact, mID, parts, memo, mark, true); err != nil {
-		return lookAgainLater(cut, err)
+		return p.lookAgainLater(cut, err)
 	}
 	return nil
 }
@@ -330,7 +325,7 @@ func (p *Provider) sendPart(ctx context.Context, contact, mID string, i, n int, 
 	if _, merr := p.markUnconfirmed(rctx, mID, i, started); merr != nil {
 		return "", providers.NotNoted(se, merr)
 	}
-	return "", lookAgainLater(se, lerr)
+	return "", p.lookAgainLater(se, lerr)
 }
 
 // recentSIDs are the SIDs last sent to a contact, with the mId each was

@@ -657,12 +657,12 @@ func TestSendReconciliationSendsExactlyOneSMS(t *testing.T) {
 		}
 	}
 	// lookAgain: not found (or the list unreadable), the send is retried
-	// no sooner than resumeSettle, and the retry looks again first.
+	// no sooner than DefaultReconcileWait, and the retry looks again first.
 	lookAgain := func(messages int, why string) check {
 		return func(t *testing.T, e *outEnv, _ providers.Sent, err error) {
 			t.Helper()
 			se := outSendError(t, err)
-			if se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle || len(e.fake.Messages()) != messages ||
+			if se.Kind != providers.Unreachable || se.RetryAfter < DefaultReconcileWait || len(e.fake.Messages()) != messages ||
 				!strings.Contains(se.Error(), why) || !strings.Contains(se.Error(), "looked up again before it is sent again") {
 				t.Fatalf("kind %v RetryAfter %v reason %q, %d messages", se.Kind, se.RetryAfter, se.Reason, len(e.fake.Messages()))
 			}

@@ -91,14 +91,14 @@ func (e *outEnv) createAtTwilio(t *testing.T, body string) {
 
 // Not in Twilio's list right after the restart: nothing is sent yet (a
 // create cut off by the crash may still be processed); the retry after
-// resumeSettle looks again, then sends.
+// DefaultReconcileWait looks again, then sends.
 func TestResumeSendsWhatTwilioNeverGotOnlyAfterLookingAgain(t *testing.T) {
 	t.Parallel()
 	e := outNew(t)
 	msg := outText("Your order has shipped")
 	_, err := e.resume(t, msg, "cut-2")
-	if se := outSendError(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle {
-		t.Fatalf("kind %v RetryAfter %v: want a retry after at least %v: %v", se.Kind, se.RetryAfter, resumeSettle, err)
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || se.RetryAfter < DefaultReconcileWait {
+		t.Fatalf("kind %v RetryAfter %v: want a retry after at least %v: %v", se.Kind, se.RetryAfter, DefaultReconcileWait, err)
 	}
 	if e.fake.Count(faketwilio.Create) != 0 || e.fake.Count(faketwilio.List) != 1 {
 		t.Fatalf("%d creates, %d lists: want one look and nothing sent", e.fake.Count(faketwilio.Create), e.fake.Count(faketwilio.List))
@@ -144,14 +144,14 @@ func TestResumeRetryFindsALateCreate(t *testing.T) {
 }
 
 // Twilio's list cannot be read: nothing is sent, and the retry (after
-// resumeSettle) looks first; a brief outage of the list loses nothing.
+// DefaultReconcileWait) looks first; a brief outage of the list loses nothing.
 func TestResumeWithAnUnreadableMessageListLooksAgainLater(t *testing.T) {
 	t.Parallel()
 	e := outNew(t)
 	e.fake.Always(faketwilio.List, faketwilio.ServiceUnavailableHTML())
 	msg := outText("Your order has shipped")
 	_, err := e.resume(t, msg, "cut-3")
-	if se := outSendError(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle ||
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || se.RetryAfter < DefaultReconcileWait ||
 		!strings.Contains(se.Error(), "message list cannot be read") {
 		t.Fatalf("kind %v RetryAfter %v reason %q: want a retry that looks first", se.Kind, se.RetryAfter, se.Reason)
 	}
@@ -239,7 +239,7 @@ func TestStaleUnconfirmedMarkIsIgnored(t *testing.T) {
 	}
 }
 
-// settled makes the unconfirmed mark of mID (if any) resumeSettle old, as
+// settled makes the unconfirmed mark of mID (if any) DefaultReconcileWait old, as
 // it is when the queue's retry comes after the wait.
 func (e *outEnv) settled(t *testing.T, mID string) {
 	t.Helper()
@@ -251,16 +251,16 @@ func (e *outEnv) settled(t *testing.T, mID string) {
 	if !found {
 		return
 	}
-	mark.Since -= (resumeSettle + time.Second).Milliseconds()
+	mark.Since -= (DefaultReconcileWait + time.Second).Milliseconds()
 	if mark.At != 0 {
-		mark.At -= (resumeSettle + time.Second).Milliseconds()
+		mark.At -= (DefaultReconcileWait + time.Second).Milliseconds()
 	}
 	if err := e.p.putJSON(context.Background(), nsUnconfirmed, mID, mark, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// A retry that comes before resumeSettle has passed (outbound.retry_max
+// A retry that comes before DefaultReconcileWait has passed (outbound.retry_max
 // cut its wait) takes no answer from the list: it comes back later.
 func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 	t.Parallel()
@@ -273,7 +273,7 @@ func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // some of the wait has passed
 	_, err := e.send(t, msg, "soon-1")
 	se := outSendError(t, err)
-	if se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= resumeSettle || !strings.Contains(se.Error(), "too soon") {
+	if se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= DefaultReconcileWait || !strings.Contains(se.Error(), "too soon") {
 		t.Fatalf("kind %v RetryAfter %v reason %q: want a retry for the rest of the wait", se.Kind, se.RetryAfter, se.Reason)
 	}
 	if e.fake.Count(faketwilio.Create) != 1 {
@@ -410,7 +410,7 @@ func TestLookUpNeverTakesAnEarlierPartForALaterOne(t *testing.T) {
 	}
 }
 
-// A retry that comes before resumeSettle has passed still looks: a part
+// A retry that comes before DefaultReconcileWait has passed still looks: a part
 // that Twilio's list did not show at the first look (the list was down, or
 // late) but shows now is taken as sent at once, not after the wait, and
 // never sent again.
@@ -432,5 +432,28 @@ func TestRetryBeforeTheSettleTimeTakesAPartTheListNowShows(t *testing.T) {
 	if len(msgs) != 1 || e.fake.Count(faketwilio.Create) != 1 || !slices.Equal(sent.ProviderIDs, []string{msgs[0].SID}) {
 		t.Fatalf("%d messages, %d creates, returned %v: want the one made, not sent again",
 			len(msgs), e.fake.Count(faketwilio.Create), sent.ProviderIDs)
+	}
+}
+
+// reconcile_wait sets how long a part in doubt is given to show up in
+// Twilio's list: the retry comes after it, and once it has passed a part
+// still missing is sent again (here after 5 s instead of the default 30).
+func TestReconcileWaitSetsWhenAMissingPartIsSentAgain(t *testing.T) {
+	t.Parallel()
+	const wait = 5 * time.Second
+	e := outNew(t, func(c *Config, _ *providers.Deps) { c.ReconcileWait = wait })
+	e.fake.Script(faketwilio.Create, faketwilio.Drop())
+	msg := outText("Your order has shipped")
+	_, err := e.send(t, msg, "wait-1")
+	if se := outSendError(t, err); se.Kind != providers.Unreachable || se.RetryAfter != wait {
+		t.Fatalf("kind %v RetryAfter %v: want a retry after reconcile_wait (%v)", se.Kind, se.RetryAfter, wait)
+	}
+	e.p.now = func() time.Time { return time.Now().Add(wait - time.Second) }
+	if _, err := e.send(t, msg, "wait-1"); err == nil || !strings.Contains(err.Error(), "too soon") {
+		t.Fatalf("retry before reconcile_wait: %v; want it too soon", err)
+	}
+	e.p.now = func() time.Time { return time.Now().Add(wait + time.Second) }
+	if _, err := e.send(t, msg, "wait-1"); err != nil || len(e.fake.Messages()) != 1 {
+		t.Fatalf("retry after reconcile_wait: %v, %d messages; want it sent", err, len(e.fake.Messages()))
 	}
 }

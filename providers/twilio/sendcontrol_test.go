@@ -43,11 +43,11 @@ func TestSendCarriesTwiliosRetryAfterToTheQueue(t *testing.T) {
 			kind: providers.Throttled, creates: 3},
 		// A 503 may have been processed: looked up, and when Twilio has no
 		// such message, retried no sooner than Twilio asked, nor than
-		// resumeSettle (the retry looks again first).
+		// DefaultReconcileWait (the retry looks again first).
 		{name: "a Twilio 503", script: []faketwilio.Behaviour{faketwilio.Code(20503).WithRetryAfter("90")},
 			kind: providers.Unreachable, min: 90 * time.Second, max: 90 * time.Second, creates: 1, lists: 1},
 		{name: "a proxy's 503 page", script: []faketwilio.Behaviour{faketwilio.ServiceUnavailableHTML().WithRetryAfter("15")},
-			kind: providers.Unreachable, min: resumeSettle, max: resumeSettle, creates: 1, lists: 1},
+			kind: providers.Unreachable, min: DefaultReconcileWait, max: DefaultReconcileWait, creates: 1, lists: 1},
 		// Only 429 and 503 ask a client to wait.
 		{name: "a 400 with a Retry-After", script: []faketwilio.Behaviour{faketwilio.Code(21211).WithRetryAfter("30")},
 			kind: providers.Permanent, creates: 1},
