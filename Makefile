@@ -26,7 +26,7 @@ test:
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo: running the tests without the race detector"
 	$(GO) test $(RACE) -count=1 ./...
 
-## soak: the chaos test (kills and restarts under traffic) for CHAOS_SECONDS with every fault;
+## soak: the chaos test (kills and restarts under traffic) for CHAOS_SECONDS, on more contacts and Twilio's default reconcile_wait;
 ## a failure names its seed, and CHAOS_SEED=n replays that run's faults
 CHAOS_SECONDS ?= 120
 soak:

@@ -36,10 +36,10 @@ import (
 // (again only after a kill cut off the delivery), and nothing is left
 // pending.
 //
-// By default the run is short (chaosShortTraffic of traffic) and uses only
-// faults that settle within seconds. CHAOS_SECONDS=n soaks for n seconds
-// with every fault, including those that hold a message for Twilio's 30 s
-// look-again (`make soak`). Each run draws a new seed, logged; CHAOS_SEED=n
+// By default the run is short (chaosShortTraffic of traffic), with
+// Twilio's reconcile_wait at 2 s so that a send in doubt settles within
+// seconds. CHAOS_SECONDS=n soaks for n seconds (`make soak`) with more
+// contacts and the default 30 s wait. Each run draws a new seed, logged; CHAOS_SEED=n
 // replays a run's choices of fault (not its timing).
 
 const (
@@ -132,44 +132,49 @@ func pick[T any](rng *rand.Rand, choices []weighted[T]) T {
 // chaosFaults is what goes wrong in a run, and how often.
 type chaosFaults struct {
 	outboundContacts int
-	creates          []weighted[faketwilio.Behaviour] // Twilio's answer to a create
-	lists            []weighted[faketwilio.Behaviour] // and to a look-up in its message list
-	stops            []stopKind                       // each once per round, the first a kill
-	gapMin, gapMax   time.Duration                    // from one start of the adapter to its stop
+	reconcileWait    time.Duration                      // Twilio's; 0: the default
+	creates          []weighted[faketwilio.Behaviour]   // Twilio's answer to a create
+	lists            []weighted[[]faketwilio.Behaviour] // and to look-ups in its message list, in a row
+	stops            []stopKind                         // each once per round, the first a kill
+	gapMin, gapMax   time.Duration                      // from one start of the adapter to its stop
 }
 
 // faultsFor picks the faults of a run. A message that Twilio may or may
 // not have (a create dropped or stalled before Twilio made it, a kill at
-// any moment of a send) is looked up again only after 30 s (resumeSettle
-// in providers/twilio), so the short run leaves those to the soak and
-// settles in seconds: its one outbound contact has at most one send in
-// flight, and the adapter is killed only once Twilio made that send's
-// message.
+// any moment of a send) is looked up again only after reconcile_wait: the
+// short run sets it to 2 s, which is safe against the fake Twilio, which
+// makes a message at once or never (a create the proxy passes on after a
+// kill is on its way for milliseconds).
 func faultsFor(soak bool) chaosFaults {
-	if !soak {
-		return chaosFaults{
-			outboundContacts: 1,
-			creates: []weighted[faketwilio.Behaviour]{
-				{80, faketwilio.OK()}, {8, faketwilio.Throttled()}, {6, faketwilio.RecordThenDrop()},
-				{6, faketwilio.Code(21211)}, // an invalid number: the message fails
-			},
-			lists:  []weighted[faketwilio.Behaviour]{{1, faketwilio.OK()}},
-			stops:  []stopKind{stopKillAfterCreate, stopTerm},
-			gapMin: 1500 * time.Millisecond,
-			gapMax: 3500 * time.Millisecond,
-		}
-	}
-	return chaosFaults{
+	faults := chaosFaults{
 		outboundContacts: 4,
 		creates: []weighted[faketwilio.Behaviour]{
 			{72, faketwilio.OK()}, {6, faketwilio.Throttled()}, {5, faketwilio.RecordThenDrop()},
 			{4, faketwilio.Drop()}, {3, faketwilio.RecordThenStall(5 * time.Second)},
 			{4, faketwilio.ServiceUnavailableHTML()}, {3, faketwilio.Code(21211)}, {3, faketwilio.Stall(5 * time.Second)},
 		},
-		lists:  []weighted[faketwilio.Behaviour]{{88, faketwilio.OK()}, {12, faketwilio.ServiceUnavailableHTML()}},
+		lists:  listFaults(80, 12, 8),
 		stops:  []stopKind{stopKill, stopKillAfterCreate, stopKillBeforeCreate, stopTerm},
 		gapMin: 3 * time.Second,
 		gapMax: 9 * time.Second,
+	}
+	if !soak {
+		faults.outboundContacts, faults.reconcileWait = 2, 2*time.Second
+		faults.lists = listFaults(70, 10, 20)
+		faults.gapMin, faults.gapMax = 1500*time.Millisecond, 3500*time.Millisecond
+	}
+	return faults
+}
+
+// listFaults are Twilio's answers to look-ups, weighted: an answer, a 503
+// that the client's own retries get past, or an outage that outlasts them
+// (the look-up fails, and the part in doubt waits for the next one).
+func listFaults(ok, blip, outage int) []weighted[[]faketwilio.Behaviour] {
+	down := faketwilio.ServiceUnavailableHTML()
+	return []weighted[[]faketwilio.Behaviour]{
+		{ok, []faketwilio.Behaviour{faketwilio.OK()}},
+		{blip, []faketwilio.Behaviour{down}},
+		{outage, []faketwilio.Behaviour{down, down, down, down}}, // the client tries 4 times
 	}
 }
 
@@ -202,7 +207,8 @@ func newChaosRun(t *testing.T, settings chaosSettings) *chaosRun {
 	run.twilio = faketwilio.New(t, twilioAccount, twilioAuthToken)
 	addr, proxyAddr := freeAddr(t), freeAddr(t)
 	run.servers = &chaosServers{t: t, dir: dir, addr: addr, base: "http://" + addr, client: client,
-		webhookBase: "http://" + platformAddr + "/webhook/", twilioURL: "http://" + proxyAddr}
+		webhookBase: "http://" + platformAddr + "/webhook/", twilioURL: "http://" + proxyAddr,
+		reconcileWait: run.faults.reconcileWait}
 	run.proxy = &twilioProxy{twilio: run.twilio, servers: run.servers, forward: localClient(t), fired: make(chan struct{}, 1)}
 	serveStandInAt(t, proxyAddr, run.proxy)
 	return run
@@ -329,6 +335,7 @@ type chaosServers struct {
 	t                      *testing.T
 	dir, addr, base        string
 	webhookBase, twilioURL string
+	reconcileWait          time.Duration // Twilio's; 0: the default
 	client                 *http.Client
 	mu                     sync.Mutex
 	gens                   []*chaosGen
@@ -345,7 +352,7 @@ func (s *chaosServers) start() *chaosGen {
 	n := len(s.gens)
 	s.mu.Unlock()
 	cfgPath := filepath.Join(s.dir, "config.yaml")
-	cfg := chaosConfig(s.addr, s.dir, s.webhookBase+strconv.Itoa(n), s.twilioURL)
+	cfg := chaosConfig(s.addr, s.dir, s.webhookBase+strconv.Itoa(n), s.twilioURL, s.reconcileWait)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
@@ -417,7 +424,12 @@ func (s *chaosServers) waitNothingPending(g *chaosGen, timeout time.Duration) {
 // 1 s /message wait (throttled sends are answered before they end), and a
 // BonyChat timeout far above the stand-in's slowest answer: a timed-out
 // post that BonyChat took would come again, and count as a duplicate.
-func chaosConfig(listen, dir, webhookURL, twilioURL string) string {
+// reconcileWait is Twilio's (0: the default).
+func chaosConfig(listen, dir, webhookURL, twilioURL string, reconcileWait time.Duration) string {
+	sms := twilioChannelYAML(chaosSMS, chaosSMSToken, twilioURL)
+	if reconcileWait > 0 {
+		sms += fmt.Sprintf("      reconcile_wait: %s\n", reconcileWait)
+	}
 	return binaryConfigHead(listen, dir, "info") + fmt.Sprintf(`http:
   shutdown_timeout: %s
 outbound:
@@ -437,7 +449,7 @@ channels:
     token: %q
     id_type: phone
     provider: console
-`, chaosShutdown, webhookURL, twilioChannelYAML(chaosSMS, chaosSMSToken, twilioURL), chaosConsole,
+`, chaosShutdown, webhookURL, sms, chaosConsole,
 		chaosConsoleToken)
 }
 
@@ -746,7 +758,7 @@ func (tr *chaosTraffic) scriptTwilio(rng *rand.Rand, faults chaosFaults) {
 			tr.twilio.Script(faketwilio.Create, pick(rng, faults.creates))
 		}
 		for tr.twilio.Pending(faketwilio.List) < 2 {
-			tr.twilio.Script(faketwilio.List, pick(rng, faults.lists))
+			tr.twilio.Script(faketwilio.List, pick(rng, faults.lists)...)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
