@@ -33,12 +33,21 @@ type Config struct {
 	// address, is posted as message_echo for the contact it went to, when
 	// Mailgun verified its sender (Forward.SenderVerified).
 	BusinessAddresses []string `yaml:"business_addresses"`
+	// ReconcileWait is how long an e-mail Mailgun may have taken unseen
+	// (a send cut off by a crash, its answer lost) is given to show in its
+	// events before it is taken as never taken and sent again. Default
+	// DefaultReconcileWait.
+	ReconcileWait time.Duration `yaml:"reconcile_wait"`
 }
 
 // Defaults of the optional keys.
 const (
 	DefaultAPIURL          = "https://api.mailgun.net"
 	DefaultSignatureMaxAge = 24 * time.Hour
+	// DefaultReconcileWait: Mailgun's events can show minutes late.
+	DefaultReconcileWait = 5 * time.Minute
+	// minReconcileWait keeps a typo (1ms) from sending an e-mail twice.
+	minReconcileWait = time.Second
 )
 
 var (
@@ -71,6 +80,7 @@ func (c *Config) Problems() []string {
 	add(strings.TrimSpace(c.Subject) != "", "subject: required")
 	add(!strings.ContainsAny(c.Subject, "\r\n"), "subject: must be one line")
 	add(c.SignatureMaxAge >= 0, "signature_max_age: must not be negative")
+	add(c.ReconcileWait == 0 || c.ReconcileWait >= minReconcileWait, "reconcile_wait: must be at least 1s")
 	return out
 }
 
@@ -94,6 +104,13 @@ func (c *Config) apiBase() string {
 		root = DefaultAPIURL
 	}
 	return strings.TrimRight(root, "/") + "/v3"
+}
+
+func (c *Config) reconcileWait() time.Duration {
+	if c.ReconcileWait == 0 {
+		return DefaultReconcileWait
+	}
+	return c.ReconcileWait
 }
 
 // EffectiveSignatureMaxAge is signature_max_age, or its default when the

@@ -22,7 +22,7 @@ type Provider struct {
 	// and the wait before each one after the first (Mailgun's events
 	// appear with a short delay).
 	reconcileTries int
-	reconcileWait  time.Duration
+	reconcilePause time.Duration
 	// forwardMemory bounds what the route forwards being read hold, and
 	// forwardWait is how long a read waits for some of it (forwardmemory.go).
 	forwardMemory *byteBudget
@@ -37,7 +37,7 @@ type Provider struct {
 // New builds the provider for one channel from a validated Config.
 func New(cfg Config, deps providers.Deps) (*Provider, error) {
 	return &Provider{cfg: cfg, deps: deps, sender: newSender(cfg, deps.Transport), now: time.Now,
-		reconcileTries: defaultReconcileTries, reconcileWait: defaultReconcileWait,
+		reconcileTries: defaultReconcileTries, reconcilePause: defaultReconcilePause,
 		forwardMemory: forwardMemory, forwardWait: forwardWaitDefault, maxMessage: maxMessageBytes}, nil
 }
 

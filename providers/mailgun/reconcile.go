@@ -16,7 +16,7 @@ import (
 // message was taken, so "not found" is only believed after a few looks.
 const (
 	defaultReconcileTries = 3
-	defaultReconcileWait  = 2 * time.Second
+	defaultReconcilePause = 2 * time.Second
 	reconcileTimeout      = 20 * time.Second // all queries and waits
 	reconcilePages        = 3                // pages read per query
 )
@@ -37,7 +37,7 @@ func (p *Provider) reconcile(ctx context.Context, msgID string, cause *providers
 			select {
 			case <-ctx.Done():
 				return "", ambiguousAfter(cause, ctx.Err())
-			case <-time.After(p.reconcileWait):
+			case <-time.After(p.reconcilePause):
 			}
 		}
 		found, err := p.findAccepted(ctx, msgID)

@@ -2,6 +2,7 @@ package mailgun
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,8 +64,8 @@ func TestReconcileDropWithoutRecordRetriesOnce(t *testing.T) {
 	if se.Kind != providers.Unreachable || !se.Kind.Retryable() || !strings.Contains(err.Error(), "does not show the e-mail yet") {
 		t.Fatalf("got %v %q, want retryable unreachable", se.Kind, se.Reason)
 	}
-	if se.RetryAfter < resumeSettle {
-		t.Errorf("RetryAfter %v: an e-mail taken may show in the events late; want at least %v", se.RetryAfter, resumeSettle)
+	if se.RetryAfter < DefaultReconcileWait {
+		t.Errorf("RetryAfter %v: an e-mail taken may show in the events late; want at least %v", se.RetryAfter, DefaultReconcileWait)
 	}
 	if n := e.fake.EventQueries(); n != e.p.reconcileTries {
 		t.Errorf("events API asked %d times, want %d", n, e.p.reconcileTries)
@@ -125,8 +126,8 @@ func TestReconcileEventsDownLooksAgainLater(t *testing.T) {
 			e.fake.Script(c.b)
 			_, err := e.send(t, context.Background(), sendContact, text("hello"), "m26")
 			se := sendKind(t, err)
-			if se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle || !strings.Contains(err.Error(), "events cannot be read") {
-				t.Fatalf("got %v %q RetryAfter %v, want a retry after %v that looks first", se.Kind, se.Reason, se.RetryAfter, resumeSettle)
+			if se.Kind != providers.Unreachable || se.RetryAfter < DefaultReconcileWait || !strings.Contains(err.Error(), "events cannot be read") {
+				t.Fatalf("got %v %q RetryAfter %v, want a retry after %v that looks first", se.Kind, se.Reason, se.RetryAfter, DefaultReconcileWait)
 			}
 			// The retry, events still down: nothing sent.
 			settled(t, e, "m26")
@@ -141,17 +142,17 @@ func TestReconcileEventsDownLooksAgainLater(t *testing.T) {
 	}
 }
 
-// settled makes the unconfirmed mark of mID resumeSettle old, as it is when
+// settled makes the unconfirmed mark of mID DefaultReconcileWait old, as it is when
 // the queue's retry comes after the wait.
 func settled(t *testing.T, e *sendEnv, mID string) {
 	t.Helper()
-	old := strconv.FormatInt(time.Now().Add(-resumeSettle-time.Second).UnixMilli(), 10)
+	old := strconv.FormatInt(time.Now().Add(-DefaultReconcileWait-time.Second).UnixMilli(), 10)
 	if err := e.records.PutUntil(context.Background(), nsUnconfirmed, mID, []byte(old), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// A retry before resumeSettle has passed since the mark (outbound.retry_max
+// A retry before DefaultReconcileWait has passed since the mark (outbound.retry_max
 // cut its wait) takes no answer from the events: it comes back later.
 func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 	e := sendNew(t, nil)
@@ -160,7 +161,7 @@ func TestRetryBeforeTheSettleTimeLooksAgainLater(t *testing.T) {
 		t.Fatal("the dropped send was to fail")
 	}
 	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m40")
-	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= resumeSettle ||
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter <= 0 || se.RetryAfter >= DefaultReconcileWait ||
 		!strings.Contains(se.Error(), "too soon") {
 		t.Fatalf("got %v %q RetryAfter %v: want a retry for the rest of the wait", se.Kind, se.Reason, se.RetryAfter)
 	}
@@ -226,12 +227,12 @@ func TestResumeFindsTheEmailMailgunTook(t *testing.T) {
 
 // The process died before Mailgun took anything: Resume sends nothing yet
 // (an e-mail cut off by the crash may still show up in the events); the
-// retry after resumeSettle looks once more, then sends it once.
+// retry after DefaultReconcileWait looks once more, then sends it once.
 func TestResumeSendsWhatMailgunNeverTookOnlyAfterLookingAgain(t *testing.T) {
 	e := sendNew(t, nil)
 	_, err := resumeNow(t, e, "m31")
-	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle {
-		t.Fatalf("got %v, RetryAfter %v: want a retry after at least %v", se.Kind, se.RetryAfter, resumeSettle)
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter < DefaultReconcileWait {
+		t.Fatalf("got %v, RetryAfter %v: want a retry after at least %v", se.Kind, se.RetryAfter, DefaultReconcileWait)
 	}
 	if n := len(e.fake.Attempts()); n != 0 {
 		t.Fatalf("fake saw %d sends at once, want none", n)
@@ -249,14 +250,14 @@ func TestResumeSendsWhatMailgunNeverTookOnlyAfterLookingAgain(t *testing.T) {
 }
 
 // The events API is down: whether the e-mail went cannot be told, so it is
-// not sent now; the retry (after resumeSettle) looks again before sending.
+// not sent now; the retry (after DefaultReconcileWait) looks again before sending.
 func TestResumeWithTheEventsAPIDownLooksAgainLater(t *testing.T) {
 	e := sendNew(t, nil)
 	e.fake.SetEventsDown(503)
 	_, err := resumeNow(t, e, "m32")
-	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter < resumeSettle ||
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter < DefaultReconcileWait ||
 		!strings.Contains(err.Error(), "events cannot be read") {
-		t.Fatalf("got %v %q RetryAfter %v, want a retry after %v that looks first", se.Kind, se.Reason, se.RetryAfter, resumeSettle)
+		t.Fatalf("got %v %q RetryAfter %v, want a retry after %v that looks first", se.Kind, se.Reason, se.RetryAfter, DefaultReconcileWait)
 	}
 	if n := len(e.fake.Attempts()); n != 0 {
 		t.Fatalf("fake saw %d sends, want none", n)
@@ -300,5 +301,59 @@ func TestResumeSettlesFromTheResume(t *testing.T) {
 	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m42")
 	if se := sendKind(t, err); se.Kind != providers.Unreachable || !strings.Contains(se.Error(), "too soon") || len(e.fake.Attempts()) != 0 {
 		t.Fatalf("got %v %q, %d sends: sent before the wait was over", se.Kind, se.Reason, len(e.fake.Attempts()))
+	}
+}
+
+// A retry that comes before reconcile_wait has passed still looks: an
+// e-mail Mailgun took (its events were late at the first look) is taken
+// as sent at once, not after the wait, and never sent again.
+func TestRetryBeforeTheSettleTimeTakesAnEmailTheEventsNowShow(t *testing.T) {
+	e := sendNew(t, nil)
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m41"); err != nil {
+		t.Fatal(err)
+	}
+	// As if that attempt had just looked unconfirmed (the events were late).
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	if err := e.records.Put(context.Background(), nsUnconfirmed, "m41", []byte(now)); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := e.send(t, context.Background(), sendContact, text("hello"), "m41")
+	if err != nil {
+		t.Fatalf("early retry: %v; want the e-mail the events show taken as sent", err)
+	}
+	if n := len(e.fake.Attempts()); n != 1 || len(sent.ProviderIDs) != 1 || sent.ProviderIDs[0] != "m41@"+sendDomain {
+		t.Fatalf("%d sends, returned %+v: want the one taken, not sent again", n, sent)
+	}
+}
+
+// reconcile_wait sets how long an e-mail in doubt is given to show in
+// Mailgun's events: the retry comes after it, and once it has passed an
+// e-mail still missing is sent (here after 5 s instead of the default 5 min).
+func TestReconcileWaitSetsWhenAMissingEmailIsSentAgain(t *testing.T) {
+	const wait = 5 * time.Second
+	e := sendNew(t, nil, func(c *Config) { c.ReconcileWait = wait })
+	e.fake.Script(fakemailgun.Drop())
+	_, err := e.send(t, context.Background(), sendContact, text("hello"), "m42")
+	if se := sendKind(t, err); se.Kind != providers.Unreachable || se.RetryAfter != wait {
+		t.Fatalf("got %v RetryAfter %v: want a retry after reconcile_wait (%v)", se.Kind, se.RetryAfter, wait)
+	}
+	e.p.now = func() time.Time { return time.Now().Add(wait - time.Second) }
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m42"); err == nil || !strings.Contains(err.Error(), "too soon") {
+		t.Fatalf("retry before reconcile_wait: %v; want it too soon", err)
+	}
+	e.p.now = func() time.Time { return time.Now().Add(wait + time.Second) }
+	if _, err := e.send(t, context.Background(), sendContact, text("hello"), "m42"); err != nil {
+		t.Fatalf("retry after reconcile_wait: %v; want it sent", err)
+	}
+	if got := sendOnly(t, e.fake); got.ID != "<m42@"+sendDomain+">" {
+		t.Fatalf("sent %q", got.ID)
+	}
+}
+
+func TestReconcileWaitUnderOneSecondIsAConfigError(t *testing.T) {
+	c := Config{Domain: sendDomain, APIKey: sendKey, WebhookSigningKey: sendSignKey, From: sendFrom, Subject: sendSubject,
+		ReconcileWait: 100 * time.Millisecond}
+	if probs := c.Problems(); !slices.Contains(probs, "reconcile_wait: must be at least 1s") {
+		t.Fatalf("problems %q: want reconcile_wait refused", probs)
 	}
 }

@@ -308,7 +308,7 @@ func preferredExt(ctype string, exts []string) string {
 // exactly (no time window is needed): the attempt is marked unconfirmed
 // and the events API asked for it (a few looks, as for an ambiguous send).
 // Found, the e-mail is sent; not there yet, or the events unreadable, the
-// send is retried once resumeSettle has passed, and that attempt looks
+// send is retried once reconcile_wait has passed, and that attempt looks
 // again before it sends.
 func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.Message, mID string, _ time.Time) (providers.Sent, error) {
 	cut := &providers.SendError{Kind: providers.Ambiguous, Reason: "the server stopped while sending; the e-mail may have been sent"}
@@ -317,7 +317,7 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.
 	}
 	msgID := messageID(mID, p.cfg.Domain)
 	if _, se := p.reconcile(ctx, msgID, cut); se != nil {
-		return providers.Sent{}, lookAgainLater(cut, se, resumeSettle)
+		return providers.Sent{}, lookAgainLater(cut, se, p.cfg.reconcileWait())
 	}
 	if t, err := p.loadThread(ctx, to.ContactID); err != nil || p.recordOutbound(ctx, to.ContactID, msgID, p.threadSubject(t)) != nil {
 		p.threadWarn("mailgun: resumed e-mail found sent, but the thread was not updated", "mid", mID)
@@ -325,14 +325,9 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.
 	return providers.Sent{ProviderIDs: []string{msgID}}, nil
 }
 
-// resumeSettle is how long an e-mail Mailgun may have taken is given to
-// show in its events before a retry takes "not there" as never taken:
-// Mailgun's events can show minutes late.
-const resumeSettle = 5 * time.Minute
-
 // nsUnconfirmed marks mIds whose earlier attempt Mailgun may have taken
 // without showing it in its events yet (the value: when, in unix ms): the
-// next attempt looks again before it sends, once resumeSettle has passed,
+// next attempt looks again before it sends, once reconcile_wait has passed,
 // so a slow events API never doubles an e-mail. (A mark of "1", from
 // before the time was kept, counts as long settled.)
 const nsUnconfirmed = "mailgun-unconfirmed"
@@ -371,25 +366,8 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID, to string, msg *mai
 		return "", &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
 	}
 	if marked {
-		earlier := &providers.SendError{Kind: providers.Ambiguous, Reason: "an earlier attempt may have reached Mailgun"}
-		// Never more than resumeSettle: a clock stepped back must not hold
-		// the e-mail for long.
-		if wait := min(resumeSettle-p.now().Sub(markedAt), resumeSettle); wait > 0 {
-			// Too soon to take "not there" for an answer (outbound.retry_max
-			// may have cut the retry's wait).
-			return "", providers.LookAgainLater(earlier, "it is too soon to take its events for an answer", nil, wait)
-		}
-		accepted, err := p.findAccepted(ctx, msgID)
-		if err != nil {
-			return "", lookAgainLater(earlier, &providers.SendError{Kind: providers.Ambiguous, Err: err}, resumeSettle)
-		}
-		if accepted {
-			return msgID, nil
-		}
-		// Not there: the mark goes before the e-mail is sent again, so
-		// that a doubt about this new attempt gets a mark and a wait of its own.
-		if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, nil, providers.MessageRecordExpiry()); err != nil {
-			return "", &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
+		if id, err := p.settleUnconfirmed(ctx, mID, msgID, markedAt); id != "" || err != nil {
+			return id, err
 		}
 	}
 	started := p.now()
@@ -412,5 +390,35 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID, to string, msg *mai
 	if err := p.markUnconfirmed(ctx, mID, started); err != nil {
 		return "", providers.NotNoted(se, err)
 	}
-	return "", lookAgainLater(se, rse, resumeSettle)
+	return "", lookAgainLater(se, rse, p.cfg.reconcileWait())
+}
+
+// settleUnconfirmed looks up an e-mail whose earlier attempt (marked at
+// markedAt) may have reached Mailgun: found, its id; not there once
+// reconcile_wait has passed, "" and no error, with the mark gone (the
+// caller sends it now, and a doubt about that attempt gets a mark and a
+// wait of its own); else an error to retry after.
+func (p *Provider) settleUnconfirmed(ctx context.Context, mID, msgID string, markedAt time.Time) (string, error) {
+	earlier := &providers.SendError{Kind: providers.Ambiguous, Reason: "an earlier attempt may have reached Mailgun"}
+	wait := p.cfg.reconcileWait()
+	// Looked up even when it is too soon to take "not there" for an
+	// answer: an e-mail Mailgun did take ends its doubt at once.
+	accepted, err := p.findAccepted(ctx, msgID)
+	if err != nil {
+		return "", lookAgainLater(earlier, &providers.SendError{Kind: providers.Ambiguous, Err: err}, wait)
+	}
+	if accepted {
+		return msgID, nil
+	}
+	// Never more than the wait: a clock stepped back must not hold the
+	// e-mail for long.
+	if left := min(wait-p.now().Sub(markedAt), wait); left > 0 {
+		// Too soon to send it again (outbound.retry_max may have cut the
+		// retry's wait).
+		return "", providers.LookAgainLater(earlier, "it is too soon to take its events for an answer", nil, left)
+	}
+	if err := p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, nil, providers.MessageRecordExpiry()); err != nil {
+		return "", &providers.SendError{Kind: providers.Unreachable, Reason: "send records unavailable", Err: err}
+	}
+	return "", nil
 }

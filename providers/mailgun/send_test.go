@@ -57,7 +57,7 @@ func sendNew(t *testing.T, fetch *providers.Fetcher, edit ...func(*Config)) *sen
 		t.Fatal(err)
 	}
 	e.p = p
-	p.reconcileWait = 10 * time.Millisecond // events "appear" at once in the fake
+	p.reconcilePause = 10 * time.Millisecond // events "appear" at once in the fake
 	t.Cleanup(func() {
 		if strings.Contains(buf.String(), sendKey) {
 			t.Errorf("the API key was logged: %s", buf.String())
