@@ -53,6 +53,8 @@ func TestConfigMailgunProblemsHaveKeyPaths(t *testing.T) {
 		{"no signing key", `webhook_signing_key: "${MAILGUN_SIGNING_KEY}"`, `webhook_signing_key: ""`, "channels[0].mailgun.webhook_signing_key: required"},
 		{"signing key is the api key", `webhook_signing_key: "${MAILGUN_SIGNING_KEY}"`, `webhook_signing_key: "${MAILGUN_API_KEY}"`, "channels[0].mailgun.webhook_signing_key: must be the HTTP webhook signing key"},
 		{"bad domain", `domain: "mg.example.com"`, `domain: "mg"`, "channels[0].mailgun.domain: must be a domain name"},
+		{"reconcile_wait too short to be safe", "      signature_max_age: 24h\n", "      signature_max_age: 24h\n      reconcile_wait: 10ms\n",
+			"channels[0].mailgun.reconcile_wait: must be at least 1s"},
 		{"phone id type", "id_type: custom", "id_type: phone", "channels[0].id_type: must be custom for provider mailgun"},
 		{"section on a console channel", "provider: mailgun", "provider: console", "channels[0].mailgun: only for provider mailgun"},
 		{"section missing", "    mailgun:\n", "    mailgun_off:\n", "channels[0].mailgun: required for provider mailgun"},
