@@ -5,8 +5,9 @@
 //
 // Failures are scripted as a queue of behaviours consumed one per send, in
 // order: an error status with Mailgun's {"message": …} body, a dropped
-// connection after the message was recorded (the ambiguous case), or a
-// dropped connection before it was (nothing sent).
+// connection after the message was recorded (the ambiguous case), a dropped
+// connection before it was (nothing sent), or a stall until the client goes
+// away, after or before recording it (a sender timed out, or killed).
 //
 // The events API (GET /v3/{domain}/events) lists an "accepted" event per
 // recorded message, filtered by message-id (without angle brackets) and
@@ -67,6 +68,8 @@ const (
 	kindError behaviourKind = iota + 1
 	kindRecordThenDrop
 	kindDrop
+	kindRecordThenStall
+	kindStall
 )
 
 // Behaviour is what the fake does with one send.
@@ -75,6 +78,7 @@ type Behaviour struct {
 	status     int
 	message    string
 	retryAfter string
+	delay      time.Duration
 }
 
 // Error answers status with Mailgun's JSON error body {"message": message};
@@ -97,6 +101,17 @@ func RecordThenDrop() Behaviour { return Behaviour{kind: kindRecordThenDrop} }
 // message: Mailgun never took it.
 func Drop() Behaviour { return Behaviour{kind: kindDrop} }
 
+// RecordThenStall accepts the message (it is sent) and then waits d (or
+// until the client goes away, or the test ends) before answering as usual:
+// a timeout after Mailgun took it.
+func RecordThenStall(d time.Duration) Behaviour {
+	return Behaviour{kind: kindRecordThenStall, delay: d}
+}
+
+// Stall waits d (or until the client goes away, or the test ends) and then
+// answers 503, without recording the message: Mailgun never took it.
+func Stall(d time.Duration) Behaviour { return Behaviour{kind: kindStall, delay: d} }
+
 // Server is a fake Mailgun for one domain and API key.
 type Server struct {
 	URL    string // the API root without version, for api_url
@@ -104,6 +119,7 @@ type Server struct {
 	APIKey string
 
 	srv      *httptest.Server
+	closing  chan struct{} // closed as the test ends: stalls give up
 	mu       sync.Mutex
 	script   []Behaviour
 	sent     []Message // accepted messages
@@ -111,7 +127,7 @@ type Server struct {
 	requests int
 
 	eventsDown    int // status the events API answers (0: it works)
-	eventsQueries int
+	eventsQueries []time.Time
 }
 
 // SetEventsDown makes the events API answer status (0: work again).
@@ -125,15 +141,23 @@ func (s *Server) SetEventsDown(status int) {
 func (s *Server) EventQueries() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.eventsQueries
+	return len(s.eventsQueries)
+}
+
+// EventQueryTimes says when each request to the events API came, in order.
+func (s *Server) EventQueryTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.eventsQueries...)
 }
 
 // New starts a fake for domain and apiKey, stopped when the test ends.
 func New(t testing.TB, domain, apiKey string) *Server {
-	s := &Server{Domain: domain, APIKey: apiKey}
+	s := &Server{Domain: domain, APIKey: apiKey, closing: make(chan struct{})}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
+	t.Cleanup(func() { close(s.closing) }) // before Close, which waits for stalled requests
 	return s
 }
 
@@ -222,7 +246,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case kindRecordThenDrop:
 		m.Status = 0
 		s.sent = append(s.sent, m)
-	default:
+	case kindStall:
+		m.Status = http.StatusServiceUnavailable
+	default: // OK, RecordThenStall
 		m.Status = http.StatusOK
 		s.sent = append(s.sent, m)
 	}
@@ -237,6 +263,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, b.status, map[string]string{"message": b.message})
 	case kindRecordThenDrop, kindDrop:
 		drop(w)
+	case kindStall:
+		s.stall(r, b.delay)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "Service Unavailable"})
+	case kindRecordThenStall:
+		s.stall(r, b.delay)
+		writeJSON(w, http.StatusOK, map[string]string{"id": m.ID, "message": "Queued. Thank you."})
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"id": m.ID, "message": "Queued. Thank you."})
 	}
@@ -311,6 +343,17 @@ func drop(w http.ResponseWriter) {
 	_ = conn.Close()
 }
 
+// stall waits d, or until the client goes away or the test ends.
+func (s *Server) stall(r *http.Request, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	case <-s.closing:
+	}
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -327,7 +370,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	s.mu.Lock()
-	s.eventsQueries++
+	s.eventsQueries = append(s.eventsQueries, time.Now())
 	down := s.eventsDown
 	sent := append([]Message(nil), s.sent...)
 	s.mu.Unlock()

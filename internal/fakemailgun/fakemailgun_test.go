@@ -192,3 +192,25 @@ func TestDropRecordsNothing(t *testing.T) {
 		t.Fatalf("events: %d (%v), want none", len(got), err)
 	}
 }
+
+// RecordThenStall takes the message, Stall does not; both hold the answer
+// until the client gives up.
+func TestStallsHoldTheAnswerUntilTheClientGivesUp(t *testing.T) {
+	s := New(t, testDomain, testKey)
+	s.Script(RecordThenStall(time.Minute), Stall(time.Minute))
+	for i, wantSent := range []int{1, 1} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		start := time.Now()
+		_, _, err := client(s, testKey).Send(ctx, mailgungo.NewMessage("a@mg.example.com", "s", "t", "b@example.com"))
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+			t.Fatalf("send %d: %v after %v, want the client's deadline after 200ms", i, err, time.Since(start))
+		}
+		if got := len(s.Sent()); got != wantSent {
+			t.Fatalf("send %d: %d recorded as sent, want %d", i, got, wantSent)
+		}
+	}
+	if a := s.Attempts(); len(a) != 2 || a[0].Status != http.StatusOK || a[1].Status != http.StatusServiceUnavailable {
+		t.Fatalf("attempts %+v, want a taken one, then a 503", a)
+	}
+}
