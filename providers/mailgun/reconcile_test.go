@@ -357,3 +357,23 @@ func TestReconcileWaitUnderOneSecondIsAConfigError(t *testing.T) {
 		t.Fatalf("problems %q: want reconcile_wait refused", probs)
 	}
 }
+
+// The wait runs from when the doubt arose, not from the send's start:
+// Mailgun may have taken an e-mail at any moment of a send that stalled
+// longer than reconcile_wait, so a retry that comes at once (retry_max cut
+// its wait) is still too soon and sends nothing.
+func TestRetryAfterAStalledSendWaitsFromTheDoubtNotTheSendStart(t *testing.T) {
+	const wait = 2 * time.Second
+	e := sendNew(t, nil, func(c *Config) { c.ReconcileWait = wait })
+	e.fake.Script(fakemailgun.Stall(time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), wait+time.Second) // the stall outlasts the wait
+	_, err := e.send(t, ctx, sendContact, text("hello"), "m43")
+	cancel()
+	if se := sendKind(t, err); !se.Kind.Retryable() {
+		t.Fatalf("stalled send: %v, want a retryable look-again", err)
+	}
+	_, err = e.send(t, context.Background(), sendContact, text("hello"), "m43")
+	if n := len(e.fake.Attempts()); n != 1 || err == nil || !strings.Contains(err.Error(), "too soon") {
+		t.Fatalf("retry at once after the doubt: %d sends, err %v; want it too soon, nothing sent again", n, err)
+	}
+}

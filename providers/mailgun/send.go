@@ -332,9 +332,9 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.
 // before the time was kept, counts as long settled.)
 const nsUnconfirmed = "mailgun-unconfirmed"
 
-// markUnconfirmed marks mID unconfirmed since at, the latest attempt in
-// doubt: the look is by Message-Id, and the settle time must run from the
-// attempt that may still show up.
+// markUnconfirmed marks mID unconfirmed since at, when the doubt about its
+// latest attempt arose: the look is by Message-Id (no time window), and the
+// settle time runs from the moment after which nothing more was sent.
 func (p *Provider) markUnconfirmed(ctx context.Context, mID string, at time.Time) error {
 	return p.deps.Records.PutUntil(ctx, nsUnconfirmed, mID, []byte(strconv.FormatInt(at.UnixMilli(), 10)), providers.MessageRecordExpiry())
 }
@@ -370,7 +370,6 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID, to string, msg *mai
 			return id, err
 		}
 	}
-	started := p.now()
 	_, id, err := p.sender.Send(ctx, msg)
 	if err == nil {
 		return id, nil
@@ -387,7 +386,9 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID, to string, msg *mai
 	if rse == nil {
 		return id, nil
 	}
-	if err := p.markUnconfirmed(ctx, mID, started); err != nil {
+	// The wait runs from now, when the doubt arose, not from the send's
+	// start: Mailgun may have taken it at any moment of a long stall.
+	if err := p.markUnconfirmed(ctx, mID, p.now()); err != nil {
 		return "", providers.NotNoted(se, err)
 	}
 	return "", lookAgainLater(se, rse, p.cfg.reconcileWait())
