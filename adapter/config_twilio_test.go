@@ -55,6 +55,8 @@ func TestConfigTwilioProblemsHaveKeyPaths(t *testing.T) {
 		{"bad api url", `api_url: ""`, `api_url: "ftp://x"`, "channels[0].twilio.api_url: must be an absolute http(s) URL"},
 		{"reconcile_wait too short to be safe", `api_url: ""`, "api_url: \"\"\n      reconcile_wait: 100ms",
 			"channels[0].twilio.reconcile_wait: must be at least 1s"},
+		{"reconcile_wait past its mark's life", `api_url: ""`, "api_url: \"\"\n      reconcile_wait: 25h",
+			"channels[0].twilio.reconcile_wait: must be at most 24h"},
 		{"previous_auth_token_until not a date", `previous_auth_token: ""`,
 			"previous_auth_token: \"oldtoken01\"\n      previous_auth_token_until: soon",
 			"channels[0].twilio.previous_auth_token_until: must be a date such as 2026-12-31"},

@@ -46,8 +46,11 @@ const (
 	DefaultSignatureMaxAge = 24 * time.Hour
 	// DefaultReconcileWait: Mailgun's events can show minutes late.
 	DefaultReconcileWait = 5 * time.Minute
-	// minReconcileWait keeps a typo (1ms) from sending an e-mail twice.
+	// minReconcileWait keeps a typo (1ms) from sending an e-mail twice;
+	// maxReconcileWait keeps the wait well within the life of the mark it
+	// runs from (providers.MessageRecordTTL).
 	minReconcileWait = time.Second
+	maxReconcileWait = 24 * time.Hour
 )
 
 var (
@@ -81,6 +84,7 @@ func (c *Config) Problems() []string {
 	add(!strings.ContainsAny(c.Subject, "\r\n"), "subject: must be one line")
 	add(c.SignatureMaxAge >= 0, "signature_max_age: must not be negative")
 	add(c.ReconcileWait == 0 || c.ReconcileWait >= minReconcileWait, "reconcile_wait: must be at least 1s")
+	add(c.ReconcileWait <= maxReconcileWait, "reconcile_wait: must be at most 24h")
 	return out
 }
 
@@ -106,7 +110,9 @@ func (c *Config) apiBase() string {
 	return strings.TrimRight(root, "/") + "/v3"
 }
 
-func (c *Config) reconcileWait() time.Duration {
+// EffectiveReconcileWait is reconcile_wait, or its default when the key is
+// left out.
+func (c *Config) EffectiveReconcileWait() time.Duration {
 	if c.ReconcileWait == 0 {
 		return DefaultReconcileWait
 	}

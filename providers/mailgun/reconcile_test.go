@@ -350,11 +350,23 @@ func TestReconcileWaitSetsWhenAMissingEmailIsSentAgain(t *testing.T) {
 	}
 }
 
-func TestReconcileWaitUnderOneSecondIsAConfigError(t *testing.T) {
-	c := Config{Domain: sendDomain, APIKey: sendKey, WebhookSigningKey: sendSignKey, From: sendFrom, Subject: sendSubject,
-		ReconcileWait: 100 * time.Millisecond}
-	if probs := c.Problems(); !slices.Contains(probs, "reconcile_wait: must be at least 1s") {
-		t.Fatalf("problems %q: want reconcile_wait refused", probs)
+// reconcile_wait is at least 1 s (a typo such as 1ms would send twice) and
+// at most 24 h (well within the 30 days its mark lives).
+func TestReconcileWaitOutsideItsBoundsIsAConfigError(t *testing.T) {
+	for wait, want := range map[time.Duration]string{
+		100 * time.Millisecond: "reconcile_wait: must be at least 1s",
+		25 * time.Hour:         "reconcile_wait: must be at most 24h",
+	} {
+		c := Config{Domain: sendDomain, APIKey: sendKey, WebhookSigningKey: sendSignKey, From: sendFrom, Subject: sendSubject,
+			ReconcileWait: wait}
+		if probs := c.Problems(); !slices.Contains(probs, want) {
+			t.Errorf("reconcile_wait %v: problems %q, want %q", wait, probs, want)
+		}
+	}
+	ok := Config{Domain: sendDomain, APIKey: sendKey, WebhookSigningKey: sendSignKey, From: sendFrom, Subject: sendSubject,
+		ReconcileWait: 24 * time.Hour}
+	if probs := ok.Problems(); len(probs) != 0 {
+		t.Errorf("reconcile_wait 24h: problems %q, want none", probs)
 	}
 }
 

@@ -317,7 +317,7 @@ func (p *Provider) Resume(ctx context.Context, to providers.Recipient, _ schema.
 	}
 	msgID := messageID(mID, p.cfg.Domain)
 	if _, se := p.reconcile(ctx, msgID, cut); se != nil {
-		return providers.Sent{}, lookAgainLater(cut, se, p.cfg.reconcileWait())
+		return providers.Sent{}, lookAgainLater(cut, se, p.cfg.EffectiveReconcileWait())
 	}
 	if t, err := p.loadThread(ctx, to.ContactID); err != nil || p.recordOutbound(ctx, to.ContactID, msgID, p.threadSubject(t)) != nil {
 		p.threadWarn("mailgun: resumed e-mail found sent, but the thread was not updated", "mid", mID)
@@ -391,7 +391,7 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID, to string, msg *mai
 	if err := p.markUnconfirmed(ctx, mID, p.now()); err != nil {
 		return "", providers.NotNoted(se, err)
 	}
-	return "", lookAgainLater(se, rse, p.cfg.reconcileWait())
+	return "", lookAgainLater(se, rse, p.cfg.EffectiveReconcileWait())
 }
 
 // settleUnconfirmed looks up an e-mail whose earlier attempt (marked at
@@ -401,7 +401,7 @@ func (p *Provider) sendOnce(ctx context.Context, mID, msgID, to string, msg *mai
 // wait of its own); else an error to retry after.
 func (p *Provider) settleUnconfirmed(ctx context.Context, mID, msgID string, markedAt time.Time) (string, error) {
 	earlier := &providers.SendError{Kind: providers.Ambiguous, Reason: "an earlier attempt may have reached Mailgun"}
-	wait := p.cfg.reconcileWait()
+	wait := p.cfg.EffectiveReconcileWait()
 	// Looked up even when it is too soon to take "not there" for an
 	// answer: an e-mail Mailgun did take ends its doubt at once.
 	accepted, err := p.findAccepted(ctx, msgID)

@@ -38,8 +38,13 @@ type Config struct {
 // its way when the doubt arose may still be processed meanwhile.
 const DefaultReconcileWait = 30 * time.Second
 
-// minReconcileWait keeps a typo (1ms) from sending a message twice.
-const minReconcileWait = time.Second
+// minReconcileWait keeps a typo (1ms) from sending a message twice;
+// maxReconcileWait keeps the wait well within the life of the mark it runs
+// from (providers.MessageRecordTTL).
+const (
+	minReconcileWait = time.Second
+	maxReconcileWait = 24 * time.Hour
+)
 
 // DefaultAPIURL is Twilio's REST API root.
 const DefaultAPIURL = "https://api.twilio.com"
@@ -73,6 +78,7 @@ func (c *Config) Problems() []string {
 		"messaging_service_sid: must be MG followed by 32 hex characters")
 	add(c.APIURL == "" || providers.IsHTTPURL(c.APIURL), "api_url: must be an absolute http(s) URL")
 	add(c.ReconcileWait == 0 || c.ReconcileWait >= minReconcileWait, "reconcile_wait: must be at least 1s")
+	add(c.ReconcileWait <= maxReconcileWait, "reconcile_wait: must be at most 24h")
 	return out
 }
 
@@ -83,7 +89,9 @@ func (c *Config) Secrets() []string {
 
 func (c *Config) mms() bool { return c.MMS == nil || *c.MMS }
 
-func (c *Config) reconcileWait() time.Duration {
+// EffectiveReconcileWait is reconcile_wait, or its default when the key is
+// left out.
+func (c *Config) EffectiveReconcileWait() time.Duration {
 	if c.ReconcileWait == 0 {
 		return DefaultReconcileWait
 	}

@@ -167,7 +167,7 @@ func (p *Provider) markedPart(ctx context.Context, contact, mID string, pt part,
 	if err != nil || sid != "" {
 		return sid, err
 	}
-	if wait := mark.settleWait(p.now(), p.cfg.reconcileWait()); clearIfMissing && wait > 0 {
+	if wait := mark.settleWait(p.now(), p.cfg.EffectiveReconcileWait()); clearIfMissing && wait > 0 {
 		// Not there yet, and too soon to send it again (outbound.retry_max
 		// may have cut the retry's wait): come back when it is time.
 		return "", errTooSoon{wait}
@@ -193,9 +193,9 @@ func (p *Provider) lookAgainLater(cause *providers.SendError, err error) *provid
 		return providers.LookAgainLater(cause, "it is too soon to take Twilio's list for an answer", nil, soon.wait)
 	}
 	if err != nil {
-		return providers.LookAgainLater(cause, "Twilio's message list cannot be read", err, p.cfg.reconcileWait())
+		return providers.LookAgainLater(cause, "Twilio's message list cannot be read", err, p.cfg.EffectiveReconcileWait())
 	}
-	return providers.LookAgainLater(cause, "Twilio does not show the message yet", nil, p.cfg.reconcileWait())
+	return providers.LookAgainLater(cause, "Twilio does not show the message yet", nil, p.cfg.EffectiveReconcileWait())
 }
 
 // notePart adds a part Twilio has to the memo and to the recent SIDs, under
