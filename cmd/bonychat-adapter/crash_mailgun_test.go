@@ -77,8 +77,11 @@ func newStallingMailgunSetup(t *testing.T, firstSend fakemailgun.Behaviour, reco
 	serveStandInAt(t, platformAddr, platform)
 	mg := fakemailgun.New(t, mailgunDomain, mailgunAPIKey)
 	mg.Script(firstSend)
+	// retry_max (1 s) is far below reconcile_wait: what holds a message in
+	// doubt back is then the provider's own wait, not the queue's backoff.
 	cfg := binaryConfigHead(addr, dir, "info") + fmt.Sprintf(`outbound:
   wait: %s
+  retry_max: 1s
 platform:
   webhook_url: %q
   retry_min: 50ms
@@ -209,11 +212,12 @@ func TestCrashMidMailgunSendIsResumedNotRepeated(t *testing.T) {
 // server while its send waits on a Mailgun that has not taken the e-mail:
 // after the restart the resume does not find it, and it is sent once,
 // reconcile_wait after the resume's first look at the earliest, and
-// reported sent. The wait (8 s) is well past the resume's own looks
-// (three, 2 s apart), its retry's poll and look, so that a server ignoring
-// it (which sends ~6 s after the first look) fails; this one retries 8 s
-// after the resume's looks end (~12 s). The 500 ms allow for the mark,
-// which the wait runs from, being written just before the first look.
+// reported sent. The queue retries every second (retry_max), so each
+// early retry looks and is told "too soon" until the wait has passed. The
+// wait (8 s) is well past the resume's own looks (three, 2 s apart) and
+// the first retry's poll, so that a server ignoring it (which sends ~5–6 s
+// after the first look) fails. The 500 ms allow for the mark, which the
+// wait runs from, being written just before the first look.
 func TestCrashBeforeMailgunTookTheEmailSendsItOnceAfterTheWait(t *testing.T) {
 	const wait = 8 * time.Second
 	env := newStallingMailgunSetup(t, fakemailgun.Stall(time.Minute), wait.String())
