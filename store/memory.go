@@ -215,10 +215,12 @@ func (m *Memory) Lease(ctx context.Context, req LeaseRequest) ([]Lease, error) {
 			m.tokens[token] = append(m.tokens[token], j.ID)
 			l.Jobs = append(l.Jobs, j.copy())
 		}
+		// A lease taken over whose lane's first job is not due (revived for
+		// later) holds nothing: handed out, a worker would read Jobs[0].
 		if len(l.Jobs) > 0 {
 			m.leaseHead[h.lane()] = l.Jobs[0].ID
+			out = append(out, l)
 		}
-		out = append(out, l)
 	}
 	return out, nil
 }

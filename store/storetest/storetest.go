@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevivedJobWaitsForItsLanesLease", testReviveWhileLeased},
 		{"ExpiredBatchIsTakenOverWhole", testExpiredBatchTakenOver},
 		{"RevivedJobRunsFirstWhenAnExpiredLeaseIsTakenOver", testReviveThenExpiry},
+		{"ATakenOverLaneWhoseFirstJobIsNotDueGivesNoLease", testReviveForLaterThenExpiry},
 		{"RevivedJobsRunInIDOrderAfterARetry", testReviveThenRetry},
 		{"ReleaseKeepsTheFirstJobsOfARevivedLane", testReviveThenRelease},
 		{"NotBeforeBefore1970IsDue", testNotBeforeBefore1970},
@@ -579,6 +580,23 @@ func testExpiredBatchTakenOver(t *testing.T, s store.Store) {
 func testReviveThenExpiry(t *testing.T, s store.Store) {
 	in, later := revivedWhileHeld(t, s)
 	wantIDs(t, "taken over, in ID order", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: later, PerLane: 5}), in)
+}
+
+// testReviveForLaterThenExpiry: a job revived to be due later while a
+// later job of its lane is leased; that lease runs out and is taken over
+// before the revived job is due. The lane waits for it, and Lease hands
+// out nothing: never a lease without jobs (a worker reads its first).
+func testReviveForLaterThenExpiry(t *testing.T, s store.Store) {
+	now := base()
+	in := deadFirst(t, s, 2, now)
+	wantIDs(t, "the lane goes on", lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now}), []int64{in[1]})
+	if n, err := s.Revive(ctx, []int64{in[0]}, now.Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("Revive for later: %d, %v", n, err)
+	}
+	wantIDs(t, "taken over before the revived job is due",
+		lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now.Add(2 * time.Minute), PerLane: 5}))
+	wantIDs(t, "once it is due, in ID order",
+		lease(t, s, store.LeaseRequest{Queue: store.Platform, Now: now.Add(2 * time.Hour), PerLane: 5}), in)
 }
 
 // revivedWhileHeld enqueues three jobs in one lane, kills the first and
