@@ -65,9 +65,12 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	if !ok {
 		return
 	}
-	payload, err := platformPayload(l.Jobs)
-	if err != nil {
-		p.killPlatform(l, "stored event is unreadable: "+err.Error())
+	l, payload, ok := p.leasePayload(ctx, l)
+	if !ok {
+		return
+	}
+	if len(payload.Events) == 0 { // every one a superseded receipt
+		p.completePlatform(l)
 		return
 	}
 	if err := p.limiters[first.ChannelID].Wait(ctx); err != nil {
@@ -77,14 +80,11 @@ func (p *pipeline) runPlatform(ctx context.Context, l store.Lease) {
 	target := ch.target
 	target.Pace = p.limiters[first.ChannelID].Wait
 	target.Stop = ctx.Done()
-	err = p.s.platform.Post(context.WithoutCancel(ctx), target, payload)
+	err := p.s.platform.Post(context.WithoutCancel(ctx), target, payload)
 	switch {
 	case err == nil:
 		p.splitHints.Delete(laneOf(first))
-		// Not recorded, the events would be posted again once the lease ran out.
-		if cerr := p.writeDurably(func() error { return p.st.Complete(context.Background(), l.Token, "") }); cerr != nil {
-			p.s.log.Error("complete platform jobs; BonyChat may get these events again", "error", cerr.Error())
-		}
+		p.completePlatform(l)
 	case len(l.Jobs) > 1 && eventRefusal(err):
 		p.splitPlatform(ctx, l, err)
 	case isPermanentPlatformError(err):
@@ -117,20 +117,90 @@ func (p *pipeline) splitPlatform(ctx context.Context, l store.Lease, cause error
 	p.runPlatform(ctx, l)
 }
 
+// completePlatform records that a lease's events are posted (or need no
+// post): not recorded, they would be posted again once the lease ran out.
+func (p *pipeline) completePlatform(l store.Lease) {
+	if err := p.writeDurably(func() error { return p.st.Complete(context.Background(), l.Token, "") }); err != nil {
+		p.s.log.Error("complete platform jobs; BonyChat may get these events again", "error", err.Error())
+	}
+}
+
 // applySplitHint shortens a lease to its lane's split hint (splitPlatform);
 // false when that failed and the lease was handed back.
 func (p *pipeline) applySplitHint(l store.Lease) (store.Lease, bool) {
 	hint, ok := p.splitHints.Load(laneOf(l.Jobs[0]))
-	if !ok || len(l.Jobs) <= hint.(int) {
+	if !ok {
 		return l, true
 	}
-	if err := p.st.Release(context.Background(), l.Token, hint.(int)); err != nil {
+	return p.shortenLease(l, hint.(int))
+}
+
+// shortenLease keeps the first n jobs of a lease and hands the rest back
+// to their lane; false when that failed and the whole lease was handed back.
+func (p *pipeline) shortenLease(l store.Lease, n int) (store.Lease, bool) {
+	if len(l.Jobs) <= n {
+		return l, true
+	}
+	if err := p.st.Release(context.Background(), l.Token, n); err != nil {
 		p.s.log.Error("split platform jobs", "error", err.Error())
 		p.releasePlatform(l, "could not be split: "+err.Error())
 		return l, false
 	}
-	l.Jobs = l.Jobs[:hint.(int)]
+	l.Jobs = l.Jobs[:n]
 	return l, true
+}
+
+// leasePayload is the webhook payload of a lease's events. A stored event
+// that cannot be read (a damaged row) dies alone: the lease is cut before
+// it, so the events ahead of it are posted now, and when it comes first it
+// is cut to it alone and killed (false). Receipts superseded since they
+// were stored are left out (supersededStatus).
+func (p *pipeline) leasePayload(ctx context.Context, l store.Lease) (store.Lease, schema.WebhookPayload, bool) {
+	payload, readable, err := platformPayload(l.Jobs)
+	if err != nil && readable == 0 {
+		if l, ok := p.shortenLease(l, 1); ok {
+			p.killPlatform(l, "stored event is unreadable: "+err.Error())
+		}
+		return l, payload, false
+	}
+	if err != nil {
+		p.s.log.Error("a stored event is unreadable; posting the events before it", "channel", l.Jobs[0].ChannelID,
+			"job", l.Jobs[readable].ID, "error", err.Error())
+		var ok bool
+		if l, ok = p.shortenLease(l, readable); !ok {
+			return l, payload, false
+		}
+	}
+	kept := payload.Events[:0]
+	for i, ev := range payload.Events {
+		if !p.supersededStatus(ctx, l.Jobs[i], ev) {
+			kept = append(kept, ev)
+		}
+	}
+	payload.Events = kept
+	return l, payload, true
+}
+
+// supersededStatus: job's event is a receipt that a later one, already
+// posted, has overtaken. Posted now it would move the status back in
+// BonyChat: a dead receipt replayed (jobs retry) after BonyChat took a
+// later one. (In a lane's normal order the later receipt comes after this
+// one, and both are posted.) When that cannot be read, it is posted.
+func (p *pipeline) supersededStatus(ctx context.Context, job store.Job, ev schema.Event) bool {
+	if ev.Type != schema.EventMessageStatus || ev.Status == nil {
+		return false
+	}
+	current, err := p.st.StatusOf(ctx, ev.MID)
+	if err != nil || current.Rank <= statusRank[ev.Status.Value] {
+		return false
+	}
+	newest, err := p.st.JobByMID(ctx, store.Platform, ev.MID)
+	if err != nil || newest.ID == job.ID || newest.State != store.Done {
+		return false
+	}
+	p.s.log.Info("a receipt overtaken by a later one BonyChat took is not posted", "mId", ev.MID,
+		"status", ev.Status.Value, "current", current.Value, "job", job.ID)
+	return true
 }
 
 // laneOf names a job's lane (channel and contact).
@@ -160,19 +230,21 @@ func newest(jobs []store.Job) store.Job {
 	return n
 }
 
-func platformPayload(jobs []store.Job) (schema.WebhookPayload, error) {
+// platformPayload is the payload of jobs' events, and how many were read:
+// all but on an error, which stops at the first job that cannot be read.
+func platformPayload(jobs []store.Job) (schema.WebhookPayload, int, error) {
 	p := schema.WebhookPayload{ChannelID: jobs[0].ChannelID, ContactID: jobs[0].ContactID}
-	for _, j := range jobs {
+	for i, j := range jobs {
 		var pj platformJob
 		if err := json.Unmarshal(j.Payload, &pj); err != nil {
-			return p, err
+			return p, i, err
 		}
 		p.Events = append(p.Events, pj.Event)
 		if pj.Contact != nil {
 			p.Contact = pj.Contact // the newest profile wins
 		}
 	}
-	return p, nil
+	return p, len(jobs), nil
 }
 
 func isPermanentPlatformError(err error) bool {
