@@ -79,8 +79,10 @@ func (p *Provider) signingTokens() []string {
 }
 
 // signedParams concatenates name+value of every posted field, sorted by
-// name and, for a name posted more than once, by value (twilio-python
-// sorts the values the same way; twilio-go only ever sees one value).
+// name and, for a name posted more than once, each distinct value once,
+// sorted: as Twilio's own validators sign (twilio-python: `for value in
+// sorted(set(values))`; twilio-node: `Array.from(new Set(values)).sort()`;
+// twilio-go only ever sees one value).
 func signedParams(form url.Values) string {
 	names := make([]string, 0, len(form))
 	for name := range form {
@@ -91,7 +93,7 @@ func signedParams(form url.Values) string {
 	for _, name := range names {
 		values := slices.Clone(form[name])
 		slices.Sort(values)
-		for _, v := range values {
+		for _, v := range slices.Compact(values) {
 			b.WriteString(name)
 			b.WriteString(v)
 		}
