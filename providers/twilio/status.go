@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -73,21 +74,15 @@ func (p *Provider) handleStatus(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	reason := ""
+	if value == schema.StatusFailed {
+		reason = p.failureReason(code, contact, part, parts)
+	}
 	if parts > 1 {
-		value, err = p.wholeMessageStatus(ctx, mid, part, parts, value)
+		value, reason, err = p.wholeMessageStatus(ctx, mid, part, parts, value, reason)
 		if err != nil {
 			p.unavailable(w, mid, "the part's status could not be stored", err)
 			return
-		}
-	}
-	reason := ""
-	if value == schema.StatusFailed {
-		reason = callbackReason(code, contact)
-		if settingsCode(code) { // worded as the /message answer words it
-			reason = providers.SettingsRefusal(p.deps.ChannelID, reason)
-		}
-		if parts > 1 {
-			reason = fmt.Sprintf("part %d of %d: %s", part+1, parts, reason)
 		}
 	}
 	if value != "" {
@@ -117,6 +112,19 @@ func partOf(q url.Values) (part, parts int, err error) {
 		return 0, 0, fmt.Errorf("part and parts must be numbers with 0 <= part < parts <= %d", maxParts)
 	}
 	return part, parts, nil
+}
+
+// failureReason words a failed callback's ErrorCode for the agent, as the
+// /message answer words it, naming the part of a message sent in parts.
+func (p *Provider) failureReason(code, contact string, part, parts int) string {
+	reason := callbackReason(code, contact)
+	if settingsCode(code) {
+		reason = providers.SettingsRefusal(p.deps.ChannelID, reason)
+	}
+	if parts > 1 {
+		reason = fmt.Sprintf("part %d of %d: %s", part+1, parts, reason)
+	}
+	return reason
 }
 
 // partRank orders a part's receipts; failed is handled apart.
@@ -150,42 +158,47 @@ func partLock(channel, mid string) *sync.Mutex {
 }
 
 // wholeMessageStatus records one part's status (record nsPartStatus, key
-// mId, a JSON map part → status) and returns what the message as a whole
-// has reached, "" for nothing to report yet: failed as soon as this part
+// mId, a JSON map part → status, plus the first failure's reason) and
+// returns what the message as a whole has reached, "" for nothing to
+// report yet, with the reason of a failure: failed as soon as a part
 // fails; otherwise sent, delivered or read once every part has reached it.
 //
-// A part that failed earlier has already reported the message failed (and
-// Twilio retries that callback if the report could not be stored), so a
-// later callback of another part reports nothing. The record is written
-// before the report: a retried callback finds its own status there and
-// reports the same aggregate again, which the status sink takes once.
-func (p *Provider) wholeMessageStatus(ctx context.Context, mid string, part, parts int, value string) (string, error) {
+// The record is written before the report, and a message with a failed
+// part reports failed again at every later callback of any part: the
+// failure's own report may have been refused (503), and Twilio does not
+// retry a status callback by default. The status sink takes it once.
+func (p *Provider) wholeMessageStatus(ctx context.Context, mid string, part, parts int, value, reason string) (string, string, error) {
 	mu := partLock(p.deps.ChannelID, mid)
 	mu.Lock()
 	defer mu.Unlock()
 	state := map[string]string{}
 	if _, err := p.getJSON(ctx, nsPartStatus, mid, &state); err != nil {
-		return "", err
+		return "", "", err
 	}
 	key := strconv.Itoa(part)
 	state[key] = mergePart(state[key], value)
-	if err := p.putJSON(ctx, nsPartStatus, mid, state, providers.MessageRecordExpiry()); err != nil {
-		return "", err
+	if state[key] == schema.StatusFailed && state[failedReasonKey] == "" {
+		state[failedReasonKey] = reason
 	}
-	if value == schema.StatusFailed && state[key] == schema.StatusFailed {
-		return schema.StatusFailed, nil
+	if err := p.putJSON(ctx, nsPartStatus, mid, state, providers.MessageRecordExpiry()); err != nil {
+		return "", "", err
 	}
 	whole := schema.StatusRead
 	for i := range parts {
 		s := state[strconv.Itoa(i)]
 		switch {
 		case s == schema.StatusFailed:
-			return "", nil // reported by the part that failed
+			// A record from before the reason was kept has none.
+			return s, cmp.Or(state[failedReasonKey], fmt.Sprintf("part %d of %d failed", i+1, parts)), nil
 		case s == "":
-			return "", nil // a part not heard from yet
-		case partRank[s] < partRank[whole]:
+			whole = "" // a part not heard from yet; a later one may have failed
+		case whole != "" && partRank[s] < partRank[whole]:
 			whole = s
 		}
 	}
-	return whole, nil
+	return whole, "", nil
 }
+
+// failedReasonKey holds, in a message's part record, the reason of its
+// first failed part (the part keys are numbers).
+const failedReasonKey = "failed_reason"

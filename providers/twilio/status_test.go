@@ -204,15 +204,18 @@ func TestStatus_MultiPartMessagesReportTheWhole(t *testing.T) {
 			{1, "delivered", "", "delivered"},
 			{1, "read", "", "read"},
 		}},
+		// Once a part failed, every later callback reports failed again,
+		// with that part's reason: its own report may have been refused,
+		// and the status sink takes it once.
 		{"failed as soon as one part fails", 3, []step{
 			{0, "delivered", "", ""},
 			{1, "undelivered", "30003", "failed"},
-			{2, "delivered", "", ""},
-			{1, "delivered", "", ""}, // failed is final for the part
+			{2, "delivered", "", "failed"},
+			{1, "delivered", "", "failed"}, // failed is final for the part
 		}},
 		{"failed before the others are heard of", 2, []step{
 			{1, "failed", "30007", "failed"},
-			{0, "sent", "", ""},
+			{0, "sent", "", "failed"},
 		}},
 		{"a delivered part does not fail any more", 2, []step{
 			{0, "delivered", "", ""},
@@ -229,7 +232,11 @@ func TestStatus_MultiPartMessagesReportTheWhole(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newHookEnv(t)
+			var failure *step // the first part to fail: every failed report names it
 			for i, s := range tc.steps {
+				if s.want == "failed" && failure == nil {
+					failure = &tc.steps[i]
+				}
 				before := len(e.statuses.Calls())
 				target := e.statusTarget(hookMID, s.part, tc.parts)
 				hookAssertStatusOK(t, e.postSigned(target, hookStatusForm(s.status, s.code).Encode()))
@@ -240,7 +247,7 @@ func TestStatus_MultiPartMessagesReportTheWhole(t *testing.T) {
 				case s.want != "" && (len(calls) != 1 || calls[0].Value != s.want || calls[0].MID != hookMID || calls[0].Contact != hookContact):
 					t.Fatalf("step %d (part %d %s): posted %+v, want %s", i, s.part, s.status, calls, s.want)
 				case s.want == "failed":
-					want := fmt.Sprintf("part %d of %d: %s", s.part+1, tc.parts, callbackReason(s.code, hookContact))
+					want := fmt.Sprintf("part %d of %d: %s", failure.part+1, tc.parts, callbackReason(failure.code, hookContact))
 					if calls[0].Reason != want {
 						t.Fatalf("reason %q, want %q", calls[0].Reason, want)
 					}
