@@ -47,7 +47,7 @@ const (
 	nsOptOut     = "twilio-optout"     // sender|contact → "1" while opted out
 	nsQuickReply = "twilio-quickreply" // channel|contact → quickReplyMemo
 	nsParts      = "twilio-parts"      // mId → partsMemo: the SIDs of the parts sent so far
-	nsPartStatus = "twilio-partstatus" // mId → map part → status, to report the message as a whole
+	nsPartStatus = "twilio-partstatus" // channel|mId → map part → status, to report the message as a whole
 	nsRecentSIDs = "twilio-recent"     // contact → recentSIDs, excluded when reconciling
 	// mId → unix ms: a part Resume did not find yet; Send looks again first.
 	nsUnconfirmed = "twilio-unconfirmed"

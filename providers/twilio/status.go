@@ -158,7 +158,7 @@ func partLock(channel, mid string) *sync.Mutex {
 }
 
 // wholeMessageStatus records one part's status (record nsPartStatus, key
-// mId, a JSON map part → status, plus the first failure's reason) and
+// channel|mId, a JSON map part → status, plus the first failure's reason) and
 // returns what the message as a whole has reached, "" for nothing to
 // report yet, with the reason of a failure: failed as soon as a part
 // fails; otherwise sent, delivered or read once every part has reached it.
@@ -172,15 +172,16 @@ func (p *Provider) wholeMessageStatus(ctx context.Context, mid string, part, par
 	mu.Lock()
 	defer mu.Unlock()
 	state := map[string]string{}
-	if _, err := p.getJSON(ctx, nsPartStatus, mid, &state); err != nil {
+	key := p.deps.ChannelID + "|" + mid // another channel's callbacks never touch it
+	if _, err := p.getJSON(ctx, nsPartStatus, key, &state); err != nil {
 		return "", "", err
 	}
-	key := strconv.Itoa(part)
-	state[key] = mergePart(state[key], value)
-	if state[key] == schema.StatusFailed && state[failedReasonKey] == "" {
+	this := strconv.Itoa(part)
+	state[this] = mergePart(state[this], value)
+	if state[this] == schema.StatusFailed && state[failedReasonKey] == "" {
 		state[failedReasonKey] = reason
 	}
-	if err := p.putJSON(ctx, nsPartStatus, mid, state, providers.MessageRecordExpiry()); err != nil {
+	if err := p.putJSON(ctx, nsPartStatus, key, state, providers.MessageRecordExpiry()); err != nil {
 		return "", "", err
 	}
 	whole := schema.StatusRead

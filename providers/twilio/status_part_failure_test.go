@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/bonychat/bonychat-adapter/providers"
 )
 
 // A part's failure whose report could not be stored (503) stays in the
@@ -32,5 +34,22 @@ func TestAPartFailureRefusedOnceIsReportedByALaterCallback(t *testing.T) {
 	}
 	if calls := e.statuses.Calls(); !strings.HasPrefix(calls[len(calls)-1].Reason, "part 2 of 2: ") {
 		t.Fatalf("reason %q: want the failed part's own", calls[len(calls)-1].Reason)
+	}
+}
+
+// A message's part record belongs to its channel: a callback that another
+// channel takes for the same mId (validly signed with that channel's own
+// token) never marks a part of this channel's message, so it cannot make
+// it fail or hold its delivered back.
+func TestAnotherChannelsCallbackNeverTouchesThePartRecord(t *testing.T) {
+	e := newHookEnv(t)
+	other := newHookEnv(t, func(_ *Config, d *providers.Deps) { d.ChannelID, d.Records = "sms-other", e.records })
+	hookAssertStatusOK(t, other.postSigned(other.statusTarget(hookMID, 1, 2), hookStatusForm("undelivered", "30003").Encode()))
+	for part := range 2 {
+		hookAssertStatusOK(t, e.postSigned(e.statusTarget(hookMID, part, 2), hookStatusForm("delivered", "").Encode()))
+	}
+	calls := e.statuses.Calls()
+	if len(calls) != 1 || calls[0].Value != "delivered" {
+		t.Fatalf("posted %+v: want the message delivered, untouched by the other channel's callback", calls)
 	}
 }
