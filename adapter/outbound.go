@@ -40,7 +40,9 @@ func (p *pipeline) tryDispatch(l store.Lease) bool {
 	p.dispatchMu.RLock()
 	defer p.dispatchMu.RUnlock()
 	if p.noDispatch {
-		if err := p.st.Retry(context.Background(), l.Token, p.now(), ""); err != nil {
+		// Its last error stays: a job start-up marked interrupted must
+		// still be looked up, never sent blindly, after the next start.
+		if err := p.st.Retry(context.Background(), l.Token, p.now(), l.Jobs[0].LastError); err != nil {
 			p.s.log.Error("cannot hand back an outbound job not started before the stop; start-up settles it",
 				"error", err.Error())
 		}
