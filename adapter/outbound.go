@@ -284,6 +284,9 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 		return
 	}
 	err := p.completeDurably(ctx, l.Token, lastError, nil)
+	if errors.Is(err, store.ErrLeaseLost) && p.completedAsWritten(ctx, job.ID, lastError) {
+		err = nil // an earlier try was stored after all (a COMMIT reported failed)
+	}
 	switch {
 	case err == nil:
 		if !p.waiters.deliver(job.MID, outcome{err: se}) {
@@ -300,6 +303,16 @@ func (p *pipeline) finishOutbound(ctx context.Context, l store.Lease, job store.
 		p.waiters.deliver(job.MID, outcome{pending: true})
 		p.finishInBackground(ctx, l, job, se, lastError)
 	}
+}
+
+// completedAsWritten: the job is done with lastError, as this worker's own
+// completion would leave it. A retried write meets ErrLeaseLost when an
+// earlier try that reported an error was stored after all (a failed COMMIT
+// may still be on disk, see store.NotStored): then the outcome must still
+// be told, not dropped as if another worker had taken the job over.
+func (p *pipeline) completedAsWritten(ctx context.Context, id int64, lastError string) bool {
+	j, err := p.st.Job(ctx, id)
+	return err == nil && j.State == store.Done && j.LastError == lastError
 }
 
 // postLateStatus stores the status event of a job completed for a request
