@@ -216,17 +216,21 @@ func (p *pipeline) repeatAnswer(c *gin.Context, ch *channel, idem string, body [
 	providers.WriteJSON(c.Writer, http.StatusOK, map[string]string{"mId": rec.MID})
 }
 
-// firstAnswer waits (a little longer than the first request can) for the
-// answer the first request with this key gave.
+// firstAnswer is the answer the first request with this key gave, waited
+// for while that request still waits for its job's first attempt (at most
+// as long as it can). A first request that is over without its answer
+// stored (cut off, the write failed, the process stopped) gives none: the
+// caller answers from the job at once.
 func (p *pipeline) firstAnswer(ctx context.Context, mID string) (storedAnswer, bool) {
 	deadline := time.Now().Add(p.s.cfg.Outbound.Wait + time.Second)
 	for {
+		waiting := p.waiters.waiting(mID) // before the read: its answer is stored after it stops waiting
 		var first storedAnswer
 		raw, err := p.st.Get(ctx, nsIdempotencyAnswer, mID)
 		if err == nil && json.Unmarshal(raw, &first) == nil {
 			return first, true
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if !waiting || time.Now().After(deadline) || ctx.Err() != nil {
 			return storedAnswer{}, false
 		}
 		time.Sleep(50 * time.Millisecond)
