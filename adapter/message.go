@@ -106,17 +106,22 @@ type storedAnswer struct {
 
 // enqueueOutbound stores the job, leased to this request when its contact
 // has nothing queued and a worker slot is free (outbound.workers bounds the
-// sends in flight either way), and the server is not draining (a send
+// sends in flight either way: a lease comes with the slot it was taken
+// for, which tryDispatch uses), and the server is not draining (a send
 // started then might not end before the process does).
 func (p *pipeline) enqueueOutbound(ctx context.Context, job store.NewJob, keys []store.Key) (int64, *store.Lease, error) {
-	if int(p.outBusy.Load()) >= p.s.cfg.Outbound.Workers || p.s.draining.Load() {
+	if p.s.draining.Load() || p.takeSlots(1) == 0 {
 		ids, err := p.st.Enqueue(ctx, []store.NewJob{job}, keys)
 		if err != nil {
 			return 0, nil, err
 		}
 		return ids[0], nil, nil
 	}
-	return p.st.EnqueueLeased(ctx, job, keys, p.now(), p.outboundLease())
+	id, lease, err := p.st.EnqueueLeased(ctx, job, keys, p.now(), p.outboundLease())
+	if lease == nil {
+		p.giveSlots(1) // stored to wait its turn, or not stored
+	}
+	return id, lease, err
 }
 
 // await waits for the first attempt's outcome, at most outbound.wait.

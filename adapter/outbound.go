@@ -16,30 +16,57 @@ import (
 // leaseOutbound starts one goroutine per leased lane, up to
 // outbound.workers at once, and reports how many it started.
 func (p *pipeline) leaseOutbound(ctx context.Context) int {
-	free := p.s.cfg.Outbound.Workers - int(p.outBusy.Load())
-	if free <= 0 {
+	free := p.takeSlots(p.s.cfg.Outbound.Workers)
+	if free == 0 {
 		return 0
 	}
 	leases, err := p.st.Lease(ctx, store.LeaseRequest{Queue: store.Outbound, Now: p.now(), For: p.outboundLease(),
 		Lanes: free, PerLane: 1})
 	if err != nil {
 		p.s.log.Error("lease outbound jobs", "error", err.Error())
-		return 0
+		leases = nil
 	}
+	p.giveSlots(free - len(leases))
 	for _, l := range leases {
 		p.tryDispatch(l)
 	}
 	return len(leases)
 }
 
-// tryDispatch runs a leased job unless the drain has begun; then the job
-// goes back to pending for start-up (a send started now might still be in
-// flight when the process exits, and start-up could only call its outcome
-// unknown). False when it was not dispatched.
+// takeSlots takes up to n of outbound.workers' free slots, before the
+// leases that will use them are taken: a check of the count and a later
+// increment would let concurrent /message requests to idle contacts all
+// pass the check. It returns how many it took; giveSlots returns unused
+// ones, and each dispatched job's goroutine its own at its end.
+func (p *pipeline) takeSlots(n int) int {
+	for {
+		busy := p.outBusy.Load()
+		take := min(int32(n), int32(p.s.cfg.Outbound.Workers)-busy)
+		if take <= 0 {
+			return 0
+		}
+		if p.outBusy.CompareAndSwap(busy, busy+take) {
+			return int(take)
+		}
+	}
+}
+
+func (p *pipeline) giveSlots(n int) {
+	if n > 0 {
+		p.outBusy.Add(-int32(n))
+	}
+}
+
+// tryDispatch runs a leased job, on the worker slot its caller took,
+// unless the drain has begun; then the job goes back to pending for
+// start-up (a send started now might still be in flight when the process
+// exits, and start-up could only call its outcome unknown), and the slot
+// is given back. False when it was not dispatched.
 func (p *pipeline) tryDispatch(l store.Lease) bool {
 	p.dispatchMu.RLock()
 	defer p.dispatchMu.RUnlock()
 	if p.noDispatch {
+		p.giveSlots(1)
 		// Its last error stays: a job start-up marked interrupted must
 		// still be looked up, never sent blindly, after the next start.
 		if err := p.st.Retry(context.Background(), l.Token, p.now(), l.Jobs[0].LastError); err != nil {
@@ -61,9 +88,9 @@ func (p *pipeline) stopDispatch() {
 	p.stopOnce.Do(func() { close(p.stopping) })
 }
 
-// dispatchOutbound runs a leased job in its own goroutine.
+// dispatchOutbound runs a leased job in its own goroutine, which gives
+// back the worker slot taken for it when it ends.
 func (p *pipeline) dispatchOutbound(l store.Lease) {
-	p.outBusy.Add(1)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
