@@ -47,6 +47,16 @@ type rawMessage struct {
 	// of the part count); parts counts them all.
 	texts, htmls []string
 	parts        int
+	// problems are the parts that could not be read whole, for the log.
+	problems []string
+}
+
+// unreadParts are the problems of the parts that could not be read whole.
+func (m *rawMessage) unreadParts() []string {
+	if m == nil {
+		return nil
+	}
+	return m.problems
 }
 
 func (m *rawMessage) headerValue(name string) string {
@@ -89,6 +99,9 @@ func forwardRawMessage(f *Forward, r *http.Request) (*rawMessage, error) {
 	var m *rawMessage
 	if err == nil {
 		m, err = parseRawMIME(raw)
+	}
+	for _, problem := range m.unreadParts() {
+		f.problem("body-mime: %s", problem)
 	}
 	switch {
 	case err == nil:
@@ -165,16 +178,21 @@ func (m *rawMessage) walk(h textproto.MIMEHeader, body io.Reader, depth int) err
 	}
 	data, err := io.ReadAll(transferDecoded(h, body))
 	if err != nil {
-		return fmt.Errorf("reading a %s part: %w", mediaType, err)
+		// The rest of the mail stays: the next boundary is found again, or
+		// the walk ends where the mail does (one cut short, or without its
+		// closing boundary, as some mail programs write it).
+		m.problems = append(m.problems, fmt.Sprintf("reading a %s part: %v", mediaType, err))
 	}
-	m.add(h, mediaType, params, data)
+	m.add(h, mediaType, params, data, err != nil)
 	return nil
 }
 
 // add keeps a leaf part: inline text/plain as the text, inline text/html
 // as the HTML, anything else (named, "attachment", or another type) as an
-// attachment.
-func (m *rawMessage) add(h textproto.MIMEHeader, mediaType string, params map[string]string, data []byte) {
+// attachment. Of a part that could not be read whole (broken), a text
+// keeps the words read before the fault, an attachment becomes a note for
+// the agent instead of a broken file.
+func (m *rawMessage) add(h textproto.MIMEHeader, mediaType string, params map[string]string, data []byte, broken bool) {
 	disposition, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
 	name := decodeHeader(dparams["filename"])
 	if name == "" {
@@ -187,8 +205,12 @@ func (m *rawMessage) add(h textproto.MIMEHeader, mediaType string, params map[st
 	case inline && mediaType == "text/html":
 		m.htmls = append(m.htmls, toUTF8(data, params["charset"]))
 	default:
-		m.attachments = append(m.attachments, ForwardAttachment{FileName: baseName(name), ContentType: mediaType,
-			Body: data, ContentID: strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")})
+		a := ForwardAttachment{FileName: baseName(name), ContentType: mediaType,
+			Body: data, ContentID: strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")}
+		if broken {
+			a.Body, a.Problem = nil, "it could not be read"
+		}
+		m.attachments = append(m.attachments, a)
 	}
 }
 
