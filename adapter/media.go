@@ -40,7 +40,7 @@ var mediaIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // it is served at, valid for media.retention.
 func (m *mediaStore) Save(ctx context.Context, fileName, contentType string, body []byte) (string, error) {
 	if int64(len(body)) > m.cfg.MaxBytes {
-		return "", fmt.Errorf("media of %d bytes is over media.max_bytes", len(body))
+		return "", fmt.Errorf("%w: %d bytes", providers.ErrMediaTooLarge, len(body))
 	}
 	id, err := newMediaID()
 	if err != nil {

@@ -6,6 +6,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -124,10 +125,15 @@ func (f IngestFunc) Ingest(ctx context.Context, in Inbound) ([]string, error) { 
 
 // MediaSink stores media that BonyChat could not open from the provider
 // (it needs credentials, or has no URL at all) and returns a public URL of
-// this server for it.
+// this server for it. A body over the size it keeps (media.max_bytes) is
+// refused with ErrMediaTooLarge: no retry mends that, so the caller posts
+// a note instead of failing the message.
 type MediaSink interface {
 	Save(ctx context.Context, fileName, contentType string, body []byte) (url string, err error)
 }
+
+// ErrMediaTooLarge is a MediaSink's refusal of a body over its size limit.
+var ErrMediaTooLarge = errors.New("media over the size this server keeps (media.max_bytes)")
 
 // MediaDiscarder is implemented by a MediaSink that can take back what it
 // saved: Discard removes the media at urls (as Save returned them), file

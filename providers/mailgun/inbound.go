@@ -702,6 +702,12 @@ func (p *Provider) inboundAttachment(ctx context.Context, a ForwardAttachment, n
 	}
 	name := inboundFileName(a, n)
 	link, err := p.deps.Media.Save(ctx, name, a.ContentType, a.Body)
+	if errors.Is(err, providers.ErrMediaTooLarge) {
+		// A mail may carry up to Mailgun's 64 MiB: one too large for
+		// media.max_bytes is a note, never a 503 that every retry repeats.
+		return schema.TextMessage(fmt.Sprintf("(attachment %q of this e-mail is missing: it is larger than this server keeps)",
+			name)), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mailgun: saving attachment %d: %w", n, err)
 	}
