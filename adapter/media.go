@@ -163,6 +163,12 @@ func extensionFor(contentType string) string {
 	return ".bin"
 }
 
+// writeFileSync writes body to path durably before the media record is
+// stored: the file and then, after the rename, its folder and the folder
+// above it (which MkdirAll may have just made), so that on a file system
+// that does not make a rename durable with another file's fsync (btrfs),
+// a power loss cannot leave a record whose file is only the .tmp that
+// start-up removes.
 func writeFileSync(path string, body []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
@@ -179,7 +185,19 @@ func writeFileSync(path string, body []byte) error {
 		_ = os.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return errors.Join(syncDir(filepath.Dir(path)), syncDir(filepath.Dir(filepath.Dir(path))))
+}
+
+// syncDir makes the entries of a folder (a rename, a new folder) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // handleMedia is GET /media/{id}/{fileName}: the file with its type, length
