@@ -171,14 +171,19 @@ var (
 // statement on every run.
 func limitBucket(n int) string { return strconv.Itoa(roundUpPow2(n)) }
 
-// roundUpPow2 is the smallest power of two not below n (1 for n <= 1).
+// roundUpPow2 is the smallest power of two not below n (1 for n <= 1), at
+// most maxLimitBucket: a larger LIMIT is no limit to these queries, and
+// doubling on towards a huge n (math.MaxInt for "no limit") would overflow
+// and spin for ever inside the writer's open transaction.
 func roundUpPow2(n int) int {
 	b := 1
-	for b < n {
+	for b < n && b < maxLimitBucket {
 		b *= 2
 	}
 	return b
 }
+
+const maxLimitBucket = 1 << 30
 
 // laneNextQuery lists up to limit (rounded up) active jobs of a lane after
 // an id (0: from its first), in order. Arguments: queue, channel, contact,
