@@ -115,10 +115,13 @@ func (c *Config) address(number string) string {
 }
 
 // sender identifies the sending side for opt-outs, which Twilio keeps per
-// sender–recipient pair (per Messaging Service when one is used).
+// sender–recipient pair (per Messaging Service when one is used). A
+// WhatsApp sender is whatsapp:+number, another pair than the same number's
+// SMS: a STOP by SMS must not silence the WhatsApp channel on that number,
+// nor the reverse.
 func (c *Config) sender() string {
 	if c.MessagingServiceSID != "" {
-		return c.MessagingServiceSID
+		return c.address(c.MessagingServiceSID)
 	}
-	return c.From
+	return c.address(c.From)
 }
