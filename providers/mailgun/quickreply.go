@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bonychat/bonychat-adapter/providers"
 	"github.com/bonychat/bonychat-adapter/schema"
 )
 
@@ -26,12 +27,13 @@ type quickReplyMemo struct {
 func (p *Provider) quickReplyKey(contactID string) string { return p.deps.ChannelID + "|" + contactID }
 
 // rememberOptions records the options just offered to a contact.
-func (p *Provider) rememberOptions(ctx context.Context, contactID string, options []string) error {
+// (undo puts back the options offered before: see providers.OfferRecord.)
+func (p *Provider) rememberOptions(ctx context.Context, contactID string, options []string) (undo func(), err error) {
 	raw, err := json.Marshal(quickReplyMemo{Options: options, Expires: p.now().Add(quickReplyTTL)})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return p.deps.Records.Put(ctx, nsQuickReply, p.quickReplyKey(contactID), raw)
+	return providers.OfferRecord(ctx, p.deps.Records, nsQuickReply, p.quickReplyKey(contactID), raw)
 }
 
 // mapQuickReplyAnswers replaces a text event that answers the options last

@@ -64,8 +64,9 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	if err != nil {
 		return providers.Sent{}, err
 	}
+	undo := func() {}
 	if m.Type == schema.TypeQuickReply { // before sending: the answer may come quickly
-		if err := p.rememberOptions(ctx, to.ContactID, m.Replies); err != nil {
+		if undo, err = p.rememberOptions(ctx, to.ContactID, m.Replies); err != nil {
 			return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "cannot remember the reply options", Err: err}
 		}
 	}
@@ -74,6 +75,9 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	msgID := messageID(mID, p.cfg.Domain)
 	id, err := p.sendOnce(ctx, mID, msgID, addr, p.message(addr, mID, t, b))
 	if err != nil {
+		if providers.RefusedUnsent(providers.Sent{}, err) {
+			undo() // the contact still answers the options they got
+		}
 		return providers.Sent{}, err
 	}
 	id = strings.Trim(id, "<> ")

@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -41,13 +42,19 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 		return providers.Sent{}, &providers.SendError{Kind: providers.Permanent, Reason: OptOutReason, Code: "21610"}
 	}
 	parts := p.render(m)
-	if m.Type == schema.TypeQuickReply {
-		memo := quickReplyMemo{Options: m.Replies, Expires: p.now().Add(quickReplyTTL)}
-		if err := p.putJSON(ctx, nsQuickReply, p.quickReplyKey(to.ContactID), memo, time.Time{}); err != nil {
-			return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "cannot remember the reply options", Err: err}
-		}
+	if m.Type != schema.TypeQuickReply {
+		return p.sendParts(ctx, to.ContactID, mID, parts)
 	}
-	return p.sendParts(ctx, to.ContactID, mID, parts)
+	memo, _ := json.Marshal(quickReplyMemo{Options: m.Replies, Expires: p.now().Add(quickReplyTTL)})
+	undo, err := providers.OfferRecord(ctx, p.deps.Records, nsQuickReply, p.quickReplyKey(to.ContactID), memo)
+	if err != nil {
+		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "cannot remember the reply options", Err: err}
+	}
+	sent, err := p.sendParts(ctx, to.ContactID, mID, parts)
+	if providers.RefusedUnsent(sent, err) {
+		undo() // the contact still answers the options they got
+	}
+	return sent, err
 }
 
 // unconfirmed marks the part of a message that may be at Twilio unseen:
