@@ -261,7 +261,12 @@ func yamlProblems(err error) []string {
 // and stays, as do two of them ("expected ',' or ']'").
 var quotedValue = regexp.MustCompile("`[^`]*`|'[^'\\s]{2,}'")
 
-var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef matches "$$", a ${...} reference, and a "${" that never closes:
+// any that is not ${NAME} is a problem (envName), never literal text, or a
+// ${TOKEN:-fallback} or ${sms-token} would become the secret itself.
+var envRef = regexp.MustCompile(`\$\$|\$\{[^}]*\}|\$\{`)
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // expandNode replaces ${VAR} in scalar values (not keys, not comments); "$$"
 // is a literal "$". An unset variable is a problem, never an empty string.
@@ -284,7 +289,13 @@ func expandNode(n *yaml.Node, path string, lookup func(string) (string, bool), p
 			if ref == "$$" {
 				return "$"
 			}
-			name := ref[2 : len(ref)-1]
+			name := strings.TrimSuffix(ref[2:], "}")
+			if !strings.HasSuffix(ref, "}") || !envName.MatchString(name) {
+				// The reference is not echoed: it may hold a fallback secret.
+				*problems = append(*problems, fmt.Sprintf("%s: a ${...} reference must be ${NAME} (letters, digits, _); "+
+					"write $$ for a literal $", path))
+				return ""
+			}
 			v, ok := lookup(name)
 			if !ok {
 				*problems = append(*problems, fmt.Sprintf("%s: environment variable %s is not set", path, name))
