@@ -316,6 +316,10 @@ func joinKey(path, key string) string {
 	return path + "." + key
 }
 
+// maxOutboundWorkers bounds outbound.workers far above any provider's
+// concurrency limit, and within the int32 the busy count is kept in.
+const maxOutboundWorkers = 10000
+
 func (c *Config) validate() []string {
 	var p problemList
 	p.check(c.Listen != "", "listen", "required")
@@ -328,9 +332,12 @@ func (c *Config) validate() []string {
 	p.check(slices.Contains([]string{"json", "text"}, c.Log.Format), "log.format", "must be json or text")
 	p.check(c.HTTP.MaxBodyBytes > 0, "http.max_body_bytes", "must be greater than 0")
 	for key, d := range map[string]time.Duration{"read_header_timeout": c.HTTP.ReadHeaderTimeout, "read_timeout": c.HTTP.ReadTimeout,
-		"write_timeout": c.HTTP.WriteTimeout, "idle_timeout": c.HTTP.IdleTimeout, "shutdown_timeout": c.HTTP.ShutdownTimeout} {
-		p.check(d >= 0, "http."+key, "must not be negative")
+		"write_timeout": c.HTTP.WriteTimeout, "idle_timeout": c.HTTP.IdleTimeout} {
+		p.check(d >= 0, "http."+key, "must not be negative") // 0: no limit
 	}
+	// 0 is no time at all, not "no limit": every stop would cut the
+	// requests in flight, and a /message stored but unanswered comes again.
+	p.check(c.HTTP.ShutdownTimeout > 0, "http.shutdown_timeout", "must be greater than 0")
 	p.check(c.Platform.WebhookURL == "" || schema.IsHTTPURL(c.Platform.WebhookURL), "platform.webhook_url", "must be an absolute http(s) URL")
 	p.check(c.Platform.Retries >= 0, "platform.retries", "must be 0 or more")
 	p.backoff("platform", c.Platform.RetryMin, c.Platform.RetryMax)
@@ -343,7 +350,8 @@ func (c *Config) validate() []string {
 	p.check(c.HTTP.WriteTimeout == 0 || c.Outbound.Wait+5*time.Second <= c.HTTP.WriteTimeout, "outbound.wait",
 		"must be at least 5s below http.write_timeout, or the answer cannot be written")
 	p.check(c.Outbound.MaxAge > 0, "outbound.max_age", "must be greater than 0")
-	p.check(c.Outbound.Workers > 0, "outbound.workers", "must be greater than 0")
+	p.check(c.Outbound.Workers > 0 && c.Outbound.Workers <= maxOutboundWorkers, "outbound.workers",
+		fmt.Sprintf("must be between 1 and %d", maxOutboundWorkers))
 	p.check(c.Outbound.SendTimeout > 0, "outbound.send_timeout", "must be greater than 0")
 	p.check(c.Inbound.DedupeWindow > 0, "inbound.dedupe_window", "must be greater than 0")
 	p.check(c.Media.Dir != "", "media.dir", "required")
