@@ -57,6 +57,9 @@ func (p *pipeline) accept(c *gin.Context, ch *channel, req *schema.MessageReques
 	if idem != "" {
 		keys = []store.Key{{Name: idempotencyName(ch.cfg.ID, idem), Expires: p.now().Add(idempotencyWindow),
 			Value: mustJSON(idemRecord{MID: mID, BodyHash: bodyHash(body)})}}
+		// Until its answer is stored, a repeat waits for it (firstAnswer).
+		p.answering.Store(mID, struct{}{})
+		defer p.answering.Delete(mID)
 	}
 	done := p.waiters.add(mID)
 	// A contact with nothing queued gets the job leased in the same write,
@@ -222,14 +225,14 @@ func (p *pipeline) repeatAnswer(c *gin.Context, ch *channel, idem string, body [
 }
 
 // firstAnswer is the answer the first request with this key gave, waited
-// for while that request still waits for its job's first attempt (at most
-// as long as it can). A first request that is over without its answer
+// for while that request is still on its way to storing it (at most as
+// long as it can take). A first request that is over without its answer
 // stored (cut off, the write failed, the process stopped) gives none: the
 // caller answers from the job at once.
 func (p *pipeline) firstAnswer(ctx context.Context, mID string) (storedAnswer, bool) {
 	deadline := time.Now().Add(p.s.cfg.Outbound.Wait + time.Second)
 	for {
-		waiting := p.waiters.waiting(mID) // before the read: its answer is stored after it stops waiting
+		_, waiting := p.answering.Load(mID) // before the read: it ends after the answer is stored
 		var first storedAnswer
 		raw, err := p.st.Get(ctx, nsIdempotencyAnswer, mID)
 		if err == nil && json.Unmarshal(raw, &first) == nil {

@@ -23,17 +23,20 @@ const (
 // pipeline drains the store: outbound jobs to providers, platform jobs to
 // BonyChat. Every job is in the store before anyone is told "yes".
 type pipeline struct {
-	s        *Server
-	st       store.Store
-	waiters  *waiters
-	outWake  chan struct{}
-	platWake chan struct{}
-	limiters map[string]*rate.Limiter
-	statusMu providers.KeyedMutex // per mId: checking and advancing a status cannot interleave
-	wg       sync.WaitGroup
-	outBusy  atomic.Int32
-	platBusy atomic.Int32
-	now      func() time.Time
+	s       *Server
+	st      store.Store
+	waiters *waiters
+	// answering holds the mIds of keyed /message requests that have not
+	// stored their answer yet: a repeat with the key waits for it.
+	answering sync.Map
+	outWake   chan struct{}
+	platWake  chan struct{}
+	limiters  map[string]*rate.Limiter
+	statusMu  providers.KeyedMutex // per mId: checking and advancing a status cannot interleave
+	wg        sync.WaitGroup
+	outBusy   atomic.Int32
+	platBusy  atomic.Int32
+	now       func() time.Time
 	// stopping is closed when sends may no longer start (stopDispatch):
 	// the drain, the workers' stop, or Close. It exists from the start, so
 	// a send a request dispatched without StartWorkers can see it too.

@@ -58,14 +58,6 @@ func (w *waiters) claim(mID string) bool {
 	return ok
 }
 
-// waiting: a request still waits for mID's outcome.
-func (w *waiters) waiting(mID string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_, ok := w.m[mID]
-	return ok
-}
-
 // deliver hands the outcome to a waiting request; false when nobody waits,
 // so the caller must report it another way.
 func (w *waiters) deliver(mID string, o outcome) bool {
