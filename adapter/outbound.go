@@ -391,7 +391,13 @@ func (p *pipeline) finishInBackground(ctx context.Context, l store.Lease, job st
 	err := p.writeUntilTaken(job.MID, "the end of an outbound job", func() error {
 		return p.completeWithStatus(ctx, l, job, value, reason, lastError)
 	})
-	if errors.Is(err, store.ErrLeaseLost) {
+	switch {
+	case errors.Is(err, store.ErrLeaseLost) && p.completedAsWritten(ctx, job.ID, lastError):
+		// An earlier try of this end was stored after all, perhaps the
+		// request's own completion, which carries no status: post it apart
+		// (postStatus drops it if it was stored with the completion).
+		p.postLateStatus(ctx, job, se)
+	case errors.Is(err, store.ErrLeaseLost):
 		p.s.log.Error("outbound job taken over before its end was recorded; its status is not posted from here", "mId", job.MID)
 	}
 }

@@ -28,12 +28,12 @@ func (p *Provider) quickReplyKey(contactID string) string { return p.deps.Channe
 
 // rememberOptions records the options just offered to a contact.
 // (undo puts back the options offered before: see providers.OfferRecord.)
-func (p *Provider) rememberOptions(ctx context.Context, contactID string, options []string) (undo func(), err error) {
+func (p *Provider) rememberOptions(ctx context.Context, contactID, mID string, options []string) (undo func(), err error) {
 	raw, err := json.Marshal(quickReplyMemo{Options: options, Expires: p.now().Add(quickReplyTTL)})
 	if err != nil {
 		return nil, err
 	}
-	return providers.OfferRecord(ctx, p.deps.Records, nsQuickReply, p.quickReplyKey(contactID), raw)
+	return providers.OfferRecord(ctx, p.deps.Records, nsQuickReply, p.quickReplyKey(contactID), mID, raw)
 }
 
 // mapQuickReplyAnswers replaces a text event that answers the options last

@@ -28,7 +28,7 @@ func TestChosenOption(t *testing.T) {
 func TestQuickReplyAnswerReachesBonyChatAsTheOption(t *testing.T) {
 	env := hdSetup(t)
 	ctx := t.Context()
-	if _, err := env.p.rememberOptions(ctx, "jane=doe@example=org", []string{"Track my order", "Talk to a human"}); err != nil {
+	if _, err := env.p.rememberOptions(ctx, "jane=doe@example=org", "m0", []string{"Track my order", "Talk to a human"}); err != nil {
 		t.Fatal(err)
 	}
 	events := []schema.Event{{Type: "message", MID: "m1", Message: schema.TextMessage("2")}}

@@ -66,7 +66,7 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 	}
 	undo := func() {}
 	if m.Type == schema.TypeQuickReply { // before sending: the answer may come quickly
-		if undo, err = p.rememberOptions(ctx, to.ContactID, m.Replies); err != nil {
+		if undo, err = p.rememberOptions(ctx, to.ContactID, mID, m.Replies); err != nil {
 			return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "cannot remember the reply options", Err: err}
 		}
 	}

@@ -46,7 +46,7 @@ func (p *Provider) Send(ctx context.Context, to providers.Recipient, m schema.Me
 		return p.sendParts(ctx, to.ContactID, mID, parts)
 	}
 	memo, _ := json.Marshal(quickReplyMemo{Options: m.Replies, Expires: p.now().Add(quickReplyTTL)})
-	undo, err := providers.OfferRecord(ctx, p.deps.Records, nsQuickReply, p.quickReplyKey(to.ContactID), memo)
+	undo, err := providers.OfferRecord(ctx, p.deps.Records, nsQuickReply, p.quickReplyKey(to.ContactID), mID, memo)
 	if err != nil {
 		return providers.Sent{}, &providers.SendError{Kind: providers.Unreachable, Reason: "cannot remember the reply options", Err: err}
 	}
