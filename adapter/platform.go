@@ -119,11 +119,14 @@ func retryableStatus(code int) bool {
 
 // retryAfterBackoff is retryablehttp's exponential backoff, or BonyChat's
 // Retry-After on any retried answer (the policy keeps it within max).
+// DefaultBackoff gets no response: it would read a Retry-After our parser
+// refused (a signed number, a date in another zone than GMT) and sleep it
+// uncapped, inside a request the stop cannot end and past the lease.
 func retryAfterBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
 	if ra := retryAfter(resp); ra > 0 {
 		return min(ra, hi)
 	}
-	return retryablehttp.DefaultBackoff(lo, hi, attempt, resp)
+	return min(retryablehttp.DefaultBackoff(lo, hi, attempt, nil), hi)
 }
 
 // retryAfter is BonyChat's Retry-After on an answer worth retrying
